@@ -1,0 +1,220 @@
+/*
+ * store.h -- the data: resources and their versions, blind-index search,
+ * wrapped keys, and the rows of the audit trail.  SQLite today; a PostgreSQL
+ * backend implements this same interface later.
+ *
+ * What this subsystem owns: the database and every line of SQL in medvault.
+ * Every clinical byte it writes is first sealed by crypto/ under its owner's
+ * data key, with associated data binding (type, id, version, patient), so a
+ * ciphertext copied onto another row or patient fails to open.  Searchable
+ * values are stored only as keyed blind-index tokens, never in plaintext.
+ *
+ * What it must never do: decide who may read what (policy/), parse FHIR
+ * (fhir/), speak HTTP (http/), or compute the audit chain (audit/).  It stores
+ * what it is given, sealed, and gives back what it stored, opened.
+ *
+ * Ownership: every out-parameter struct is filled by the callee and released
+ * by the caller with its matching _free function.  Strings passed in are
+ * borrowed for the duration of the call.
+ *
+ * Threads: a store may be shared by threads.  Reads run concurrently (WAL);
+ * store_txn_begin() serialises writers.  A store_txn belongs to one thread.
+ */
+#ifndef MV_STORE_H
+#define MV_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "../util/util.h"
+#include "../crypto/crypto.h"
+
+typedef struct mv_store mv_store;
+typedef struct store_txn store_txn;
+
+/* How to obtain the root key: exactly one of key_file / passphrase. */
+typedef struct store_unlock {
+    const char *key_file;
+    const void *passphrase;
+    size_t passphrase_len;
+} store_unlock;
+
+/* ---- Lifecycle ------------------------------------------------------------ */
+
+/* Create a new store in dir (created with mode 0700; refused with MV_E_EXISTS
+ * when it already holds a store or any file).  For a key-file store, the key
+ * file must already exist (crypto_keyfile_create).  Creates the database in
+ * WAL mode, master key version 1 and the "#system", "#index" and "#audit"
+ * data keys.  Returns the open store. */
+int store_create(const char *dir, const store_unlock *u, mv_store **out,
+                 mv_err *err);
+
+/* Open an existing store.  MV_E_NOTFOUND when dir holds none; MV_E_KEY when
+ * the passphrase or key file is wrong; MV_E_PERM for an unsafe key file. */
+int store_open(const char *dir, const store_unlock *u, mv_store **out,
+               mv_err *err);
+
+/* Close and wipe every key (NULL allowed). */
+void store_close(mv_store *s);
+
+/* The keyring and the reserved data-key references, for audit/ (chain and
+ * signing keys).  Borrowed: valid until store_close or the next rotation. */
+crypto_keyring *store_keyring(mv_store *s);
+int store_owner_ref(mv_store *s, const char *reserved_owner,
+                    crypto_dk_ref *out, mv_err *err);
+
+/* The store's random id (binds exported checkpoints to this store). */
+void store_id(const mv_store *s, unsigned char out[MV_STORE_ID_BYTES]);
+const char *store_dir(const mv_store *s);
+
+/* ---- Write transactions --------------------------------------------------- */
+
+/* Begin a write transaction (BEGIN IMMEDIATE on the one writer connection).
+ * Blocks while another thread holds one. */
+int  store_txn_begin(mv_store *s, store_txn **out, mv_err *err);
+/* Commit durably (synchronous=FULL: the WAL is fsynced) and free the txn. */
+int  store_txn_commit(store_txn *t, mv_err *err);
+/* Roll back and free the txn (NULL allowed). */
+void store_txn_rollback(store_txn *t);
+/* Nested units inside one transaction (group commit undoes one unit). */
+int  store_txn_savepoint(store_txn *t, mv_err *err);
+int  store_txn_release(store_txn *t, mv_err *err);
+int  store_txn_rollback_to(store_txn *t, mv_err *err);
+mv_store *store_txn_store(store_txn *t);
+
+/* A searchable value, already canonical (search/terms.h): stored as the
+ * blind-index token HMAC(index key of `param`, value). */
+typedef struct store_term {
+    const char *param;   /* "identifier", "family", "birthdate", ...       */
+    const char *value;   /* canonical form                                */
+} store_term;
+
+typedef struct store_write {
+    const char *type;          /* resource type, "Patient"                   */
+    const char *id;            /* resource id                                */
+    const char *patient;       /* owning patient id, NULL = system resource  */
+    int64_t if_version;        /* >0: must be the current version (If-Match);
+                                  0: must not exist yet; -1: no check        */
+    const void *body;          /* plaintext JSON (NULL with deleted)         */
+    size_t body_len;
+    int deleted;               /* 1: a logical delete (new version, no body) */
+    const store_term *terms;   /* replace this resource's index tokens       */
+    size_t n_terms;
+} store_write;
+
+/* Store a new version of a resource, sealed under its patient's data key (or
+ * "#system").  The first resource of a patient creates its data key.  Fails
+ * with MV_E_GONE when the patient was erased, MV_E_CONFLICT when if_version
+ * does not hold.  *version_out receives the new version number (1, 2, ...). */
+int store_put(store_txn *t, const store_write *w, int64_t *version_out,
+              mv_err *err);
+
+/* Crypto-shredding: destroy the patient's data key so that every version of
+ * every resource it owns becomes unreadable (MV_E_GONE), and drop its index
+ * tokens.  Resource rows, ids and audit rows remain (pseudonymous). */
+int store_erase_patient(store_txn *t, const char *patient, mv_err *err);
+
+/* After an erase commits: checkpoint and truncate the WAL so that no copy of
+ * the destroyed wrapped key survives in the database files. */
+int store_scrub(mv_store *s, mv_err *err);
+
+/* ---- Reads ---------------------------------------------------------------- */
+
+typedef struct store_resource {
+    char *type;
+    char *id;
+    char *patient;          /* NULL for a system resource */
+    int64_t version;
+    int64_t updated_us;     /* UTC microseconds */
+    int deleted;
+    mv_buf body;            /* opened plaintext; empty when deleted */
+} store_resource;
+void store_resource_free(store_resource *r);
+
+/* Read one version (version 0 = current).  MV_E_NOTFOUND when absent,
+ * MV_E_GONE when the patient was erased, MV_E_INTEGRITY when the stored
+ * ciphertext fails authentication.  A deleted current version is returned
+ * with deleted = 1 (the caller decides: FHIR answers 410). */
+int store_get(mv_store *s, const char *type, const char *id, int64_t version,
+              store_resource *out, mv_err *err);
+
+/* Every version of one resource (id != NULL) or of a type (id == NULL),
+ * newest first, at most limit (0 = no limit). Caller frees with
+ * store_resources_free. */
+int store_history(mv_store *s, const char *type, const char *id,
+                  size_t limit, store_resource **out, size_t *n, mv_err *err);
+void store_resources_free(store_resource *v, size_t n);
+
+/* Ids of current, non-deleted resources of type matching every term (AND),
+ * answered from blind-index tokens only.  Caller frees with store_ids_free. */
+int store_search(mv_store *s, const char *type, const store_term *terms,
+                 size_t n_terms, char ***ids, size_t *n, mv_err *err);
+void store_ids_free(char **ids, size_t n);
+
+/* The patient ids the store holds a data key for (not erased). */
+int store_patients(mv_store *s, char ***ids, size_t *n, mv_err *err);
+/* 1 when the patient was erased, 0 when not, -1 on error. */
+int store_patient_erased(mv_store *s, const char *patient, mv_err *err);
+
+/* ---- Key rotation --------------------------------------------------------- */
+
+/* Start a rotation: create master version current+1 and make it current, in
+ * one transaction.  When a previous rotation was interrupted (data keys still
+ * wrapped under an older version), resume it instead: *resumed = 1 and no new
+ * version is created.  *version receives the version being rotated to. */
+int store_rotate_begin(mv_store *s, uint32_t *version, int *resumed,
+                       mv_err *err);
+/* Re-wrap up to batch data keys still under an older master version, in one
+ * transaction; *remaining receives how many are left after it. */
+int store_rotate_step(mv_store *s, size_t batch, size_t *done,
+                      size_t *remaining, mv_err *err);
+/* When nothing is left under older versions, delete the old master keys. */
+int store_rotate_finish(mv_store *s, mv_err *err);
+
+/* ---- Audit rows (the chain itself is computed by audit/) ----------------- */
+
+typedef struct store_audit_row {
+    int64_t seq;            /* 1, 2, 3, ... without gaps */
+    int64_t ts_us;
+    const char *actor;
+    const char *action;
+    const char *outcome;
+    const char *resources;  /* space-separated "Type/id/_history/n" refs     */
+    const char *patient;    /* pseudonymous patient id or NULL               */
+    const char *source;     /* source address or "cli"                      */
+    const char *session;    /* session reference (never a token)             */
+    const char *purpose;    /* purpose of use, e.g. "BTG: reason"            */
+    const char *request_id;
+    unsigned char prev[MV_HASH_BYTES];
+    unsigned char hash[MV_HASH_BYTES];
+} store_audit_row;
+
+int store_audit_append(store_txn *t, const store_audit_row *row, mv_err *err);
+/* The last row's seq and hash (seq 0 and zero hash on an empty trail). */
+int store_audit_last(mv_store *s, int64_t *seq,
+                     unsigned char hash[MV_HASH_BYTES], mv_err *err);
+/* Call fn for each row with seq >= from, in seq order; fn returns non-zero to
+ * stop (that value is returned).  Row strings are valid during the call. */
+typedef int (*store_audit_fn)(const store_audit_row *row, void *ctx);
+int store_audit_scan(mv_store *s, int64_t from, store_audit_fn fn, void *ctx,
+                     mv_err *err);
+
+typedef struct store_checkpoint {
+    int64_t seq;
+    int64_t ts_us;
+    unsigned char hash[MV_HASH_BYTES];
+    unsigned char sig[MV_SIG_BYTES];
+} store_checkpoint;
+
+int store_checkpoint_put(store_txn *t, const store_checkpoint *c, mv_err *err);
+/* Every stored checkpoint in seq order; caller frees *out with free(). */
+int store_checkpoints(mv_store *s, store_checkpoint **out, size_t *n,
+                      mv_err *err);
+
+/* ---- Metadata ------------------------------------------------------------- */
+
+/* Small named values that are not secret (format version, public key). */
+int store_meta_get(mv_store *s, const char *key, mv_buf *out, mv_err *err);
+int store_meta_put(store_txn *t, const char *key, const void *v, size_t n,
+                   mv_err *err);
+
+#endif /* MV_STORE_H */
