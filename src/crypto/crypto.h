@@ -61,8 +61,9 @@ void crypto_random_id(char out[33]);
 int crypto_memcmp(const void *a, const void *b, size_t n);
 /* Overwrite memory that held a secret (cannot be optimised away). */
 void crypto_wipe(void *p, size_t n);
-/* Unkeyed BLAKE2b-256 of a byte string (fingerprints, not secrets). */
-void crypto_hash(const void *p, size_t n, unsigned char out[MV_HASH_BYTES]);
+/* Unkeyed BLAKE2b-256 of a byte string (fingerprints, not secrets).
+ * (Not crypto_hash: libsodium owns that name.) */
+void crypto_digest(const void *p, size_t n, unsigned char out[MV_HASH_BYTES]);
 
 /* ---- Root key sources ---------------------------------------------------- */
 

@@ -5,7 +5,7 @@
  * Why this exists: medvault never stores a searchable value in the clear; it
  * stores HMAC(key, canonical(value)).  A blind index only matches when both
  * sides canonicalise identically, so "Élodie", "ELODIE" and "elodie" must all
- * become "elodie", and "1 85 05 78 006 084 36", "185057800608436" and
+ * become "elodie", and "1 85 05 78 006 084 91", "185057800608491" and
  * "1850578006084" the same NIR.  The same functions serve the write path, the
  * search path and (later) a leaked dump checked against the store, so they
  * live in one place, have no other medvault dependency, and are pure.

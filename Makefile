@@ -1,0 +1,58 @@
+# medvault -- the user's entry points.  CMake does the building; this file
+# makes sure the machine has what CMake needs, then calls it.
+#
+#   make run     install missing dependencies, build, create the demo store
+#   make test    the whole suite, then again under ASan + UBSan
+#   make asan    the whole suite under AddressSanitizer + UBSan only
+#   make bench   the benchmarks (bench/), results for BENCHMARKS.md
+#   make clean
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+VAR        ?= var
+
+# Libraries the build needs, probed with pkg-config; headers without a .pc
+# file are probed directly.  Any miss runs scripts/install-deps (apt-get).
+PC_MODULES := libsodium sqlite3 jansson cmocka
+HEADERS    := /usr/include/unistr.h
+
+.PHONY: all deps build build-asan test asan unit-test bench run clean
+
+all: build
+
+deps:
+	@if ! command -v cmake >/dev/null 2>&1 || ! command -v pkg-config >/dev/null 2>&1 \
+	    || ! pkg-config --exists $(PC_MODULES) \
+	    || ! for h in $(HEADERS); do [ -f $$h ] || exit 1; done; then \
+	    echo "medvault: installing missing build dependencies (scripts/install-deps)"; \
+	    ./scripts/install-deps; \
+	fi
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMV_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+unit-test: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# detect_leaks needs ptrace-free LSan; abort on the first UBSan report.
+asan: build-asan
+	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    ctest --output-on-failure -j $(JOBS)
+
+test: unit-test asan
+
+bench: build
+	@./bench/run-all $(BUILD)
+
+run: build
+	@./scripts/demo $(BUILD)/medvault $(VAR)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

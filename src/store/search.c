@@ -1,0 +1,253 @@
+/*
+ * search.c -- blind-index search: searchable values are stored only as
+ * HMAC tokens keyed from the "#index" data key, never in the clear.
+ *
+ * Why this exists: a stolen database must not reveal who is in it, yet the
+ * server must find a patient by NIR or name.  Tokens are computed by crypto/
+ * per field ("Patient.identifier"), so equal values in different fields do
+ * not share a token.  Tokens exist only for the current, non-deleted version
+ * of a resource whose patient was not erased: put replaces them, a delete and
+ * an erasure remove them, so a search never needs to look at a body.
+ */
+#include "store_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- Id lists -------------------------------------------------------------- */
+
+int id_list_push(id_list *l, const char *id, mv_err *err)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        char **v = realloc(l->v, cap * sizeof *v);
+        if (v == NULL)
+            return mv_fail(err, MV_E_NOMEM, "out of memory");
+        l->v = v;
+        l->cap = cap;
+    }
+    char *copy = mv_strdup(id, err);
+    if (copy == NULL)
+        return -1;
+    l->v[l->n++] = copy;
+    return 0;
+}
+
+void id_list_free(id_list *l)
+{
+    store_ids_free(l->v, l->n);
+    memset(l, 0, sizeof *l);
+}
+
+void store_ids_free(char **ids, size_t n)
+{
+    if (ids == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+}
+
+int collect_ids(store_conn *c, sqlite3_stmt *st, id_list *l, mv_err *err)
+{
+    int rc;
+    while ((rc = stmt_step(c, st, "cannot read ids", err)) == 1) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        if (id != NULL && id_list_push(l, id, err) != 0) {
+            rc = -1;
+            break;
+        }
+    }
+    stmt_done(st);
+    return rc < 0 ? -1 : 0;
+}
+
+/* ---- Tokens ---------------------------------------------------------------- */
+
+static int index_key(store_conn *c, dk_row *key, mv_err *err)
+{
+    int found = dk_load(c, MV_OWNER_INDEX, key, err);
+    if (found == 0)
+        return mv_fail(err, MV_E_INTEGRITY, "the store has no %s data key",
+                       MV_OWNER_INDEX);
+    return found < 0 ? -1 : 0;
+}
+
+static int term_token(crypto_keyring *kr, const dk_row *key, const char *type,
+                      const store_term *term,
+                      unsigned char token[MV_INDEX_BYTES], mv_err *err)
+{
+    size_t n = strlen(type) + strlen(term->param) + 2;
+    char *field = malloc(n);
+    if (field == NULL)
+        return mv_fail(err, MV_E_NOMEM, "out of memory");
+    memcpy(field, type, strlen(type));
+    field[strlen(type)] = '.';
+    memcpy(field + strlen(type) + 1, term->param, strlen(term->param) + 1);
+    crypto_dk_ref ref = dk_ref(key);
+    int rc = crypto_blind_index(kr, &ref, field, term->value,
+                                strlen(term->value), token, err);
+    free(field);
+    return rc;
+}
+
+static int index_delete(store_conn *c, const char *type, const char *id,
+                        mv_err *err)
+{
+    sqlite3_stmt *st = conn_stmt(c, ST_IDX_DELETE, err);
+    int rc = -1;
+    if (st != NULL && bind_text(c, st, 1, type, err) == 0 &&
+        bind_text(c, st, 2, id, err) == 0)
+        rc = stmt_step(c, st, "cannot update the search index", err);
+    stmt_done(st);
+    return rc < 0 ? -1 : 0;
+}
+
+static int index_insert(store_conn *c, const char *type, const char *param,
+                        const unsigned char *token, const char *id,
+                        mv_err *err)
+{
+    sqlite3_stmt *st = conn_stmt(c, ST_IDX_INSERT, err);
+    int rc = -1;
+    if (st != NULL && bind_text(c, st, 1, type, err) == 0 &&
+        bind_text(c, st, 2, param, err) == 0 &&
+        bind_blob(c, st, 3, token, MV_INDEX_BYTES, err) == 0 &&
+        bind_text(c, st, 4, id, err) == 0)
+        rc = stmt_step(c, st, "cannot update the search index", err);
+    stmt_done(st);
+    return rc < 0 ? -1 : 0;
+}
+
+int index_replace(store_txn *t, const store_write *w, int had_tokens,
+                  mv_err *err)
+{
+    if (had_tokens && index_delete(t->c, w->type, w->id, err) != 0)
+        return -1;
+    if (w->deleted || w->n_terms == 0)
+        return 0;
+    dk_row key = {0};
+    if (index_key(t->c, &key, err) != 0)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < w->n_terms; i++) {
+        unsigned char token[MV_INDEX_BYTES];
+        rc = term_token(t->s->kr, &key, w->type, &w->terms[i], token, err);
+        if (rc == 0)
+            rc = index_insert(t->c, w->type, w->terms[i].param, token,
+                              w->id, err);
+    }
+    dk_row_free(&key);
+    return rc;
+}
+
+/* ---- Search ---------------------------------------------------------------- */
+
+static int ids_with_token(store_conn *c, const char *type, const char *param,
+                          const unsigned char *token, id_list *out,
+                          mv_err *err)
+{
+    sqlite3_stmt *st = conn_stmt(c, ST_IDX_FIND, err);
+    if (st == NULL || bind_text(c, st, 1, type, err) != 0 ||
+        bind_text(c, st, 2, param, err) != 0 ||
+        bind_blob(c, st, 3, token, MV_INDEX_BYTES, err) != 0) {
+        stmt_done(st);
+        return -1;
+    }
+    return collect_ids(c, st, out, err);
+}
+
+/* 1 when id carries token, 0 when not, -1 on error. */
+static int id_has_token(store_conn *c, const char *type, const char *param,
+                        const unsigned char *token, const char *id,
+                        mv_err *err)
+{
+    sqlite3_stmt *st = conn_stmt(c, ST_IDX_HAS, err);
+    int rc = -1;
+    if (st != NULL && bind_text(c, st, 1, type, err) == 0 &&
+        bind_text(c, st, 2, param, err) == 0 &&
+        bind_blob(c, st, 3, token, MV_INDEX_BYTES, err) == 0 &&
+        bind_text(c, st, 4, id, err) == 0)
+        rc = stmt_step(c, st, "cannot search", err);
+    stmt_done(st);
+    return rc;
+}
+
+/* Keep the ids of l that carry every token of terms[1..n). */
+static int filter_ids(store_conn *c, const char *type, const store_term *terms,
+                      const unsigned char *tokens, size_t n_terms, id_list *l,
+                      mv_err *err)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        int keep = 1;
+        for (size_t j = 1; keep == 1 && j < n_terms; j++)
+            keep = id_has_token(c, type, terms[j].param,
+                                tokens + j * MV_INDEX_BYTES, l->v[i], err);
+        if (keep < 0)
+            return -1;
+        if (keep)
+            l->v[kept++] = l->v[i];
+        else
+            free(l->v[i]);
+    }
+    l->n = kept;
+    return 0;
+}
+
+static int search_terms(mv_store *s, store_conn *c, const char *type,
+                        const store_term *terms, size_t n_terms, id_list *out,
+                        mv_err *err)
+{
+    unsigned char *tokens = mv_calloc(n_terms, MV_INDEX_BYTES, err);
+    dk_row key = {0};
+    int rc = tokens ? index_key(c, &key, err) : -1;
+    for (size_t i = 0; rc == 0 && i < n_terms; i++)
+        rc = term_token(s->kr, &key, type, &terms[i],
+                        tokens + i * MV_INDEX_BYTES, err);
+    if (rc == 0)
+        rc = ids_with_token(c, type, terms[0].param, tokens, out, err);
+    if (rc == 0)
+        rc = filter_ids(c, type, terms, tokens, n_terms, out, err);
+    dk_row_free(&key);
+    free(tokens);
+    return rc;
+}
+
+static int current_ids(store_conn *c, const char *type, id_list *out,
+                       mv_err *err)
+{
+    sqlite3_stmt *st = conn_stmt(c, ST_RES_CURRENT_IDS, err);
+    if (st == NULL || bind_text(c, st, 1, type, err) != 0) {
+        stmt_done(st);
+        return -1;
+    }
+    return collect_ids(c, st, out, err);
+}
+
+/* No terms: every current, non-deleted resource of the type. */
+int store_search(mv_store *s, const char *type, const store_term *terms,
+                 size_t n_terms, char ***ids, size_t *n, mv_err *err)
+{
+    *ids = NULL;
+    *n = 0;
+    if (type == NULL || (n_terms > 0 && terms == NULL))
+        return mv_fail(err, MV_E_INVALID, "a search needs a type");
+    for (size_t i = 0; i < n_terms; i++)
+        if (terms[i].param == NULL || terms[i].value == NULL)
+            return mv_fail(err, MV_E_INVALID, "%s: incomplete search term",
+                           type);
+    store_read r;
+    if (read_begin(s, &r, n_terms > 0, err) != 0)
+        return -1;
+    id_list l = {0};
+    int rc = n_terms ? search_terms(s, r.c, type, terms, n_terms, &l, err)
+                     : current_ids(r.c, type, &l, err);
+    read_end(&r);
+    if (rc != 0) {
+        id_list_free(&l);
+        return -1;
+    }
+    *ids = l.v;
+    *n = l.n;
+    return 0;
+}
