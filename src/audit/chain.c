@@ -25,19 +25,23 @@ static int encode_row(const store_audit_row *r, mv_buf *b, mv_err *err)
     return 0;
 }
 
-int chain_link_row(mv_store *s, const store_audit_row *row,
-                   unsigned char out[MV_HASH_BYTES], mv_err *err)
+int chain_open(mv_store *s, crypto_chain **out, mv_err *err)
 {
     crypto_dk_ref ref;
     if (store_owner_ref(s, MV_OWNER_AUDIT, &ref, err) != 0)
         return -1;
-    mv_buf b = {0};
-    int rc = encode_row(row, &b, err);
-    if (rc == 0)
-        rc = crypto_chain_link(store_keyring(s), &ref, row->prev, b.data,
-                               b.len, out, err);
-    mv_buf_free(&b);
-    return rc;
+    return crypto_chain_open(store_keyring(s), &ref, out, err);
+}
+
+int chain_link_row(const crypto_chain *c, const store_audit_row *row,
+                   mv_buf *scratch, unsigned char out[MV_HASH_BYTES],
+                   mv_err *err)
+{
+    scratch->len = 0;
+    if (encode_row(row, scratch, err) != 0)
+        return -1;
+    crypto_chain_link(c, row->prev, scratch->data, scratch->len, out);
+    return 0;
 }
 
 int chain_checkpoint_msg(const unsigned char store_id[MV_STORE_ID_BYTES],

@@ -43,6 +43,8 @@ struct audit_trail {
     pthread_cond_t cv;
     unit *queue_head, *queue_tail;
     int flushing;
+    crypto_chain *chain;    /* the chain key, derived once at open       */
+    mv_buf encode;          /* entry encoding, reused by the leader       */
     /* chain head: written only by the current leader, under mu */
     int64_t last_seq;
     unsigned char last_hash[MV_HASH_BYTES];
@@ -127,7 +129,8 @@ int audit_open(mv_store *s, const audit_options *opt, audit_trail **out,
     if (ensure_pubkey(s, err) != 0 ||
         store_audit_last(s, &t->last_seq, t->last_hash, err) != 0 ||
         latest_checkpoint(s, &t->checkpoint_seq, &t->checkpoint_us, err) != 0 ||
-        refuse_truncated(t, err) != 0) {
+        refuse_truncated(t, err) != 0 ||
+        chain_open(s, &t->chain, err) != 0) {
         free(t);
         return -1;
     }
@@ -152,8 +155,8 @@ typedef struct head {
     unsigned char hash[MV_HASH_BYTES];
 } head;
 
-static int append_event(store_txn *txn, head *h, const audit_event *ev,
-                        int64_t now, mv_err *err)
+static int append_event(audit_trail *t, store_txn *txn, head *h,
+                        const audit_event *ev, int64_t now, mv_err *err)
 {
     store_audit_row row = {
         .seq = h->seq + 1, .ts_us = now,
@@ -165,8 +168,7 @@ static int append_event(store_txn *txn, head *h, const audit_event *ev,
     if (ev->actor == NULL || ev->action == NULL || ev->outcome == NULL)
         return mv_fail(err, MV_E_INVALID, "audit event without actor, action or outcome");
     memcpy(row.prev, h->hash, MV_HASH_BYTES);
-    mv_store *s = store_txn_store(txn);
-    if (chain_link_row(s, &row, row.hash, err) != 0 ||
+    if (chain_link_row(t->chain, &row, &t->encode, row.hash, err) != 0 ||
         store_audit_append(txn, &row, err) != 0)
         return -1;
     h->seq = row.seq;
@@ -176,7 +178,8 @@ static int append_event(store_txn *txn, head *h, const audit_event *ev,
 
 /* Apply one unit inside its own savepoint; on failure undo it and leave the
  * head where it was.  The unit's result is recorded in u. */
-static void write_unit(store_txn *txn, unit *u, head *h, int64_t now)
+static void write_unit(audit_trail *t, store_txn *txn, unit *u, head *h,
+                       int64_t now)
 {
     head before = *h;
     u->rc = -1;
@@ -184,7 +187,7 @@ static void write_unit(store_txn *txn, unit *u, head *h, int64_t now)
         return;
     int ok = u->apply == NULL || u->apply(txn, u->ctx, &u->err) == 0;
     for (size_t i = 0; ok && i < u->n_events; i++)
-        ok = append_event(txn, h, &u->events[i], now, &u->err) == 0;
+        ok = append_event(t, txn, h, &u->events[i], now, &u->err) == 0;
     if (!ok) {
         store_txn_rollback_to(txn, NULL);
         *h = before;
@@ -242,7 +245,7 @@ static void flush_batch(audit_trail *t, unit *batch)
     int forced = 0;
     for (unit *u = batch; u; u = u->next) {
         forced |= u->force_checkpoint;
-        write_unit(txn, u, &h, now);
+        write_unit(t, txn, u, &h, now);
     }
     int cp = checkpoint_due(t, &h, forced, now);
     if (cp && write_checkpoint(t, txn, &h, now, &e) != 0) {
@@ -335,6 +338,8 @@ int audit_close(audit_trail *t, mv_err *err)
     if (t == NULL)
         return 0;
     int rc = audit_checkpoint(t, err);
+    crypto_chain_close(t->chain);
+    mv_buf_free(&t->encode);
     pthread_mutex_destroy(&t->mu);
     pthread_cond_destroy(&t->cv);
     free(t);

@@ -20,13 +20,13 @@
 
 static const char usage[] =
     "usage: medvault init --data DIR [--key-file PATH | --passphrase-stdin |\n"
-    "                     --passphrase-file PATH] [--allow-key-in-data-dir]\n\n"
+    "                     --passphrase-file PATH]\n\n"
     "Create a new store in DIR (mode 0700): the SQLite database in WAL mode,\n"
     "master key version 1, the system, index and audit keys.  Refuses to\n"
     "overwrite an existing store.\n\n"
     "  --key-file PATH        unlock with a key file; created (mode 0600) when\n"
-    "                         it does not exist.  Must lie outside DIR unless\n"
-    "                         --allow-key-in-data-dir is given.\n"
+    "                         it does not exist.  Must lie outside DIR: a\n"
+    "                         copied data directory must be useless alone.\n"
     "  --passphrase-stdin     unlock with a passphrase read from stdin\n"
     "                         (first line; at least 12 characters; Argon2id)\n"
     "  --passphrase-file PATH the same, read from a file\n";
@@ -110,24 +110,15 @@ static int create_store(const cli_store_opts *o, int *created_key)
 
 static int run_init(int argc, char **argv)
 {
-    enum { OPT_ALLOW_INSIDE = CLI_OPT_FIRST_FREE };
-    static const struct option longopts[] = {
-        CLI_STORE_LONGOPTS,
-        { "allow-key-in-data-dir", no_argument, NULL, OPT_ALLOW_INSIDE },
-        { 0, 0, 0, 0 }
-    };
+    static const struct option longopts[] = { CLI_STORE_LONGOPTS, { 0, 0, 0, 0 } };
     cli_store_opts o = {0};
-    int allow_inside = 0, c;
+    int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         if (cli_store_opt(c, optarg, &o))
             continue;
         if (c == CLI_OPT_HELP)
             return cli_print_help(&cli_cmd_init);
-        if (c == OPT_ALLOW_INSIDE) {
-            allow_inside = 1;
-            continue;
-        }
         return cli_usage_error(&cli_cmd_init, "unknown option '%s'", argv[optind - 1]);
     }
     if (optind < argc)
@@ -135,11 +126,10 @@ static int run_init(int argc, char **argv)
     int rc = cli_store_opts_finish(&o, &cli_cmd_init);
     if (rc != 0)
         return rc;
-    if (o.key_file && !allow_inside && key_inside_data(o.key_file, o.data))
+    if (o.key_file && key_inside_data(o.key_file, o.data))
         return cli_error("init", "key file %s lies inside the data directory %s: a copied "
                          "data directory must be useless on its own; keep the key "
-                         "elsewhere (or pass --allow-key-in-data-dir)",
-                         o.key_file, o.data);
+                         "elsewhere", o.key_file, o.data);
     int created_key = 0;
     rc = create_store(&o, &created_key);
     if (rc != CLI_OK) {

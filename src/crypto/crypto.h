@@ -102,6 +102,13 @@ void crypto_keyring_free(crypto_keyring *kr);
 void crypto_keyring_set_store_id(crypto_keyring *kr,
                                  const unsigned char id[MV_STORE_ID_BYTES]);
 
+/* A check value of the root key for the bound store: keyed BLAKE2b-256,
+ * under the root key, of a fixed label and the store id.  Kept beside the
+ * wrapped master keys, it lets an opener tell "wrong key" (the check differs)
+ * from "damaged master key" (the check matches, the unwrap fails).  It gives
+ * an offline guesser nothing a wrapped master key does not already give. */
+void crypto_root_check(crypto_keyring *kr, unsigned char out[MV_HASH_BYTES]);
+
 /* A wrapped key as stored: nonce || ciphertext || tag.  Heap, owned by the
  * holder, contains no secret in the clear. */
 typedef struct crypto_wrapped {
@@ -161,11 +168,20 @@ int crypto_blind_index(crypto_keyring *kr, const crypto_dk_ref *index_ref,
 
 /* Audit chain link: keyed BLAKE2b-256(prev || entry) under a chain key
  * derived from the "#audit" data key.  Keyed, so that someone able to write
- * the database but without the keys cannot recompute the chain. */
-int crypto_chain_link(crypto_keyring *kr, const crypto_dk_ref *audit_ref,
-                      const unsigned char prev[MV_HASH_BYTES],
-                      const void *entry, size_t entry_len,
-                      unsigned char out[MV_HASH_BYTES], mv_err *err);
+ * the database but without the keys cannot recompute the chain.
+ *
+ * An open chain is an opaque handle: the derived chain key stays inside it,
+ * in sodium_malloc memory, and is wiped by crypto_chain_close.  Linking is
+ * thread-safe (the handle is read-only after open).  A key rotation does not
+ * change the "#audit" data key, so a handle stays valid across it. */
+typedef struct crypto_chain crypto_chain;
+int  crypto_chain_open(crypto_keyring *kr, const crypto_dk_ref *audit_ref,
+                       crypto_chain **out, mv_err *err);
+void crypto_chain_link(const crypto_chain *c,
+                       const unsigned char prev[MV_HASH_BYTES],
+                       const void *entry, size_t entry_len,
+                       unsigned char out[MV_HASH_BYTES]);
+void crypto_chain_close(crypto_chain *c);
 
 /* Ed25519 signature of msg with the signing key derived from "#audit". */
 int crypto_sign_msg(crypto_keyring *kr, const crypto_dk_ref *audit_ref,

@@ -92,6 +92,21 @@ void crypto_keyring_set_store_id(crypto_keyring *kr,
     pthread_mutex_unlock(&kr->lock);
 }
 
+#define ROOT_CHECK_LABEL "medvault/root-check/v1"
+
+void crypto_root_check(crypto_keyring *kr, unsigned char out[MV_HASH_BYTES])
+{
+    crypto_generichash_state st;
+    pthread_mutex_lock(&kr->lock);
+    crypto_generichash_init(&st, kr->secrets->root, MV_KEY_BYTES, MV_HASH_BYTES);
+    crypto_generichash_update(&st, (const unsigned char *)ROOT_CHECK_LABEL,
+                              sizeof ROOT_CHECK_LABEL - 1);
+    crypto_generichash_update(&st, kr->store_id, MV_STORE_ID_BYTES);
+    pthread_mutex_unlock(&kr->lock);
+    crypto_generichash_final(&st, out, MV_HASH_BYTES);
+    sodium_memzero(&st, sizeof st);
+}
+
 void crypto_wrapped_free(crypto_wrapped *w)
 {
     if (w == NULL)

@@ -124,8 +124,8 @@ static int scan_rows(store_conn *c, sqlite3_stmt *st, store_audit_fn fn,
     return rc;
 }
 
-int store_audit_scan(mv_store *s, int64_t from, store_audit_fn fn, void *ctx,
-                     mv_err *err)
+int store_audit_scan(mv_store *s, int64_t from, int64_t to, store_audit_fn fn,
+                     void *ctx, mv_err *err)
 {
     if (fn == NULL)
         return mv_fail(err, MV_E_INVALID, "audit scan needs a callback");
@@ -134,7 +134,8 @@ int store_audit_scan(mv_store *s, int64_t from, store_audit_fn fn, void *ctx,
         return -1;
     sqlite3_stmt *st = conn_stmt(r.c, ST_AUDIT_SCAN, err);
     int rc = -1;
-    if (st != NULL && bind_i64(r.c, st, 1, from, err) == 0)
+    if (st != NULL && bind_i64(r.c, st, 1, from, err) == 0 &&
+        bind_i64(r.c, st, 2, to > 0 ? to : INT64_MAX, err) == 0)
         rc = scan_rows(r.c, st, fn, ctx, err);
     stmt_done(st);
     read_end(&r);

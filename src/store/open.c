@@ -9,9 +9,9 @@
  * opening with the wrong root key fails at the first master key (MV_E_KEY)
  * before any data key or body is touched.
  *
- * Test hook: MEDVAULT_TEST_FAST_KDF=1 in the environment makes store_create
- * use Argon2id's minimum cost for a new passphrase store (the cost is stored
- * in meta, so opening needs no hook).  For unit tests only.
+ * There is deliberately no switch to weaken the passphrase KDF: an
+ * environment variable left set on a production host would silently create
+ * a store that falls to a GPU in an afternoon.
  */
 #include "store_internal.h"
 
@@ -26,25 +26,20 @@
 #define UNLOCK_KEYFILE    "keyfile"
 #define UNLOCK_PASSPHRASE "passphrase"
 
-/* crypto_pwhash_argon2id_OPSLIMIT_MIN and _MEMLIMIT_MIN (no sodium here). */
-#define FAST_KDF_OPSLIMIT 1
-#define FAST_KDF_MEMLIMIT 8192
-
 static const char schema_sql[] =
-    "CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT;"
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT, WITHOUT ROWID;"
     "CREATE TABLE master_keys(version INTEGER PRIMARY KEY,"
     "  wrapped BLOB NOT NULL, created_us INTEGER NOT NULL) STRICT;"
     "CREATE TABLE data_keys(owner TEXT PRIMARY KEY,"
-    "  mk_version INTEGER NOT NULL, wrapped BLOB NOT NULL) STRICT;"
+    "  mk_version INTEGER NOT NULL, wrapped BLOB NOT NULL) STRICT, WITHOUT ROWID;"
     "CREATE INDEX data_keys_mk ON data_keys(mk_version);"
     "CREATE TABLE erased(patient TEXT PRIMARY KEY,"
-    "  erased_us INTEGER NOT NULL) STRICT;"
+    "  erased_us INTEGER NOT NULL) STRICT, WITHOUT ROWID;"
     "CREATE TABLE resources(seq INTEGER PRIMARY KEY, type TEXT NOT NULL,"
     "  id TEXT NOT NULL, version INTEGER NOT NULL, patient TEXT,"
     "  updated_us INTEGER NOT NULL, deleted INTEGER NOT NULL, body BLOB,"
     "  UNIQUE(type, id, version)) STRICT;"
     "CREATE INDEX resources_patient ON resources(patient);"
-    "CREATE INDEX resources_type ON resources(type);"
     "CREATE TABLE search_index(type TEXT NOT NULL, param TEXT NOT NULL,"
     "  token BLOB NOT NULL, id TEXT NOT NULL) STRICT;"
     "CREATE UNIQUE INDEX search_lookup ON search_index(type, param, token, id);"
@@ -184,14 +179,6 @@ static int db_file_create(const char *path, mv_err *err)
     return rc == 0 ? 0 : mv_fail(err, MV_E_IO, "cannot chmod %s", path);
 }
 
-static crypto_kdf_params kdf_params_for_new_store(void)
-{
-    const char *fast = getenv("MEDVAULT_TEST_FAST_KDF");
-    if (fast != NULL && strcmp(fast, "1") == 0)
-        return (crypto_kdf_params){ FAST_KDF_OPSLIMIT, FAST_KDF_MEMLIMIT };
-    return crypto_kdf_default();
-}
-
 /* The root key of a new store; unlock settings go to meta (inside the
  * creating transaction, on c). */
 static int create_keyring(mv_store *s, const store_unlock *u, mv_err *err)
@@ -202,7 +189,7 @@ static int create_keyring(mv_store *s, const store_unlock *u, mv_err *err)
         return mv_fail(err, MV_E_INVALID, "empty passphrase");
     unsigned char salt[MV_SALT_BYTES];
     crypto_random(salt, sizeof salt);
-    crypto_kdf_params params = kdf_params_for_new_store();
+    crypto_kdf_params params = crypto_kdf_default();
     store_conn *c = s->writer;
     if (meta_put_raw(c, "kdf_salt", salt, sizeof salt, err) != 0 ||
         meta_put_u64(c, "kdf_opslimit", params.opslimit, err) != 0 ||
@@ -261,7 +248,10 @@ static int create_contents(mv_store *s, const store_unlock *u, mv_err *err)
         create_keyring(s, u, err) != 0)
         return -1;
     crypto_keyring_set_store_id(s->kr, s->id);
-    if (create_master_v1(s, err) != 0 || create_reserved_keys(s, err) != 0)
+    unsigned char check[MV_HASH_BYTES];
+    crypto_root_check(s->kr, check);
+    if (meta_put_raw(c, "root_check", check, sizeof check, err) != 0 ||
+        create_master_v1(s, err) != 0 || create_reserved_keys(s, err) != 0)
         return -1;
     return 0;
 }
@@ -401,6 +391,26 @@ static int open_check_format(mv_store *s, mv_err *err)
                             s->dir);
 }
 
+/* The key given must be this store's before any master key is tried, so a
+ * master key that then fails to open is known to be damaged, not the key
+ * wrong. */
+static int check_root_key(mv_store *s, mv_err *err)
+{
+    mv_buf stored = {0};
+    int found = meta_get_raw(s->writer, "root_check", &stored, err);
+    if (found < 0)
+        return -1;
+    if (found == 0)
+        return mv_fail(err, MV_E_INTEGRITY, "%s has no root key check", s->dir);
+    unsigned char check[MV_HASH_BYTES];
+    crypto_root_check(s->kr, check);
+    int same = stored.len == sizeof check &&
+               crypto_memcmp(stored.data, check, sizeof check) == 0;
+    mv_buf_free(&stored);
+    return same ? 0 : mv_fail(err, MV_E_KEY, "wrong passphrase or key file for %s",
+                              s->dir);
+}
+
 static int load_one_master(mv_store *s, sqlite3_stmt *st, mv_err *err)
 {
     uint32_t version = (uint32_t)sqlite3_column_int64(st, 0);
@@ -408,7 +418,9 @@ static int load_one_master(mv_store *s, sqlite3_stmt *st, mv_err *err)
                            (size_t)sqlite3_column_bytes(st, 1), err) == 0)
         return 0;
     if (err && err->code == MV_E_KEY)
-        mv_fail(err, MV_E_KEY, "wrong passphrase or key file for %s", s->dir);
+        mv_fail(err, MV_E_INTEGRITY, "master key version %u of %s is damaged "
+                "(the key is right, the stored master key does not open)",
+                version, s->dir);
     return -1;
 }
 
@@ -451,7 +463,7 @@ static int open_in(mv_store *s, const store_unlock *u, mv_err *err)
     int rc = -1;
     if (open_check_format(s, err) == 0 && open_keyring(s, u, err) == 0) {
         crypto_keyring_set_store_id(s->kr, s->id);
-        if (load_masters(s, err) == 0 &&
+        if (check_root_key(s, err) == 0 && load_masters(s, err) == 0 &&
             owners_refresh(s, s->writer, err) == 0)
             rc = 0;
     }

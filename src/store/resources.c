@@ -242,7 +242,7 @@ int store_put(store_txn *t, const store_write *w, int64_t *version_out,
 typedef struct row_view {
     const char *type, *id, *patient;
     int64_t version, updated_us;
-    int deleted, erased;
+    int deleted;
     const void *body;
     size_t body_len;
     crypto_dk_ref key;
@@ -259,23 +259,36 @@ static row_view row_columns(sqlite3_stmt *st)
         .deleted = sqlite3_column_int(st, 5) != 0,
         .body = sqlite3_column_blob(st, 6),
         .body_len = (size_t)sqlite3_column_bytes(st, 6),
-        .erased = sqlite3_column_int(st, 7) != 0,
     };
     v.key = (crypto_dk_ref){
         .owner = owner_of(v.patient),
-        .mk_version = (uint32_t)sqlite3_column_int64(st, 8),
-        .wrapped = sqlite3_column_blob(st, 9),
-        .wrapped_len = (size_t)sqlite3_column_bytes(st, 9),
+        .mk_version = (uint32_t)sqlite3_column_int64(st, 7),
+        .wrapped = sqlite3_column_blob(st, 8),
+        .wrapped_len = (size_t)sqlite3_column_bytes(st, 8),
     };
     return v;
+}
+
+/* The slow path of a read: the owner has no data-key row.  Erasure is the
+ * legitimate reason; anything else means the store was damaged. */
+static int missing_key_fail(mv_store *s, const row_view *v, mv_err *err)
+{
+    if (v->patient == NULL)
+        return mv_fail(err, MV_E_INTEGRITY, "%s has no %s data key", s->dir,
+                       MV_OWNER_SYSTEM);
+    int erased = store_patient_erased(s, v->patient, err);
+    if (erased < 0)
+        return -1;
+    if (erased)
+        return erased_fail(v->patient, err);
+    return mv_fail(err, MV_E_INTEGRITY, "the data key of patient %s is missing",
+                   v->patient);
 }
 
 static int open_body(mv_store *s, const row_view *v, mv_buf *out, mv_err *err)
 {
     if (v->key.wrapped == NULL)
-        return v->patient ? erased_fail(v->patient, err)
-                          : mv_fail(err, MV_E_INTEGRITY, "%s has no %s data "
-                                    "key", s->dir, MV_OWNER_SYSTEM);
+        return missing_key_fail(s, v, err);
     if (v->body == NULL)
         return mv_fail(err, MV_E_INTEGRITY, "%s/%s version %" PRId64
                        " has no body", v->type, v->id, v->version);
@@ -299,8 +312,8 @@ static int row_to_resource(mv_store *s, sqlite3_stmt *st, store_resource *out,
     row_view v = row_columns(st);
     if (v.type == NULL || v.id == NULL)
         return mv_fail(err, MV_E_INTEGRITY, "a resource row has no type or id");
-    if (v.patient != NULL && v.erased)
-        return erased_fail(v.patient, err);
+    if (v.key.wrapped == NULL)
+        return missing_key_fail(s, &v, err);
     store_resource r = { .version = v.version, .updated_us = v.updated_us,
                          .deleted = v.deleted };
     if ((r.type = mv_strdup(v.type, err)) == NULL ||

@@ -192,11 +192,13 @@ int store_audit_append(store_txn *t, const store_audit_row *row, mv_err *err);
 /* The last row's seq and hash (seq 0 and zero hash on an empty trail). */
 int store_audit_last(mv_store *s, int64_t *seq,
                      unsigned char hash[MV_HASH_BYTES], mv_err *err);
-/* Call fn for each row with seq >= from, in seq order; fn returns non-zero to
- * stop (that value is returned).  Row strings are valid during the call. */
+/* Call fn for each row with from <= seq <= to (to = 0: to the end), in seq
+ * order; fn returns non-zero to stop (that value is returned).  Row strings
+ * are valid during the call.  Several scans may run at once from different
+ * threads (each on its own reader connection). */
 typedef int (*store_audit_fn)(const store_audit_row *row, void *ctx);
-int store_audit_scan(mv_store *s, int64_t from, store_audit_fn fn, void *ctx,
-                     mv_err *err);
+int store_audit_scan(mv_store *s, int64_t from, int64_t to, store_audit_fn fn,
+                     void *ctx, mv_err *err);
 
 typedef struct store_checkpoint {
     int64_t seq;

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "audit/audit.h"
+#include "audit/chain.h"
 #include "crypto/crypto.h"
 #include "store/store.h"
 #include "testutil.h"
@@ -89,13 +90,32 @@ static void tamper(fixture *f, const char *sql)
     free(db);
 }
 
+/* Every segmentation of the walk must name the same first bad entry: the
+ * seams of a parallel verify may not hide or move a problem. */
 static void expect_tamper_at(fixture *f, int64_t seq)
 {
-    audit_report rep;
-    mv_err err;
-    assert_int_equal(audit_verify(f->s, NULL, 0, &rep, &err), -1);
-    assert_int_equal(err.code, MV_E_TAMPER);
-    assert_int_equal(rep.bad_seq, seq);
+    for (size_t segments = 1; segments <= 4; segments++) {
+        audit_report rep;
+        mv_err err;
+        mv_err_clear(&err);
+        int rc = audit_verify_segmented(f->s, NULL, 0, segments, &rep, &err);
+        if (rc != -1 || err.code != MV_E_TAMPER || rep.bad_seq != seq)
+            fail_msg("%zu segments: rc %d, code %s, bad entry %lld (want %lld): %s",
+                     segments, rc, mv_code_name(err.code), (long long)rep.bad_seq,
+                     (long long)seq, err.msg);
+    }
+}
+
+static void expect_clean(fixture *f, int64_t entries)
+{
+    for (size_t segments = 1; segments <= 4; segments++) {
+        audit_report rep;
+        mv_err err;
+        if (audit_verify_segmented(f->s, NULL, 0, segments, &rep, &err) != 0)
+            fail_msg("%zu segments: %s", segments, err.msg);
+        assert_int_equal(rep.entries, entries);
+        assert_int_equal(rep.last_seq, entries);
+    }
 }
 
 /* ---- appending -------------------------------------------------------------- */
@@ -322,6 +342,117 @@ static void test_external_checkpoint_catches_full_truncation(void **state)
     mv_buf_free(&json);
 }
 
+/* 16 entries: the seams of 2, 3 and 4 segments fall at 9, 6/11 and 5/9/13. */
+static void test_seams_clean(void **state)
+{
+    fixture *f = *state;
+    fill(f, 16);
+    expect_clean(f, 16);
+}
+
+static void test_seam_first_entry_of_segment_deleted(void **state)
+{
+    fixture *f = *state;
+    fill(f, 16);
+    tamper(f, "DELETE FROM audit WHERE seq = 9");
+    expect_tamper_at(f, 9);
+}
+
+static void test_seam_last_entry_of_segment_edited(void **state)
+{
+    fixture *f = *state;
+    fill(f, 16);
+    tamper(f, "UPDATE audit SET actor = 'user:x' WHERE seq = 8");
+    expect_tamper_at(f, 8);
+}
+
+static void test_seam_reorder_across(void **state)
+{
+    fixture *f = *state;
+    fill(f, 16);
+    tamper(f, "UPDATE audit SET seq = -1 WHERE seq = 8;"
+              "UPDATE audit SET seq = 8 WHERE seq = 9;"
+              "UPDATE audit SET seq = 9 WHERE seq = -1");
+    expect_tamper_at(f, 8);
+}
+
+static void test_seam_first_entry_relinked(void **state)
+{
+    /* The first entry of the trail must link to nothing (a zero hash). */
+    fixture *f = *state;
+    fill(f, 16);
+    tamper(f, "UPDATE audit SET prev = randomblob(32) WHERE seq = 1");
+    expect_tamper_at(f, 1);
+}
+
+static void test_seam_tail_deleted(void **state)
+{
+    fixture *f = *state;
+    fill(f, 16);
+    tamper(f, "DELETE FROM audit WHERE seq IN (15, 16)");
+    expect_tamper_at(f, 15);   /* the checkpoint at 16 is past the end */
+}
+
+/* An attacker holding the keys forges entry 9 with a valid hash over a wrong
+ * prev: only the link checks (inside a segment and at a seam) catch it. */
+typedef struct forge_ctx {
+    int64_t seq;
+    store_audit_row row;
+    char strings[9][64];
+} forge_ctx;
+
+static int grab_row(const store_audit_row *r, void *p)
+{
+    forge_ctx *c = p;
+    if (r->seq != c->seq)
+        return 0;
+    c->row = *r;
+    const char *src[9] = { r->actor, r->action, r->outcome, r->resources, r->patient,
+                           r->source, r->session, r->purpose, r->request_id };
+    const char **dst[9] = { &c->row.actor, &c->row.action, &c->row.outcome,
+                            &c->row.resources, &c->row.patient, &c->row.source,
+                            &c->row.session, &c->row.purpose, &c->row.request_id };
+    for (int i = 0; i < 9; i++) {
+        *dst[i] = src[i] ? strncpy(c->strings[i], src[i], 63) : NULL;
+    }
+    return 1;
+}
+
+static void test_forged_entry_with_valid_hash_but_wrong_link(void **state)
+{
+    fixture *f = *state;
+    fill(f, 16);
+    forge_ctx c = { .seq = 9 };
+    mv_err err;
+    assert_int_equal(store_audit_scan(f->s, 9, 9, grab_row, &c, &err), 1);
+    crypto_chain *chain;
+    assert_int_equal(chain_open(f->s, &chain, &err), 0);
+    crypto_random(c.row.prev, sizeof c.row.prev);
+    mv_buf scratch = {0};
+    assert_int_equal(chain_link_row(chain, &c.row, &scratch, c.row.hash, &err), 0);
+    mv_buf_free(&scratch);
+    crypto_chain_close(chain);
+    char prev_hex[65], hash_hex[65], sql[300];
+    mv_hex_encode(c.row.prev, 32, prev_hex);
+    mv_hex_encode(c.row.hash, 32, hash_hex);
+    /* Entry 10's prev follows the forgery, so only 9's link is broken. */
+    snprintf(sql, sizeof sql,
+             "UPDATE audit SET prev = X'%s', hash = X'%s' WHERE seq = 9;"
+             "UPDATE audit SET prev = X'%s' WHERE seq = 10;",
+             prev_hex, hash_hex, hash_hex);
+    tamper(f, sql);
+    expect_tamper_at(f, 9);
+}
+
+static void test_two_problems_first_named(void **state)
+{
+    fixture *f = *state;
+    fill(f, 16);
+    tamper(f, "UPDATE audit SET action = 'x' WHERE seq = 14;"
+              "UPDATE audit SET action = 'y' WHERE seq = 3");
+    expect_tamper_at(f, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -338,6 +469,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_detects_reorder, setup, teardown),
         cmocka_unit_test_setup_teardown(test_detects_truncation_by_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_external_checkpoint_catches_full_truncation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seams_clean, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seam_first_entry_of_segment_deleted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seam_last_entry_of_segment_edited, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seam_reorder_across, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seam_first_entry_relinked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seam_tail_deleted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_problems_first_named, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forged_entry_with_valid_hash_but_wrong_link, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

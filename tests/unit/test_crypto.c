@@ -983,7 +983,10 @@ static void link_of(fixture *f, const stored_dk *audit,
 {
     mv_err err;
     crypto_dk_ref r = dk_ref(audit);
-    ASSERT_OK(crypto_chain_link(f->kr, &r, prev, entry, n, out, &err), err);
+    crypto_chain *c = NULL;
+    ASSERT_OK(crypto_chain_open(f->kr, &r, &c, &err), err);
+    crypto_chain_link(c, prev, entry, n, out);
+    crypto_chain_close(c);
 }
 
 static void test_chain_link(void **state)
@@ -1027,8 +1030,9 @@ static void test_chain_link(void **state)
     stored_dk idx;
     dk_make(f->kr, MV_OWNER_INDEX, &idx);
     crypto_dk_ref ir = dk_ref(&idx);
-    ASSERT_FAILS_WITH(crypto_chain_link(f->kr, &ir, prev, entry, sizeof entry,
-                                        changed, &err), err, MV_E_INVALID);
+    crypto_chain *c = NULL;
+    ASSERT_FAILS_WITH(crypto_chain_open(f->kr, &ir, &c, &err), err, MV_E_INVALID);
+    assert_null(c);
     crypto_wrapped_free(&idx.w);
     crypto_wrapped_free(&audit.w);
     crypto_wrapped_free(&audit2.w);
