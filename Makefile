@@ -13,16 +13,18 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 VAR        ?= var
 
 # Libraries the build needs, probed with pkg-config; headers without a .pc
-# file are probed directly.  Any miss runs scripts/install-deps (apt-get).
+# file and the commands the tests drive are probed directly.  Any miss runs
+# scripts/install-deps (apt-get).
 PC_MODULES := libsodium sqlite3 jansson cmocka
 HEADERS    := /usr/include/unistr.h
+COMMANDS   := cmake pkg-config sqlite3
 
 .PHONY: all deps build build-asan test asan unit-test bench run clean
 
 all: build
 
 deps:
-	@if ! command -v cmake >/dev/null 2>&1 || ! command -v pkg-config >/dev/null 2>&1 \
+	@if ! for c in $(COMMANDS); do command -v $$c >/dev/null 2>&1 || exit 1; done \
 	    || ! pkg-config --exists $(PC_MODULES) \
 	    || ! for h in $(HEADERS); do [ -f $$h ] || exit 1; done; then \
 	    echo "medvault: installing missing build dependencies (scripts/install-deps)"; \

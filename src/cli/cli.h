@@ -64,14 +64,24 @@ typedef struct cli_session {
     char actor[96];
 } cli_session;
 
-/* Open the store named by o; on failure prints one line and returns -1. */
-int  cli_open(const cli_store_opts *o, cli_session *cs);
-/* For `audit verify` only: open the store even when its trail is damaged
- * (audit_open refused it); cs->trail is then NULL and nothing is recorded. */
-int  cli_open_for_verify(const cli_store_opts *o, cli_session *cs);
+/* Open the store named by o; on failure prints one line and returns -1.
+ * With CLI_OPEN_DAMAGED_TRAIL, a trail that refuses new entries leaves
+ * cs->trail NULL (nothing is recorded) instead of failing. */
+int  cli_open(const cli_store_opts *o, int flags, cli_session *cs);
 /* Close the trail (final checkpoint) and the store; returns -1 (after
  * printing) if the final checkpoint could not be written. */
 int  cli_close(cli_session *cs);
+
+/* The shape of every command that works on a store: check the store
+ * options, open the store and its trail, run action, close (the final
+ * checkpoint).  Returns action's status, or CLI_USAGE / CLI_FAIL when the
+ * options are wrong or the store cannot be opened or closed.  With
+ * CLI_OPEN_DAMAGED_TRAIL the store opens even when its trail refuses new
+ * entries (for `audit verify`). */
+typedef int (*cli_action)(cli_session *cs, const void *arg);
+enum { CLI_OPEN_DEFAULT = 0, CLI_OPEN_DAMAGED_TRAIL = 1 };
+int cli_run_on_store(const cli_command *cmd, cli_store_opts *o, int flags,
+                     cli_action action, const void *arg);
 
 /* Record one event for this run (actor, source "cli"); prints on failure. */
 int cli_audit(cli_session *cs, const char *action, const char *outcome,

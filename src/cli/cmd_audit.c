@@ -38,8 +38,9 @@ typedef struct audit_args {
     int export_json;
 } audit_args;
 
-static int verify(cli_session *cs, const audit_args *a)
+static int verify(cli_session *cs, const void *arg)
 {
+    const audit_args *a = arg;
     mv_err err;
     mv_buf ext = {0};
     if (a->checkpoint_file &&
@@ -64,8 +65,9 @@ static int verify(cli_session *cs, const audit_args *a)
     return CLI_OK;
 }
 
-static int checkpoint(cli_session *cs, const audit_args *a)
+static int checkpoint(cli_session *cs, const void *arg)
 {
+    const audit_args *a = arg;
     mv_err err;
     if (cli_audit(cs, "audit.checkpoint", "success", NULL, NULL, NULL, NULL) != 0)
         return CLI_FAIL;
@@ -132,13 +134,8 @@ static int run_audit(int argc, char **argv)
         return cli_usage_error(&cli_cmd_audit, "--export and --out belong to 'audit checkpoint'");
     if (!is_verify && a.checkpoint_file)
         return cli_usage_error(&cli_cmd_audit, "--checkpoint belongs to 'audit verify'");
-    if ((rc = cli_store_opts_finish(&a.store, &cli_cmd_audit)) != 0)
-        return rc;
-    cli_session cs;
-    if ((is_verify ? cli_open_for_verify(&a.store, &cs) : cli_open(&a.store, &cs)) != 0)
-        return CLI_FAIL;
-    rc = is_verify ? verify(&cs, &a) : checkpoint(&cs, &a);
-    if (cli_close(&cs) != 0)
-        rc = CLI_FAIL;
-    return rc;
+    if (is_verify)
+        return cli_run_on_store(&cli_cmd_audit, &a.store, CLI_OPEN_DAMAGED_TRAIL,
+                                verify, &a);
+    return cli_run_on_store(&cli_cmd_audit, &a.store, CLI_OPEN_DEFAULT, checkpoint, &a);
 }

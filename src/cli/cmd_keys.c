@@ -36,8 +36,9 @@ static long crash_after_batches(void)
     return v ? atol(v) : 0;
 }
 
-static int rotate(cli_session *cs, long batch)
+static int rotate(cli_session *cs, const void *arg)
 {
+    long batch = *(const long *)arg;
     mv_err err;
     uint32_t version;
     int resumed;
@@ -98,14 +99,5 @@ static int run_keys(int argc, char **argv)
         return cli_usage_error(&cli_cmd_keys, "unknown action '%s'", argv[optind]);
     if (optind + 1 < argc)
         return cli_usage_error(&cli_cmd_keys, "unexpected argument '%s'", argv[optind + 1]);
-    int rc = cli_store_opts_finish(&o, &cli_cmd_keys);
-    if (rc != 0)
-        return rc;
-    cli_session cs;
-    if (cli_open(&o, &cs) != 0)
-        return CLI_FAIL;
-    rc = rotate(&cs, batch);
-    if (cli_close(&cs) != 0)
-        rc = CLI_FAIL;
-    return rc;
+    return cli_run_on_store(&cli_cmd_keys, &o, CLI_OPEN_DEFAULT, rotate, &batch);
 }

@@ -30,8 +30,9 @@ static int apply_erase(store_txn *txn, void *ctx, mv_err *err)
     return store_erase_patient(txn, ctx, err);
 }
 
-static int erase(cli_session *cs, const char *patient)
+static int erase(cli_session *cs, const void *arg)
 {
+    const char *patient = arg;
     char ref[160];
     snprintf(ref, sizeof ref, "Patient/%s", patient);
     if (cli_audit(cs, "patient.erase", "success", ref, patient, apply_erase,
@@ -66,14 +67,5 @@ static int run_patient(int argc, char **argv)
     const char *patient = argv[optind + 1];
     if (*patient == '\0' || *patient == '#')
         return cli_usage_error(&cli_cmd_patient, "'%s' is not a patient id", patient);
-    int rc = cli_store_opts_finish(&o, &cli_cmd_patient);
-    if (rc != 0)
-        return rc;
-    cli_session cs;
-    if (cli_open(&o, &cs) != 0)
-        return CLI_FAIL;
-    rc = erase(&cs, patient);
-    if (cli_close(&cs) != 0)
-        rc = CLI_FAIL;
-    return rc;
+    return cli_run_on_store(&cli_cmd_patient, &o, CLI_OPEN_DEFAULT, erase, patient);
 }

@@ -98,8 +98,9 @@ static int check_json_object(const mv_buf *body, mv_err *err)
     return 0;
 }
 
-static int put(cli_session *cs, const resource_args *a)
+static int put(cli_session *cs, const void *arg)
 {
+    const resource_args *a = arg;
     mv_err err;
     mv_buf body = {0};
     if (read_body(a->file, &body, &err) != 0 || check_json_object(&body, &err) != 0) {
@@ -121,8 +122,9 @@ static int put(cli_session *cs, const resource_args *a)
 
 /* ---- get / history ---------------------------------------------------------- */
 
-static int get(cli_session *cs, const resource_args *a)
+static int get(cli_session *cs, const void *arg)
 {
+    const resource_args *a = arg;
     mv_err err;
     store_resource r = {0};
     char ref[256];
@@ -144,8 +146,9 @@ static int get(cli_session *cs, const resource_args *a)
     return rc == 0 ? CLI_OK : CLI_FAIL;
 }
 
-static int history(cli_session *cs, const resource_args *a)
+static int history(cli_session *cs, const void *arg)
 {
+    const resource_args *a = arg;
     mv_err err;
     store_resource *v = NULL;
     size_t n = 0;
@@ -211,7 +214,7 @@ static int run_resource(int argc, char **argv)
     int rc = parse(argc, argv, &a);
     if (rc != 0)
         return rc < 0 ? CLI_OK : rc;
-    int (*action)(cli_session *, const resource_args *) =
+    cli_action action =
         strcmp(a.action, "put") == 0 ? put :
         strcmp(a.action, "get") == 0 ? get :
         strcmp(a.action, "history") == 0 ? history : NULL;
@@ -220,13 +223,5 @@ static int run_resource(int argc, char **argv)
     if (a.store.passphrase_stdin && action == put && a.file == NULL)
         return cli_usage_error(&cli_cmd_resource,
                                "with --passphrase-stdin, give the body with --file");
-    if ((rc = cli_store_opts_finish(&a.store, &cli_cmd_resource)) != 0)
-        return rc;
-    cli_session cs;
-    if (cli_open(&a.store, &cs) != 0)
-        return CLI_FAIL;
-    rc = action(&cs, &a);
-    if (cli_close(&cs) != 0)
-        rc = CLI_FAIL;
-    return rc;
+    return cli_run_on_store(&cli_cmd_resource, &a.store, CLI_OPEN_DEFAULT, action, &a);
 }

@@ -136,21 +136,7 @@ static void set_actor(cli_session *cs)
         snprintf(cs->actor, sizeof cs->actor, "cli:uid%ld", (long)getuid());
 }
 
-static int open_store(const cli_store_opts *o, cli_session *cs,
-                      int allow_damaged_trail);
-
-int cli_open(const cli_store_opts *o, cli_session *cs)
-{
-    return open_store(o, cs, 0);
-}
-
-int cli_open_for_verify(const cli_store_opts *o, cli_session *cs)
-{
-    return open_store(o, cs, 1);
-}
-
-static int open_store(const cli_store_opts *o, cli_session *cs,
-                      int allow_damaged_trail)
+int cli_open(const cli_store_opts *o, int flags, cli_session *cs)
 {
     memset(cs, 0, sizeof *cs);
     set_actor(cs);
@@ -168,7 +154,7 @@ static int open_store(const cli_store_opts *o, cli_session *cs,
     if (rc != 0)
         return cli_error("store", "%s", err.msg), -1;
     if (audit_open(cs->store, NULL, &cs->trail, &err) != 0) {
-        if (allow_damaged_trail && err.code == MV_E_TAMPER) {
+        if ((flags & CLI_OPEN_DAMAGED_TRAIL) && err.code == MV_E_TAMPER) {
             cs->trail = NULL;
             return 0;
         }
@@ -189,6 +175,21 @@ int cli_close(cli_session *cs)
     store_close(cs->store);
     cs->trail = NULL;
     cs->store = NULL;
+    return rc;
+}
+
+int cli_run_on_store(const cli_command *cmd, cli_store_opts *o, int flags,
+                     cli_action action, const void *arg)
+{
+    int rc = cli_store_opts_finish(o, cmd);
+    if (rc != 0)
+        return rc;
+    cli_session cs;
+    if (cli_open(o, flags, &cs) != 0)
+        return CLI_FAIL;
+    rc = action(&cs, arg);
+    if (cli_close(&cs) != 0)
+        rc = CLI_FAIL;
     return rc;
 }
 
