@@ -1,7 +1,7 @@
 # medvault -- the user's entry points.  CMake does the building; this file
 # makes sure the machine has what CMake needs, then calls it.
 #
-#   make run     install missing dependencies, build, create the demo store
+#   make run     install missing dependencies, build, create the demo store, serve it
 #   make test    the whole suite, then again under ASan + UBSan
 #   make asan    the whole suite under AddressSanitizer + UBSan only
 #   make bench   the benchmarks (bench/), results for BENCHMARKS.md
@@ -15,9 +15,9 @@ VAR        ?= var
 # Libraries the build needs, probed with pkg-config; headers without a .pc
 # file and the commands the tests drive are probed directly.  Any miss runs
 # scripts/install-deps (apt-get).
-PC_MODULES := libsodium sqlite3 jansson cmocka
-HEADERS    := /usr/include/unistr.h
-COMMANDS   := cmake pkg-config sqlite3
+PC_MODULES := libsodium sqlite3 jansson cmocka libmicrohttpd gnutls liboath libqrencode
+HEADERS    := /usr/include/unistr.h /usr/include/passwdqc.h
+COMMANDS   := cmake pkg-config sqlite3 curl oathtool
 
 .PHONY: all deps build build-asan test asan unit-test bench run clean
 

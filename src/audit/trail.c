@@ -11,9 +11,10 @@
  * meanwhile form the next batch.  This is the leader/follower group commit
  * of database write-ahead logs; it needs no background thread.
  *
- * Only the leader touches the chain head (last_seq, last_hash), and it
- * advances the head only after the batch's commit succeeded, so a failed
- * commit leaves the in-memory head equal to the durable one.
+ * The leader reads the chain head from the database inside its write
+ * transaction (SQLite's write lock serialises processes, so the CLI may
+ * append while the server runs) and publishes it to memory (last_seq,
+ * last_hash, for audit_head) only after the batch's commit succeeded.
  */
 #include "audit.h"
 #include "chain.h"
@@ -208,7 +209,15 @@ static int write_checkpoint(audit_trail *t, store_txn *txn, const head *h,
     memcpy(c.hash, h->hash, MV_HASH_BYTES);
     if (chain_sign_checkpoint(t->store, &c, err) != 0)
         return -1;
-    return store_checkpoint_put(txn, &c, err);
+    mv_err e;
+    if (store_checkpoint_put(txn, &c, &e) == 0)
+        return 0;
+    /* Another process signed this very head already: nothing to add. */
+    if (e.code == MV_E_EXISTS)
+        return 0;
+    if (err)
+        *err = e;
+    return -1;
 }
 
 static int checkpoint_due(const audit_trail *t, const head *h, int forced,
@@ -218,6 +227,14 @@ static int checkpoint_due(const audit_trail *t, const head *h, int forced,
         return 0;   /* nothing new to sign */
     return forced || h->seq - t->checkpoint_seq >= t->opt.checkpoint_every ||
            now - t->checkpoint_us >= t->opt.checkpoint_interval_us;
+}
+
+static void fail_batch_all(unit *batch, const mv_err *e)
+{
+    for (unit *u = batch; u; u = u->next) {
+        u->rc = -1;
+        u->err = *e;
+    }
 }
 
 static void fail_batch(unit *batch, const mv_err *e)
@@ -235,13 +252,18 @@ static void flush_batch(audit_trail *t, unit *batch)
     mv_err e;
     store_txn *txn;
     if (store_txn_begin(t->store, &txn, &e) != 0) {
-        for (unit *u = batch; u; u = u->next)
-            u->rc = -1, u->err = e;
+        fail_batch_all(batch, &e);
         return;
     }
     int64_t now = mv_now_us();
-    head h = { t->last_seq, {0} };
-    memcpy(h.hash, t->last_hash, MV_HASH_BYTES);
+    /* The head is read under the write lock, not taken from memory: another
+     * process (the CLI while the server runs) may have appended since. */
+    head h;
+    if (store_audit_last(t->store, &h.seq, h.hash, &e) != 0) {
+        store_txn_rollback(txn);
+        fail_batch_all(batch, &e);
+        return;
+    }
     int forced = 0;
     for (unit *u = batch; u; u = u->next) {
         forced |= u->force_checkpoint;

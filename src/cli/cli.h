@@ -15,6 +15,7 @@
 #define MV_CLI_H
 
 #include <getopt.h>
+#include <stdio.h>
 #include "../util/util.h"
 #include "../store/store.h"
 #include "../audit/audit.h"
@@ -29,7 +30,8 @@ typedef struct cli_command {
 } cli_command;
 
 extern const cli_command cli_cmd_init, cli_cmd_keys, cli_cmd_patient,
-                         cli_cmd_audit, cli_cmd_resource;
+                         cli_cmd_audit, cli_cmd_resource, cli_cmd_serve,
+                         cli_cmd_user;
 
 /* ---- Store options (every command that opens a store) -------------------- */
 
@@ -92,6 +94,14 @@ int cli_audit(cli_session *cs, const char *action, const char *outcome,
  * line ending.  The caller wipes it with cli_secret_free. */
 int  cli_read_secret(const char *path_or_null, mv_buf *out, mv_err *err);
 void cli_secret_free(mv_buf *b);
+
+/* Draw text (an otpauth:// URI) as a QR code for a terminal; -1 if it
+ * cannot be encoded. */
+int cli_print_qr(FILE *out, const char *text);
+
+/* Read one line (a new account password) from stdin into out (wiped by the
+ * caller with cli_secret_free); same rules as cli_read_secret. */
+#define cli_read_password(out, err) cli_read_secret(NULL, (out), (err))
 
 /* Print "medvault CMD: message" to stderr; returns CLI_FAIL. */
 int cli_error(const char *cmd, const char *fmt, ...)

@@ -195,6 +195,20 @@ int crypto_sign_verify(const unsigned char pub[MV_PUBKEY_BYTES],
                        const void *msg, size_t len,
                        const unsigned char sig[MV_SIG_BYTES]);
 
+/* ---- Passwords ----------------------------------------------------------- */
+
+/* Argon2id at OWASP's current recommendation (19 MiB, 2 passes, 1 lane), as
+ * a self-describing PHC string ("$argon2id$v=19$m=19456,t=2,p=1$...").  out
+ * must hold MV_PWHASH_MAX bytes. */
+#define MV_PWHASH_MAX 128
+int crypto_password_hash(const void *pw, size_t len, char out[MV_PWHASH_MAX],
+                         mv_err *err);
+/* 0 when pw matches hash, -1 otherwise (including a malformed hash). */
+int crypto_password_verify(const char *hash, const void *pw, size_t len);
+/* 1 when hash was made with other parameters than today's (rehash on the
+ * next successful login), 0 when current. */
+int crypto_password_needs_rehash(const char *hash);
+
 /* ---- Base64 (for key files, exported checkpoints) ------------------------ */
 /* Standard alphabet with padding.  out must hold crypto_b64_len(n) bytes. */
 size_t crypto_b64_len(size_t n);

@@ -104,6 +104,23 @@ static const char *const stmt_sql[ST_COUNT] = {
                      "VALUES (?1, ?2, ?3, ?4)",
     [ST_CP_ALL]    = "SELECT seq, ts_us, hash, sig FROM audit_checkpoints "
                      "ORDER BY seq",
+
+    [ST_SESS_INSERT] = "INSERT INTO sessions(token_hash, account, created_us, "
+                       "last_seen_us, mfa_us, revoked, source) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
+    [ST_SESS_GET]    = "SELECT account, created_us, last_seen_us, mfa_us, revoked, "
+                       "source FROM sessions WHERE token_hash = ?1",
+    [ST_SESS_TOUCH]  = "UPDATE sessions SET last_seen_us = max(last_seen_us, ?2), "
+                       "mfa_us = CASE WHEN ?3 > 0 THEN ?3 ELSE mfa_us END "
+                       "WHERE token_hash = ?1",
+    [ST_SESS_REVOKE] = "UPDATE sessions SET revoked = ?2 WHERE token_hash = ?1 "
+                       "AND revoked = 0",
+    [ST_SESS_REVOKE_ACCOUNT] = "UPDATE sessions SET revoked = ?2 "
+                               "WHERE account = ?1 AND revoked = 0",
+    [ST_SESS_COUNT]  = "SELECT count(*) FROM sessions WHERE account = ?1 "
+                       "AND revoked = 0 AND last_seen_us >= ?2",
+    [ST_SESS_PURGE]  = "DELETE FROM sessions WHERE last_seen_us < ?1 "
+                       "OR (revoked > 0 AND revoked < ?1)",
 };
 
 /* Static text, no values: the same on every connection. */

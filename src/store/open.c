@@ -49,7 +49,13 @@ static const char schema_sql[] =
     "  source TEXT, session TEXT, purpose TEXT, request_id TEXT,"
     "  prev BLOB NOT NULL, hash BLOB NOT NULL) STRICT;"
     "CREATE TABLE audit_checkpoints(seq INTEGER PRIMARY KEY,"
-    "  ts_us INTEGER NOT NULL, hash BLOB NOT NULL, sig BLOB NOT NULL) STRICT;";
+    "  ts_us INTEGER NOT NULL, hash BLOB NOT NULL, sig BLOB NOT NULL) STRICT;"
+    /* revoked: 0 live, else the revocation time (us). */
+    "CREATE TABLE sessions(token_hash BLOB PRIMARY KEY, account TEXT NOT NULL,"
+    "  created_us INTEGER NOT NULL, last_seen_us INTEGER NOT NULL,"
+    "  mfa_us INTEGER NOT NULL, revoked INTEGER NOT NULL, source TEXT)"
+    "  STRICT, WITHOUT ROWID;"
+    "CREATE INDEX sessions_account ON sessions(account);";
 
 static const char *const db_suffixes[] = { "", "-wal", "-shm" };
 
@@ -411,6 +417,18 @@ static int check_root_key(mv_store *s, mv_err *err)
                               s->dir);
 }
 
+/* 1 when master key version v still has a row. */
+static int master_row_exists(store_conn *c, uint32_t v)
+{
+    sqlite3_stmt *st = conn_stmt(c, ST_MK_ALL, NULL);
+    int found = 0;
+    while (st && stmt_step(c, st, "cannot read master keys", NULL) == 1)
+        if ((uint32_t)sqlite3_column_int64(st, 0) == v)
+            found = 1;
+    stmt_done(st);
+    return found;
+}
+
 static int load_one_master(mv_store *s, sqlite3_stmt *st, mv_err *err)
 {
     uint32_t version = (uint32_t)sqlite3_column_int64(st, 0);
@@ -424,13 +442,13 @@ static int load_one_master(mv_store *s, sqlite3_stmt *st, mv_err *err)
     return -1;
 }
 
-static int load_masters(mv_store *s, mv_err *err)
+static int load_masters(mv_store *s, store_conn *c, mv_err *err)
 {
-    sqlite3_stmt *st = conn_stmt(s->writer, ST_MK_ALL, err);
+    sqlite3_stmt *st = conn_stmt(c, ST_MK_ALL, err);
     if (st == NULL)
         return -1;
     int rc, n = 0;
-    while ((rc = stmt_step(s->writer, st, "cannot read master keys", err)) == 1) {
+    while ((rc = stmt_step(c, st, "cannot read master keys", err)) == 1) {
         if (load_one_master(s, st, err) != 0) {
             rc = -1;
             break;
@@ -443,9 +461,27 @@ static int load_masters(mv_store *s, mv_err *err)
     uint64_t current = 0;
     if (n == 0)
         return mv_fail(err, MV_E_INTEGRITY, "%s has no master key", s->dir);
-    if (meta_get_u64(s->writer, "master_current", &current, err) != 0)
+    if (meta_get_u64(c, "master_current", &current, err) != 0)
         return -1;
     return crypto_master_use(s->kr, (uint32_t)current, err);
+}
+
+int masters_sync(mv_store *s, store_conn *c, mv_err *err)
+{
+    uint64_t current;
+    if (meta_get_u64(c, "master_current", &current, err) != 0)
+        return -1;
+    if (current == crypto_master_current(s->kr))
+        return 0;
+    /* Another process rotated: load the new version, make it current, and
+     * drop the versions a finished rotation deleted (they wrap nothing). */
+    uint32_t before = crypto_master_current(s->kr);
+    if (load_masters(s, c, err) != 0 || owners_refresh(s, c, err) != 0)
+        return -1;
+    for (uint32_t v = 1; v < before && v < (uint32_t)current; v++)
+        if (!master_row_exists(c, v))
+            crypto_master_forget(s->kr, v);
+    return 0;
 }
 
 static int open_in(mv_store *s, const store_unlock *u, mv_err *err)
@@ -463,7 +499,7 @@ static int open_in(mv_store *s, const store_unlock *u, mv_err *err)
     int rc = -1;
     if (open_check_format(s, err) == 0 && open_keyring(s, u, err) == 0) {
         crypto_keyring_set_store_id(s->kr, s->id);
-        if (check_root_key(s, err) == 0 && load_masters(s, err) == 0 &&
+        if (check_root_key(s, err) == 0 && load_masters(s, s->writer, err) == 0 &&
             owners_refresh(s, s->writer, err) == 0)
             rc = 0;
     }

@@ -285,6 +285,18 @@ static int missing_key_fail(mv_store *s, const row_view *v, mv_err *err)
                    v->patient);
 }
 
+/* Sync master keys from a read path: a write transaction's start does it. */
+static int store_sync_keys(mv_store *s)
+{
+    if (store_tl_txn == s)
+        return -1;          /* our own transaction already synced at begin */
+    store_txn *t;
+    if (store_txn_begin(s, &t, NULL) != 0)
+        return -1;
+    store_txn_rollback(t);
+    return 0;
+}
+
 static int open_body(mv_store *s, const row_view *v, mv_buf *out, mv_err *err)
 {
     if (v->key.wrapped == NULL)
@@ -295,8 +307,14 @@ static int open_body(mv_store *s, const row_view *v, mv_buf *out, mv_err *err)
     mv_buf ad = {0};
     if (body_ad(v->type, v->id, v->patient, v->version, &ad, err) != 0)
         return -1;
+    mv_err e;
     int rc = crypto_open(s->kr, &v->key, ad.data, ad.len, v->body, v->body_len,
-                         out, err);
+                         out, &e);
+    if (rc != 0 && e.code == MV_E_KEY && store_sync_keys(s) == 0)
+        rc = crypto_open(s->kr, &v->key, ad.data, ad.len, v->body, v->body_len,
+                         out, &e);   /* rotated by another process: retry once */
+    if (rc != 0 && err != NULL)
+        *err = e;
     if (rc != 0 && err != NULL && err->code == MV_E_INTEGRITY)
         mv_fail(err, MV_E_INTEGRITY, "%s/%s version %" PRId64
                 " failed authentication (tampered or moved)", v->type, v->id,

@@ -212,6 +212,42 @@ int store_checkpoint_put(store_txn *t, const store_checkpoint *c, mv_err *err);
 int store_checkpoints(mv_store *s, store_checkpoint **out, size_t *n,
                       mv_err *err);
 
+/* ---- Sessions ------------------------------------------------------------- */
+
+/* A signed-in session as stored: never the token, only its hash.  Holds no
+ * health data, so it is kept in clear: a revocation is one UPDATE and every
+ * request's check one indexed read, which is what makes a revocation issued
+ * from another process effective on the very next request. */
+#define STORE_ID_MAX 64
+typedef struct store_session {
+    unsigned char token_hash[MV_HASH_BYTES];
+    char account[STORE_ID_MAX];   /* account id                             */
+    int64_t created_us;
+    int64_t last_seen_us;
+    int64_t mfa_us;               /* last second-factor proof (login, step-up) */
+    int revoked;
+    char source[STORE_ID_MAX];    /* address the session was opened from     */
+} store_session;
+
+int store_session_insert(store_txn *t, const store_session *ss, mv_err *err);
+/* MV_E_NOTFOUND when no session has that hash. */
+int store_session_get(mv_store *s, const unsigned char hash[MV_HASH_BYTES],
+                      store_session *out, mv_err *err);
+/* Activity bookkeeping, in its own small transaction and outside the audit
+ * trail (it changes no data): sets last_seen, and mfa when mfa_us > 0. */
+int store_session_touch(mv_store *s, const unsigned char hash[MV_HASH_BYTES],
+                        int64_t last_seen_us, int64_t mfa_us, mv_err *err);
+int store_session_revoke(store_txn *t, const unsigned char hash[MV_HASH_BYTES],
+                         mv_err *err);
+/* Revoke every live session of an account; *n (may be NULL) gets how many. */
+int store_session_revoke_account(store_txn *t, const char *account, size_t *n,
+                                 mv_err *err);
+/* Live (not revoked) sessions of an account active since since_us. */
+int store_session_count(mv_store *s, const char *account, int64_t since_us,
+                        size_t *n, mv_err *err);
+/* Delete sessions last active before cutoff_us or revoked before it. */
+int store_session_purge(store_txn *t, int64_t cutoff_us, size_t *n, mv_err *err);
+
 /* ---- Metadata ------------------------------------------------------------- */
 
 /* Small named values that are not secret (format version, public key). */

@@ -39,6 +39,8 @@ typedef enum stmt_id {
     ST_IDX_DELETE_PATIENT,
     ST_AUDIT_INSERT, ST_AUDIT_LAST, ST_AUDIT_SCAN,
     ST_CP_INSERT, ST_CP_ALL,
+    ST_SESS_INSERT, ST_SESS_GET, ST_SESS_TOUCH, ST_SESS_REVOKE,
+    ST_SESS_REVOKE_ACCOUNT, ST_SESS_COUNT, ST_SESS_PURGE,
     ST_COUNT
 } stmt_id;
 
@@ -170,6 +172,14 @@ int  collect_ids(store_conn *c, sqlite3_stmt *st, id_list *l, mv_err *err);
  * had_tokens: an earlier version exists, so old tokens may too. */
 int  index_replace(store_txn *t, const store_write *w, int had_tokens,
                    mv_err *err);
+
+/* ---- open.c --------------------------------------------------------------- */
+
+/* When another process rotated the master key since we loaded ours (meta
+ * master_current moved), load the new version and make it current, so that
+ * no data key is ever wrapped under a deleted version.  Called at every
+ * write transaction's start and when a read meets an unknown version. */
+int masters_sync(mv_store *s, store_conn *c, mv_err *err);
 
 /* ---- meta.c --------------------------------------------------------------- */
 

@@ -29,6 +29,14 @@ int store_txn_begin(mv_store *s, store_txn **out, mv_err *err)
         free(t);
         return -1;
     }
+    /* Under the write lock: a rotation by another process is seen before
+     * anything is wrapped under our (possibly retired) master key. */
+    if (masters_sync(s, s->writer, err) != 0) {
+        conn_run(s->writer, ST_ROLLBACK, "cannot roll back", NULL);
+        pthread_mutex_unlock(&s->write_lock);
+        free(t);
+        return -1;
+    }
     t->s = s;
     t->c = s->writer;
     store_tl_txn = s;

@@ -270,6 +270,32 @@ static void test_reopen_continues_chain(void **state)
     verify_ok(f);
 }
 
+/* Two handles on one store (as the server and a CLI command are two
+ * processes): appends interleave and still form one chain. */
+static void test_two_writers_on_one_store(void **state)
+{
+    fixture *f = *state;
+    mv_err err;
+    store_unlock u = { .key_file = f->key };
+    mv_store *s2;
+    audit_trail *t2;
+    assert_int_equal(store_open(f->dir, &u, &s2, &err), 0);
+    assert_int_equal(audit_open(s2, NULL, &t2, &err), 0);
+    audit_event ev = { .actor = "cli:root", .action = "account.unlock",
+                       .outcome = "success" };
+    for (int i = 0; i < 12; i++) {
+        record(f, "server.event");
+        if (audit_record(t2, &ev, 1, NULL, NULL, NULL, &err) != 0)
+            fail_msg("second writer: %s", err.msg);
+    }
+    assert_int_equal(audit_checkpoint(t2, &err), 0);
+    assert_int_equal(audit_close(t2, &err), 0);
+    store_close(s2);
+    record(f, "after");
+    assert_int_equal(audit_checkpoint(f->t, &err), 0);
+    expect_clean(f, 25);
+}
+
 /* ---- tampering ----------------------------------------------------------------------- */
 
 static void fill(fixture *f, int n)
@@ -463,6 +489,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_change_and_entry_commit_together, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_appends_form_one_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_continues_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_writers_on_one_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_detects_edit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_detects_edit_with_recomputed_unkeyed_hash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_detects_delete, setup, teardown),

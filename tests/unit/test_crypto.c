@@ -208,6 +208,27 @@ static void test_digest_random_id_memcmp(void **state)
     assert_memory_equal(secret, zero, sizeof zero);
 }
 
+static void test_password_hash_verify(void **state)
+{
+    (void)state;
+    mv_err err;
+    char h1[MV_PWHASH_MAX], h2[MV_PWHASH_MAX];
+    static const char pw[] = "a long passphrase nobody guesses";
+    assert_int_equal(crypto_password_hash(pw, strlen(pw), h1, &err), 0);
+    assert_int_equal(crypto_password_hash(pw, strlen(pw), h2, &err), 0);
+    assert_non_null(strstr(h1, "$argon2id$v=19$m=19456,t=2,p=1$"));
+    assert_string_not_equal(h1, h2);                 /* salted */
+    assert_int_equal(crypto_password_verify(h1, pw, strlen(pw)), 0);
+    assert_int_equal(crypto_password_verify(h1, pw, strlen(pw) - 1), -1);
+    assert_int_equal(crypto_password_verify(h1, "A long passphrase nobody guesses",
+                                            strlen(pw)), -1);
+    assert_int_equal(crypto_password_verify("$argon2i$bogus", pw, strlen(pw)), -1);
+    assert_int_equal(crypto_password_verify(NULL, pw, strlen(pw)), -1);
+    assert_int_equal(crypto_password_needs_rehash(h1), 0);
+    assert_int_equal(crypto_password_needs_rehash(
+        "$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$iWh06vD8Fy27wf9npn6FXWiCX4K6pW6Ue1Bnzz07Z8A"), 1);
+}
+
 static void test_base64_round_trip(void **state)
 {
     (void)state;
@@ -1152,6 +1173,7 @@ static void test_concurrent_seal_open(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_password_hash_verify),
         cmocka_unit_test(test_init_disables_core_dumps),
         cmocka_unit_test(test_digest_random_id_memcmp),
         cmocka_unit_test(test_base64_round_trip),

@@ -1030,9 +1030,117 @@ static void test_concurrent_reads_while_writing(void **state)
     store_ids_free(ids, WRITES);
 }
 
+/* The server keeps its store open while an operator rotates the master key
+ * from the CLI (another handle, another process): the server must read keys
+ * re-wrapped under the new version, and never wrap a new key under the old
+ * one the rotation deleted. */
+static void test_rotation_by_another_handle(void **state)
+{
+    fixture *f = *state;
+    mv_err err;
+    put_ok(f->s, "Patient", "p1", "p1", "{\"a\":1}");
+    store_unlock u = { .key_file = f->key };
+    mv_store *cli;
+    assert_int_equal(store_open(f->dir, &u, &cli, &err), 0);
+    uint32_t version;
+    int resumed;
+    size_t done, remaining;
+    assert_int_equal(store_rotate_begin(cli, &version, &resumed, &err), 0);
+    do
+        assert_int_equal(store_rotate_step(cli, 100, &done, &remaining, &err), 0);
+    while (remaining > 0);
+    assert_int_equal(store_rotate_finish(cli, &err), 0);
+    store_close(cli);
+
+    assert_body(f->s, "Patient", "p1", 0, "{\"a\":1}");   /* re-wrapped key */
+    put_ok(f->s, "Patient", "p2", "p2", "{\"b\":2}");       /* a new data key */
+    reopen(f);                                               /* a third process */
+    assert_body(f->s, "Patient", "p1", 0, "{\"a\":1}");
+    assert_body(f->s, "Patient", "p2", 0, "{\"b\":2}");
+}
+
+/* ---- sessions ------------------------------------------------------------ */
+
+static void session_insert(fixture *f, unsigned char tag, const char *account,
+                           int64_t at)
+{
+    store_session ss = { .created_us = at, .last_seen_us = at, .mfa_us = at };
+    memset(ss.token_hash, tag, sizeof ss.token_hash);
+    snprintf(ss.account, sizeof ss.account, "%s", account);
+    snprintf(ss.source, sizeof ss.source, "127.0.0.1");
+    store_txn *t;
+    mv_err err;
+    assert_int_equal(store_txn_begin(f->s, &t, &err), 0);
+    assert_int_equal(store_session_insert(t, &ss, &err), 0);
+    assert_int_equal(store_txn_commit(t, &err), 0);
+}
+
+static void test_sessions(void **state)
+{
+    fixture *f = *state;
+    mv_err err;
+    int64_t now = mv_now_us();
+    session_insert(f, 1, "acct-a", now);
+    session_insert(f, 2, "acct-a", now);
+    session_insert(f, 3, "acct-b", now - 3600 * 1000000LL);
+
+    unsigned char h[MV_HASH_BYTES];
+    memset(h, 1, sizeof h);
+    store_session got;
+    assert_int_equal(store_session_get(f->s, h, &got, &err), 0);
+    assert_string_equal(got.account, "acct-a");
+    assert_string_equal(got.source, "127.0.0.1");
+    assert_int_equal(got.revoked, 0);
+
+    /* touch: last_seen only moves forward; mfa only when given */
+    assert_int_equal(store_session_touch(f->s, h, now + 5, 0, &err), 0);
+    assert_int_equal(store_session_touch(f->s, h, now + 1, 0, &err), 0);
+    assert_int_equal(store_session_get(f->s, h, &got, &err), 0);
+    assert_int_equal(got.last_seen_us, now + 5);
+    assert_int_equal(got.mfa_us, now);
+    assert_int_equal(store_session_touch(f->s, h, now + 6, now + 6, &err), 0);
+    assert_int_equal(store_session_get(f->s, h, &got, &err), 0);
+    assert_int_equal(got.mfa_us, now + 6);
+
+    size_t n;
+    assert_int_equal(store_session_count(f->s, "acct-a", 0, &n, &err), 0);
+    assert_int_equal(n, 2);
+
+    /* revoke one, then every session of an account */
+    store_txn *t;
+    assert_int_equal(store_txn_begin(f->s, &t, &err), 0);
+    assert_int_equal(store_session_revoke(t, h, &err), 0);
+    assert_int_equal(store_txn_commit(t, &err), 0);
+    assert_int_equal(store_session_get(f->s, h, &got, &err), 0);
+    assert_int_equal(got.revoked, 1);
+    assert_int_equal(store_txn_begin(f->s, &t, &err), 0);
+    assert_int_equal(store_session_revoke_account(t, "acct-a", &n, &err), 0);
+    assert_int_equal(store_txn_commit(t, &err), 0);
+    assert_int_equal(n, 1);                     /* the other one was live */
+    assert_int_equal(store_session_count(f->s, "acct-a", 0, &n, &err), 0);
+    assert_int_equal(n, 0);
+
+    /* purge what was last seen before a cutoff */
+    assert_int_equal(store_txn_begin(f->s, &t, &err), 0);
+    assert_int_equal(store_session_purge(t, now - 60 * 1000000LL, &n, &err), 0);
+    assert_int_equal(store_txn_commit(t, &err), 0);
+    assert_int_equal(n, 1);
+    memset(h, 3, sizeof h);
+    assert_int_equal(store_session_get(f->s, h, &got, &err), -1);
+    assert_int_equal(err.code, MV_E_NOTFOUND);
+
+    /* no token-shaped secret is ever stored: only what was given */
+    reopen(f);
+    memset(h, 2, sizeof h);
+    assert_int_equal(store_session_get(f->s, h, &got, &err), 0);
+    assert_int_equal(got.revoked, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_sessions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rotation_by_another_handle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_open_keyfile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_open_passphrase, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_refuses_non_empty, setup, teardown),

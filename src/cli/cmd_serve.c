@@ -1,0 +1,124 @@
+/*
+ * cmd_serve.c -- `medvault serve`: the HTTPS server on a store.
+ *
+ * Settings come from the defaults, then --config FILE, then the flags, in
+ * that order.  Without --tls-cert/--tls-key the certificate `init` generated
+ * in DIR/tls/ is used.  SIGTERM or SIGINT stops accepting, lets in-flight
+ * requests finish, writes the final audit checkpoint and exits 0.
+ */
+#include "cli.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../server/server.h"
+
+static const char usage[] =
+    "usage: medvault serve --data DIR [--key-file PATH | --passphrase-stdin]\n"
+    "                      [--listen URL] [--config FILE]\n"
+    "                      [--tls-cert PEM --tls-key PEM]\n\n"
+    "Serve the store over HTTPS (default https://127.0.0.1:8443, TLS 1.2/1.3).\n"
+    "Plain http:// is accepted on loopback addresses only (tests, benchmarks).\n"
+    "--config FILE holds 'key = value' lines: listen, tls_cert, tls_key,\n"
+    "max_body, max_header, threads, request_timeout, max_conns_per_source,\n"
+    "idle_timeout, absolute_timeout, step_up_valid, lock_after, delay_base,\n"
+    "delay_max, source_max_failures, source_window (durations: 250ms, 30s,\n"
+    "15m, 12h).\n";
+
+static int run_serve(int argc, char **argv);
+const cli_command cli_cmd_serve = {
+    "serve", run_serve, "serve the store over HTTPS", usage
+};
+
+typedef struct serve_args {
+    cli_store_opts store;
+    const char *listen, *config, *tls_cert, *tls_key;
+} serve_args;
+
+/* DIR/tls/NAME, kept for the life of the process. */
+static const char *default_tls(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 6;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/tls/%s", dir, name);
+    return p;
+}
+
+static int build_config(const serve_args *a, server_config *cfg)
+{
+    *cfg = server_default_config();
+    mv_err err;
+    if (a->config && server_config_load(a->config, cfg, &err) != 0)
+        return cli_error("serve", "%s", err.msg);
+    if (a->listen)
+        cfg->http.listen = a->listen;
+    if (a->tls_cert)
+        cfg->http.tls_cert = a->tls_cert;
+    if (a->tls_key)
+        cfg->http.tls_key = a->tls_key;
+    if (cfg->http.tls_cert == NULL)
+        cfg->http.tls_cert = default_tls(a->store.data, "cert.pem");
+    if (cfg->http.tls_key == NULL)
+        cfg->http.tls_key = default_tls(a->store.data, "key.pem");
+    return 0;
+}
+
+static int serve(cli_session *cs, const void *arg)
+{
+    const serve_args *a = arg;
+    server_config cfg;
+    if (build_config(a, &cfg) != 0)
+        return CLI_FAIL;
+    server *srv;
+    int port = 0;
+    mv_err err;
+    if (server_start(cs->store, cs->trail, &cfg, &srv, &port, &err) != 0)
+        return cli_error("serve", "%s", err.msg);
+    const char *listen = cfg.http.listen ? cfg.http.listen : "https://127.0.0.1:8443";
+    printf("medvault: serving store %s on %s (port %d); stop with SIGTERM or Ctrl-C\n",
+           a->store.data, listen, port);
+    fflush(stdout);
+    int sig = http_wait_for_stop(server_tick, srv, 1000);
+    printf("medvault: %s received: finishing in-flight requests\n",
+           sig == SIGINT ? "SIGINT" : "SIGTERM");
+    fflush(stdout);
+    server_stop(srv);
+    return CLI_OK;   /* the final checkpoint is written by cli_close */
+}
+
+static int run_serve(int argc, char **argv)
+{
+    enum { OPT_LISTEN = CLI_OPT_FIRST_FREE, OPT_CONFIG, OPT_CERT, OPT_KEY };
+    static const struct option longopts[] = {
+        CLI_STORE_LONGOPTS,
+        { "listen", required_argument, NULL, OPT_LISTEN },
+        { "config", required_argument, NULL, OPT_CONFIG },
+        { "tls-cert", required_argument, NULL, OPT_CERT },
+        { "tls-key", required_argument, NULL, OPT_KEY },
+        { 0, 0, 0, 0 }
+    };
+    serve_args a = {0};
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (cli_store_opt(c, optarg, &a.store))
+            continue;
+        switch (c) {
+        case CLI_OPT_HELP: return cli_print_help(&cli_cmd_serve);
+        case OPT_LISTEN:   a.listen = optarg; break;
+        case OPT_CONFIG:   a.config = optarg; break;
+        case OPT_CERT:     a.tls_cert = optarg; break;
+        case OPT_KEY:      a.tls_key = optarg; break;
+        default:
+            return cli_usage_error(&cli_cmd_serve, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error(&cli_cmd_serve, "unexpected argument '%s'", argv[optind]);
+    if ((a.tls_cert == NULL) != (a.tls_key == NULL))
+        return cli_usage_error(&cli_cmd_serve, "--tls-cert and --tls-key go together");
+    return cli_run_on_store(&cli_cmd_serve, &a.store, CLI_OPEN_DEFAULT, serve, &a);
+}

@@ -1,0 +1,294 @@
+/*
+ * response.c -- turning what a handler filled in into an HTTP response that
+ * always carries the security headers, and the OperationOutcome error body.
+ *
+ * Why this exists: a response without no-store or nosniff is one cached or
+ * sniffed medical record away from a leak, so the mandatory headers are
+ * added here, in one place, to every response; handlers can add headers but
+ * cannot remove, replace or duplicate those, nor smuggle a line break into
+ * one.  Error bodies are built with jansson, never by pasting strings, so a
+ * diagnostic can never break the JSON.
+ */
+#include "http_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#define DEFAULT_CONTENT_TYPE "application/json"
+#define FHIR_CONTENT_TYPE    "application/fhir+json"
+
+/* Used only when even building the JSON fails (out of memory). */
+static const char OUTCOME_FALLBACK[] =
+    "{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":"
+    "\"error\",\"code\":\"exception\"}]}";
+
+static const struct { const char *name, *value; } SECURITY_HEADERS[] = {
+    { "Cache-Control", "no-store" },
+    { "Pragma", "no-cache" },
+    { "X-Content-Type-Options", "nosniff" },
+    { "X-Frame-Options", "DENY" },
+    { "Referrer-Policy", "no-referrer" },
+    { "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'" },
+};
+#define HSTS_VALUE "max-age=63072000; includeSubDomains"
+
+/* Names only http/ (or the HTTP library) may set. */
+static const char *const RESERVED_HEADERS[] = {
+    "Cache-Control", "Pragma", "X-Content-Type-Options", "X-Frame-Options",
+    "Referrer-Policy", "Content-Security-Policy", "Strict-Transport-Security",
+    "X-Request-Id", "Content-Type", "Content-Length", "Transfer-Encoding",
+    "Connection", "Date", "Keep-Alive", "Upgrade",
+};
+
+/* ---- Handler-side helpers ------------------------------------------------ */
+
+void http_response_init(http_response *res)
+{
+    memset(res, 0, sizeof *res);
+    res->status = 200;
+    snprintf(res->content_type, sizeof res->content_type, "%s",
+             DEFAULT_CONTENT_TYPE);
+    snprintf(res->actor, sizeof res->actor, "-");
+}
+
+void http_response_clear(http_response *res)
+{
+    mv_buf_free(&res->body);
+}
+
+/* RFC 9110 token characters. */
+static int is_token(const char *s)
+{
+    if (*s == '\0')
+        return 0;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || strchr("!#$%&'*+-.^_`|~", c)))
+            return 0;
+    }
+    return 1;
+}
+
+/* Visible ASCII, space and tab: no CR, LF or other control byte. */
+static int is_field_value(const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c < 0x20 && c != '\t') || c > 0x7e)
+            return 0;
+    }
+    return 1;
+}
+
+static int is_reserved(const char *name)
+{
+    for (size_t i = 0; i < sizeof RESERVED_HEADERS / sizeof *RESERVED_HEADERS; i++)
+        if (strcasecmp(name, RESERVED_HEADERS[i]) == 0)
+            return 1;
+    return 0;
+}
+
+int http_response_header(http_response *res, const char *name,
+                         const char *value)
+{
+    if (res == NULL || name == NULL || value == NULL ||
+        res->n_headers < 0 || res->n_headers >= HTTP_MAX_EXTRA_HEADERS)
+        return -1;
+    if (strlen(name) >= sizeof res->header_name[0] ||
+        strlen(value) >= sizeof res->header_value[0])
+        return -1;
+    if (!is_token(name) || !is_field_value(value) || is_reserved(name))
+        return -1;
+    int i = res->n_headers++;
+    snprintf(res->header_name[i], sizeof res->header_name[i], "%s", name);
+    snprintf(res->header_value[i], sizeof res->header_value[i], "%s", value);
+    return 0;
+}
+
+static int set_content_type(http_response *res, const char *content_type)
+{
+    if (content_type == NULL || content_type[0] == '\0' ||
+        strlen(content_type) >= sizeof res->content_type ||
+        !is_field_value(content_type))
+        return -1;
+    snprintf(res->content_type, sizeof res->content_type, "%s", content_type);
+    return 0;
+}
+
+int http_response_text(http_response *res, int status, const char *content_type,
+                       const char *text)
+{
+    if (res == NULL || set_content_type(res, content_type) != 0)
+        return -1;
+    res->status = status;
+    mv_buf_free(&res->body);
+    if (text == NULL)
+        return 0;
+    if (mv_buf_append(&res->body, text, strlen(text), NULL) != 0) {
+        res->status = 500;
+        return -1;
+    }
+    return 0;
+}
+
+/* {"severity":"error","code":CODE,"diagnostics":...} or NULL. */
+static json_t *outcome_issue(const char *code, const char *diagnostics)
+{
+    json_t *issue = json_object();
+    if (issue == NULL)
+        return NULL;
+    int bad = json_object_set_new(issue, "severity", json_string("error"));
+    bad |= json_object_set_new(issue, "code", json_string(code));
+    if (diagnostics != NULL) {
+        json_t *diag = json_string(diagnostics);
+        if (diag == NULL)      /* not UTF-8: say so rather than guess */
+            diag = json_string("(diagnostics withheld: not valid UTF-8)");
+        bad |= json_object_set_new(issue, "diagnostics", diag);
+    }
+    if (bad) {
+        json_decref(issue);
+        return NULL;
+    }
+    return issue;
+}
+
+/* {"resourceType":"OperationOutcome","issue":[ISSUE]} as a new string. */
+static char *outcome_json(const char *code, const char *diagnostics)
+{
+    json_t *root = json_object();
+    json_t *issues = json_array();
+    char *text = NULL;
+    if (root != NULL && issues != NULL &&
+        json_array_append_new(issues, outcome_issue(code, diagnostics)) == 0 &&
+        json_object_set_new(root, "resourceType",
+                            json_string("OperationOutcome")) == 0 &&
+        json_object_set(root, "issue", issues) == 0)
+        text = json_dumps(root, JSON_COMPACT);
+    json_decref(issues);
+    json_decref(root);
+    return text;
+}
+
+void http_outcome(http_response *res, int status, const char *code,
+                  const char *diagnostics)
+{
+    if (res == NULL)
+        return;
+    if (code == NULL || !is_token(code))
+        code = "exception";
+    char *json = outcome_json(code, diagnostics);
+    if (http_response_text(res, status, FHIR_CONTENT_TYPE,
+                           json ? json : OUTCOME_FALLBACK) != 0)
+        res->status = status;  /* keep the status even without a body */
+    free(json);
+}
+
+/* ---- Building and queueing the MHD response ------------------------------ */
+
+static int add_mandatory_headers(struct MHD_Response *mr, const http_exchange *ex,
+                                 const char *content_type)
+{
+    for (size_t i = 0; i < sizeof SECURITY_HEADERS / sizeof *SECURITY_HEADERS; i++)
+        if (MHD_add_response_header(mr, SECURITY_HEADERS[i].name,
+                                    SECURITY_HEADERS[i].value) != MHD_YES)
+            return -1;
+    if (ex->server->https &&
+        MHD_add_response_header(mr, "Strict-Transport-Security",
+                                HSTS_VALUE) != MHD_YES)
+        return -1;
+    if (MHD_add_response_header(mr, "X-Request-Id", ex->request_id) != MHD_YES ||
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                content_type) != MHD_YES)
+        return -1;
+    return 0;
+}
+
+static int add_extra_headers(struct MHD_Response *mr, const http_response *res)
+{
+    for (int i = 0; i < res->n_headers && i < HTTP_MAX_EXTRA_HEADERS; i++)
+        if (MHD_add_response_header(mr, res->header_name[i],
+                                    res->header_value[i]) != MHD_YES)
+            return -1;
+    return 0;
+}
+
+/* The body moves into the MHD response, which frees it once sent. */
+static struct MHD_Response *take_body(mv_buf *body)
+{
+    size_t len;
+    unsigned char *data = mv_buf_steal(body, &len);
+    if (len == 0) {
+        free(data);
+        return MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    }
+    struct MHD_Response *mr =
+        MHD_create_response_from_buffer_with_free_callback(len, data, free);
+    if (mr == NULL)
+        free(data);
+    return mr;
+}
+
+static struct MHD_Response *build_response(const http_exchange *ex,
+                                           http_response *res)
+{
+    struct MHD_Response *mr = take_body(&res->body);
+    if (mr == NULL)
+        return NULL;
+    if (add_mandatory_headers(mr, ex, res->content_type) != 0 ||
+        add_extra_headers(mr, res) != 0) {
+        MHD_destroy_response(mr);
+        return NULL;
+    }
+    return mr;
+}
+
+/* A handler bug (bad status or content type) becomes a plain 500. */
+static void sanitise(http_response *res)
+{
+    int bad_status = res->status < 200 || res->status > 599;
+    int bad_type = res->content_type[0] == '\0' ||
+                   memchr(res->content_type, '\0', sizeof res->content_type) == NULL ||
+                   !is_field_value(res->content_type);
+    if (bad_status || bad_type) {
+        res->n_headers = 0;
+        http_outcome(res, 500, "exception", "the request could not be answered");
+    }
+    if (memchr(res->actor, '\0', sizeof res->actor) == NULL)
+        res->actor[sizeof res->actor - 1] = '\0';
+}
+
+enum MHD_Result http_send(http_exchange *ex, http_response *res)
+{
+    sanitise(res);
+    struct MHD_Response *mr = build_response(ex, res);
+    if (mr == NULL) {                  /* out of memory: an empty 500 */
+        char actor[sizeof res->actor];
+        memcpy(actor, res->actor, sizeof actor);
+        http_response_clear(res);
+        http_response_init(res);
+        memcpy(res->actor, actor, sizeof actor);
+        res->status = 500;
+        mr = build_response(ex, res);
+    }
+    enum MHD_Result ok = MHD_NO;
+    if (mr != NULL) {
+        ok = MHD_queue_response(ex->connection, (unsigned)res->status, mr);
+        MHD_destroy_response(mr);
+    }
+    http_access_log(ex, ok == MHD_YES ? res->status : 0, res->actor);
+    http_response_clear(res);
+    return ok;
+}
+
+enum MHD_Result http_send_outcome(http_exchange *ex, int status,
+                                  const char *code, const char *diagnostics)
+{
+    http_response res;
+    http_response_init(&res);
+    http_outcome(&res, status, code, diagnostics);
+    return http_send(ex, &res);
+}

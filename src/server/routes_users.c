@@ -1,0 +1,241 @@
+/*
+ * routes_users.c -- /api/users: account management over the API, the same
+ * operations `medvault user` offers on the command line.
+ *
+ * Who may do what: admin manages accounts; security may read them and
+ * contain one (lock, unlock, revoke its sessions) but not create or reset;
+ * nobody else touches this API.  Creating an account or resetting a
+ * credential needs a fresh second factor (login or /auth/step-up within the
+ * configured window): a stolen admin session alone cannot mint accounts.
+ */
+#include "server_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../crypto/crypto.h"
+
+enum { NEED_ADMIN = 1, NEED_ADMIN_OR_SECURITY = 2 };
+
+static int permitted(call *c, int need)
+{
+    auth_role r = c->who.account.role;
+    int ok = r == AUTH_ROLE_ADMIN ||
+             (need == NEED_ADMIN_OR_SECURITY && r == AUTH_ROLE_SECURITY);
+    if (!ok)
+        call_fail(c, 403, "forbidden", need == NEED_ADMIN
+                  ? "only an admin account may do this"
+                  : "only an admin or security account may do this");
+    return ok;
+}
+
+/* RFC 9470 step-up: say which proof is missing, and how to give it. */
+static int fresh_second_factor(call *c)
+{
+    if (auth_mfa_fresh(c->srv->auth, &c->who))
+        return 1;
+    http_response_header(c->res, "WWW-Authenticate",
+                         "Bearer error=\"insufficient_user_authentication\", "
+                         "error_description=\"step-up required\"");
+    call_fail(c, 401, "security", "step-up required: POST /auth/step-up with a "
+              "fresh TOTP code, then retry");
+    return 0;
+}
+
+static json_t *account_json(const auth_account *a)
+{
+    char created[MV_TIME_STR_MAX];
+    mv_time_format(a->created_us, created);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:i, s:i, s:s}",
+                     "id", a->id, "username", a->username,
+                     "role", auth_role_name(a->role),
+                     "practitioner", a->practitioner, "patient", a->patient,
+                     "scopes", a->scopes, "locked", a->locked,
+                     "lock_reason", a->lock_reason,
+                     "failed_logins", a->failed_logins,
+                     "recovery_codes_left", a->recovery_left,
+                     "created", created);
+}
+
+static json_t *enrollment_json(const char *username, const auth_enrollment *e)
+{
+    json_t *codes = json_array();
+    for (int i = 0; i < AUTH_RECOVERY_CODES; i++)
+        json_array_append_new(codes, json_string(e->recovery[i]));
+    return json_pack("{s:s, s:s, s:s, s:o}", "username", username,
+                     "otpauth_uri", e->otpauth_uri, "secret", e->secret_b32,
+                     "recovery_codes", codes);
+}
+
+static void wipe_password_member(json_t *body)
+{
+    json_t *pw = json_object_get(body, "password");
+    if (pw)
+        crypto_wipe((void *)json_string_value(pw), json_string_length(pw));
+}
+
+static void list_users(call *c)
+{
+    if (!permitted(c, NEED_ADMIN_OR_SECURITY))
+        return;
+    auth_account *v = NULL;
+    size_t n = 0;
+    mv_err err;
+    if (auth_account_list(c->srv->auth, &v, &n, &err) != 0) {
+        call_fail_err(c, &err);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, account_json(&v[i]));
+    free(v);
+    call_reply_json(c, 200, json_pack("{s:o}", "users", arr));
+}
+
+static void create_user(call *c)
+{
+    if (!permitted(c, NEED_ADMIN) || !fresh_second_factor(c))
+        return;
+    json_t *body = call_json_body(c);
+    if (body == NULL)
+        return;
+    auth_new_account spec = {
+        .username = json_str(body, "username"),
+        .practitioner = json_str(body, "practitioner"),
+        .patient = json_str(body, "patient"),
+        .scopes = json_str(body, "scopes"),
+    };
+    const char *role = json_str(body, "role"), *password = json_str(body, "password");
+    mv_err err;
+    if (spec.username == NULL || role == NULL || password == NULL) {
+        call_fail(c, 400, "required", "a new user needs \"username\", \"role\" and "
+                  "\"password\"");
+    } else if (auth_role_parse(role, &spec.role) != 0) {
+        call_fail(c, 400, "invalid", "unknown role (clinician, nurse, admin, "
+                  "security, patient or service)");
+    } else {
+        auth_enrollment e;
+        if (auth_account_create(c->srv->auth, &spec, password,
+                                json_string_length(json_object_get(body, "password")),
+                                c->res->actor, &e, &err) != 0)
+            call_fail_err(c, &err);
+        else
+            call_reply_json(c, 201, enrollment_json(spec.username, &e));
+        crypto_wipe(&e, sizeof e);
+    }
+    wipe_password_member(body);
+    json_decref(body);
+}
+
+static void show_user(call *c, const char *name)
+{
+    if (!permitted(c, NEED_ADMIN_OR_SECURITY))
+        return;
+    auth_account a;
+    mv_err err;
+    if (auth_account_get(c->srv->auth, name, &a, &err) != 0)
+        call_fail_err(c, &err);
+    else
+        call_reply_json(c, 200, account_json(&a));
+}
+
+static void reset_password(call *c, const char *name)
+{
+    json_t *body = call_json_body(c);
+    if (body == NULL)
+        return;
+    const char *password = json_str(body, "password");
+    mv_err err;
+    if (password == NULL)
+        call_fail(c, 400, "required", "reset-password needs \"password\"");
+    else if (auth_account_reset_password(c->srv->auth, name, password,
+                                         json_string_length(json_object_get(body, "password")),
+                                         c->res->actor, &err) != 0)
+        call_fail_err(c, &err);
+    else
+        c->res->status = 204;
+    wipe_password_member(body);
+    json_decref(body);
+}
+
+static void reset_mfa(call *c, const char *name)
+{
+    auth_enrollment e;
+    mv_err err;
+    if (auth_account_reset_mfa(c->srv->auth, name, c->res->actor, &e, &err) != 0)
+        call_fail_err(c, &err);
+    else
+        call_reply_json(c, 200, enrollment_json(name, &e));
+    crypto_wipe(&e, sizeof e);
+}
+
+static void user_action(call *c, const char *name, const char *action)
+{
+    mv_err err;
+    int rc = 0;
+    size_t n = 0;
+    if (strcmp(action, "lock") == 0 || strcmp(action, "unlock") == 0 ||
+        strcmp(action, "revoke-sessions") == 0) {
+        if (!permitted(c, NEED_ADMIN_OR_SECURITY))
+            return;
+        if (action[0] == 'l')
+            rc = auth_account_lock(c->srv->auth, name, "locked by an administrator",
+                                   c->res->actor, &err);
+        else if (action[0] == 'u')
+            rc = auth_account_unlock(c->srv->auth, name, c->res->actor, &err);
+        else
+            rc = auth_account_revoke_sessions(c->srv->auth, name, c->res->actor, &n, &err);
+        if (rc != 0)
+            call_fail_err(c, &err);
+        else if (action[0] == 'r')
+            call_reply_json(c, 200, json_pack("{s:I}", "revoked", (json_int_t)n));
+        else
+            c->res->status = 204;
+        return;
+    }
+    if (strcmp(action, "reset-password") != 0 && strcmp(action, "reset-mfa") != 0) {
+        call_fail(c, 404, "not-found", "unknown user action");
+        return;
+    }
+    if (!permitted(c, NEED_ADMIN) || !fresh_second_factor(c))
+        return;
+    if (strcmp(action, "reset-password") == 0)
+        reset_password(c, name);
+    else
+        reset_mfa(c, name);
+}
+
+void route_users(call *c, const char *rest)
+{
+    if (call_authenticate(c) != 0)
+        return;
+    const char *method = c->req->method;
+    if (*rest == '\0' || strcmp(rest, "/") == 0) {
+        if (strcmp(method, "GET") == 0)
+            list_users(c);
+        else if (strcmp(method, "POST") == 0)
+            create_user(c);
+        else
+            call_fail(c, 405, "not-supported", "use GET or POST on /api/users");
+        return;
+    }
+    char name[AUTH_NAME_MAX], action[32] = "";
+    const char *p = rest + 1, *slash = strchr(p, '/');
+    size_t len = slash ? (size_t)(slash - p) : strlen(p);
+    if (len == 0 || len >= sizeof name ||
+        (slash && strlen(slash + 1) >= sizeof action)) {
+        call_fail(c, 404, "not-found", "no such user path");
+        return;
+    }
+    memcpy(name, p, len);
+    name[len] = '\0';
+    if (slash)
+        snprintf(action, sizeof action, "%s", slash + 1);
+    if (action[0] == '\0' && strcmp(method, "GET") == 0)
+        show_user(c, name);
+    else if (action[0] != '\0' && strcmp(method, "POST") == 0)
+        user_action(c, name, action);
+    else
+        call_fail(c, 405, "not-supported", "use GET /api/users/NAME or "
+                  "POST /api/users/NAME/ACTION");
+}

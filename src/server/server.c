@@ -1,0 +1,218 @@
+/*
+ * server.c -- a running medvault server: configuration, start and stop, the
+ * periodic work, and the dispatch of each request to its route.
+ */
+#include "server_internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PURGE_EVERY_US (60 * 1000000LL)
+
+server_config server_default_config(void)
+{
+    server_config c = { http_default_config(), auth_default_config() };
+    return c;
+}
+
+/* ---- Configuration file ------------------------------------------------ */
+
+/* "250ms", "30s", "15m", "12h", "2d" or plain seconds, to microseconds. */
+static int parse_duration(const char *v, int64_t *us)
+{
+    char *end;
+    errno = 0;
+    double n = strtod(v, &end);
+    if (end == v || errno || n < 0)
+        return -1;
+    double unit = 1e6;
+    if (strcmp(end, "ms") == 0) unit = 1e3;
+    else if (strcmp(end, "s") == 0 || *end == '\0') unit = 1e6;
+    else if (strcmp(end, "m") == 0) unit = 60e6;
+    else if (strcmp(end, "h") == 0) unit = 3600e6;
+    else if (strcmp(end, "d") == 0) unit = 86400e6;
+    else return -1;
+    *us = (int64_t)(n * unit);
+    return 0;
+}
+
+static int parse_count(const char *v, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (end == v || *end || errno || n <= 0)
+        return -1;
+    *out = n;
+    return 0;
+}
+
+/* Strings in the config outlive it: they are kept for the process's life. */
+static const char *keep(const char *v)
+{
+    return strdup(v);
+}
+
+static int apply_setting(server_config *c, const char *k, const char *v)
+{
+    int64_t us;
+    long long n;
+    if (!strcmp(k, "listen"))   { c->http.listen = keep(v); return 0; }
+    if (!strcmp(k, "tls_cert")) { c->http.tls_cert = keep(v); return 0; }
+    if (!strcmp(k, "tls_key"))  { c->http.tls_key = keep(v); return 0; }
+    struct { const char *name; int64_t *field; } durations[] = {
+        { "idle_timeout", &c->auth.idle_timeout_us },
+        { "absolute_timeout", &c->auth.absolute_timeout_us },
+        { "step_up_valid", &c->auth.step_up_valid_us },
+        { "delay_base", &c->auth.delay_base_us },
+        { "delay_max", &c->auth.delay_max_us },
+        { "source_window", &c->auth.source_window_us },
+    };
+    for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++)
+        if (!strcmp(k, durations[i].name))
+            return parse_duration(v, &us) == 0 ? (*durations[i].field = us, 0) : -1;
+    if (parse_count(v, &n) != 0)
+        return -1;
+    if (!strcmp(k, "max_body"))             { c->http.max_body = (size_t)n; return 0; }
+    if (!strcmp(k, "max_header"))           { c->http.max_header = (size_t)n; return 0; }
+    if (!strcmp(k, "threads"))              { c->http.threads = (unsigned)n; return 0; }
+    if (!strcmp(k, "request_timeout"))      { c->http.request_timeout_s = (unsigned)n; return 0; }
+    if (!strcmp(k, "max_conns_per_source")) { c->http.max_conns_per_source = (unsigned)n; return 0; }
+    if (!strcmp(k, "lock_after"))           { c->auth.lock_after = (int)n; return 0; }
+    if (!strcmp(k, "source_max_failures"))  { c->auth.source_max_failures = (int)n; return 0; }
+    return -2;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+int server_config_load(const char *path, server_config *cfg, mv_err *err)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return mv_fail(err, MV_E_IO, "cannot open config %s: %s", path, strerror(errno));
+    char line[1024];
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        lineno++;
+        char *l = trim(line);
+        if (*l == '\0' || *l == '#')
+            continue;
+        char *eq = strchr(l, '=');
+        if (eq == NULL) {
+            rc = mv_fail(err, MV_E_INVALID, "%s:%d: expected 'key = value'", path, lineno);
+            break;
+        }
+        *eq = '\0';
+        char *k = trim(l), *v = trim(eq + 1);
+        int r = apply_setting(cfg, k, v);
+        if (r == -2)
+            rc = mv_fail(err, MV_E_INVALID, "%s:%d: unknown setting '%s'", path, lineno, k);
+        else if (r != 0)
+            rc = mv_fail(err, MV_E_INVALID, "%s:%d: bad value for '%s'", path, lineno, k);
+    }
+    fclose(f);
+    return rc;
+}
+
+/* ---- Dispatch ------------------------------------------------------------ */
+
+static void route(call *c)
+{
+    const char *m = c->req->method, *p = c->req->path;
+    int post = strcmp(m, "POST") == 0, get = strcmp(m, "GET") == 0;
+    if (strcmp(p, "/auth/login") == 0 && post)
+        route_login(c);
+    else if (strcmp(p, "/auth/logout") == 0 && post)
+        route_logout(c);
+    else if (strcmp(p, "/auth/step-up") == 0 && post)
+        route_step_up(c);
+    else if (strcmp(p, "/api/whoami") == 0 && get)
+        route_whoami(c);
+    else if (strncmp(p, "/api/users", 10) == 0 && (p[10] == '\0' || p[10] == '/'))
+        route_users(c, p + 10);
+    else if (strncmp(p, "/auth/", 6) == 0)
+        call_fail(c, 405, "not-supported", "the /auth endpoints take POST");
+    else
+        call_fail(c, 404, "not-found", "no such endpoint");
+}
+
+static void handle(const http_request *req, http_response *res, void *ctx)
+{
+    call c = { .srv = ctx, .req = req, .res = res };
+    snprintf(res->actor, sizeof res->actor, "-");
+    route(&c);
+}
+
+/* ---- Lifecycle ----------------------------------------------------------- */
+
+int server_start(mv_store *s, audit_trail *t, const server_config *cfg,
+                 server **out, int *port, mv_err *err)
+{
+    server *srv = mv_calloc(1, sizeof *srv, err);
+    if (srv == NULL)
+        return -1;
+    srv->store = s;
+    srv->trail = t;
+    srv->cfg = *cfg;
+    srv->last_purge_us = mv_now_us();
+    if (auth_open(s, t, &cfg->auth, &srv->auth, err) != 0) {
+        free(srv);
+        return -1;
+    }
+    if (http_server_start(&cfg->http, handle, srv, &srv->http, port, err) != 0) {
+        auth_close(srv->auth);
+        free(srv);
+        return -1;
+    }
+    *out = srv;
+    return 0;
+}
+
+/* Sessions past their absolute lifetime are useless; delete them hourly-ish
+ * so the table holds only what may still be used. */
+static void purge_sessions(server *srv)
+{
+    int64_t now = mv_now_us();
+    if (now - srv->last_purge_us < PURGE_EVERY_US)
+        return;
+    srv->last_purge_us = now;
+    store_txn *t;
+    mv_err err;
+    size_t n = 0;
+    if (store_txn_begin(srv->store, &t, &err) != 0)
+        return;
+    if (store_session_purge(t, now - srv->cfg.auth.absolute_timeout_us, &n, &err) != 0) {
+        store_txn_rollback(t);
+        return;
+    }
+    store_txn_commit(t, &err);
+}
+
+void server_tick(void *p)
+{
+    server *srv = p;
+    mv_err err;
+    if (audit_tick(srv->trail, &err) != 0)
+        fprintf(stderr, "medvault serve: audit checkpoint failed: %s\n", err.msg);
+    purge_sessions(srv);
+}
+
+void server_stop(server *srv)
+{
+    if (srv == NULL)
+        return;
+    http_server_stop(srv->http);
+    auth_close(srv->auth);
+    free(srv);
+}

@@ -1,0 +1,59 @@
+/*
+ * server.h -- the application behind `medvault serve`: every request's path
+ * from the transport (http/) through who is calling (auth/) to what it may
+ * do, and the answer.
+ *
+ * What this subsystem owns: the routes and their JSON shapes, the mapping of
+ * auth results to HTTP statuses, role checks on the account-management API,
+ * and the periodic work of a running server (time-based audit checkpoints,
+ * purging expired sessions).
+ *
+ * What it must never do: include the HTTP library (only http.h), hold SQL,
+ * call libsodium, or echo a password, token, TOTP code or recovery code.
+ *
+ * Routes (JSON in, JSON out; errors are FHIR OperationOutcome):
+ *   POST /auth/login          {"username","password","totp"|"recovery_code"}
+ *   POST /auth/logout         bearer
+ *   POST /auth/step-up        bearer, {"totp"}
+ *   GET  /api/whoami          bearer: the caller's account
+ *   GET  /api/users           admin, security
+ *   POST /api/users           admin (fresh second factor)
+ *   GET  /api/users/NAME      admin, security
+ *   POST /api/users/NAME/lock | unlock | revoke-sessions     admin, security
+ *   POST /api/users/NAME/reset-password | reset-mfa          admin (fresh 2FA)
+ */
+#ifndef MV_SERVER_H
+#define MV_SERVER_H
+
+#include "../util/util.h"
+#include "../store/store.h"
+#include "../audit/audit.h"
+#include "../auth/auth.h"
+#include "../http/http.h"
+
+typedef struct server_config {
+    http_config http;
+    auth_config auth;
+} server_config;
+server_config server_default_config(void);
+
+/* Read "key = value" lines (# comments) into cfg; unknown keys and bad
+ * values are errors naming the line.  Keys: listen, tls_cert, tls_key,
+ * max_body, max_header, threads, request_timeout, max_conns_per_source,
+ * idle_timeout, absolute_timeout, step_up_valid, lock_after, delay_base,
+ * delay_max, source_max_failures, source_window (durations: 250ms, 30s, 15m,
+ * 12h, or plain seconds). */
+int server_config_load(const char *path, server_config *cfg, mv_err *err);
+
+typedef struct server server;
+
+/* Serve store s (its trail: t) until server_stop.  *port (may be NULL)
+ * receives the bound port. */
+int  server_start(mv_store *s, audit_trail *t, const server_config *cfg,
+                  server **out, int *port, mv_err *err);
+/* Periodic work; pass as http_wait_for_stop's tick with the server. */
+void server_tick(void *srv);
+/* Stop accepting, finish in-flight requests, free (NULL allowed). */
+void server_stop(server *srv);
+
+#endif /* MV_SERVER_H */

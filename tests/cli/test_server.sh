@@ -1,0 +1,277 @@
+#!/usr/bin/env bash
+# medvault serve end to end: logins with TOTP codes from an independent
+# implementation (Debian's oathtool), generic 401s, replay, lockout, spraying,
+# idle and absolute expiry, immediate revocation, the account API's role
+# checks, TLS, the transport's limits, and a clean SIGTERM.
+. "$(dirname "$0")/lib.sh"
+command -v oathtool >/dev/null || { echo "oathtool missing"; exit 1; }
+command -v curl >/dev/null || { echo "curl missing"; exit 1; }
+
+D="$WORK/srv"; K="$WORK/srv.key"
+ADMIN_PW="correct horse battery staple 1984"
+printf '%s\n' "$ADMIN_PW" |
+    "$MEDVAULT" init --data "$D" --key-file "$K" --admin-password-stdin --json > "$WORK/init.json" ||
+    { fail "init"; finish; exit 1; }
+json_get() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
+ADMIN_SECRET=$(json_get secret < "$WORK/init.json")
+[ -n "$ADMIN_SECRET" ] && pass || fail "init --json has no secret"
+expect_not_contains "$(cat "$WORK/init.json")" "$ADMIN_PW" "given password not echoed"
+expect_eq "$(stat -c %a "$D/tls/key.pem")" "600" "TLS key mode"
+
+cat > "$WORK/server.conf" <<'CONF'
+# short timeouts and small limits so the test sees them happen
+idle_timeout = 3s
+absolute_timeout = 6s
+step_up_valid = 2s
+lock_after = 3
+delay_base = 1ms
+delay_max = 5ms
+source_max_failures = 12
+source_window = 10m
+max_body = 4096
+max_header = 4096
+CONF
+
+# --- start -------------------------------------------------------------------
+start_server() {  # LISTEN -> sets PID, PORT, BASE
+    "$MEDVAULT" serve --data "$D" --key-file "$K" --config "$WORK/server.conf" \
+        --listen "$1" > "$WORK/serve.out" 2> "$WORK/serve.err" &
+    PID=$!
+    for _ in $(seq 1 100); do
+        PORT=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$WORK/serve.out")
+        [ -n "$PORT" ] && break
+        sleep 0.05
+    done
+    [ -n "$PORT" ] || { fail "server did not start: $(cat "$WORK/serve.err")"; finish; exit 1; }
+}
+start_server "http://127.0.0.1:0"
+BASE="http://127.0.0.1:$PORT"
+trap 'kill $PID 2>/dev/null; rm -rf "$WORK"' EXIT
+
+# req [curl args...]: sets STATUS and BODY.
+req() {
+    local out
+    out=$(curl -s -o "$WORK/body" -w '%{http_code}' "$@")
+    STATUS=$out
+    BODY=$(cat "$WORK/body")
+}
+totp() { oathtool --totp -b "$1" ${2:+-N "$2"}; }
+# login USER PASSWORD TOTP [SOURCE]
+login() {
+    req --interface "${4:-127.0.0.1}" -H 'Content-Type: application/json' \
+        -d "{\"username\":\"$1\",\"password\":\"$2\",\"totp\":\"$3\"}" "$BASE/auth/login"
+}
+token_of() { printf '%s' "$BODY" | json_get token; }
+
+# --- login with an independent TOTP implementation -----------------------------
+login admin "$ADMIN_PW" "$(totp "$ADMIN_SECRET")"
+expect_eq "$STATUS" "200" "admin login"
+ADMIN=$(token_of)
+expect_eq "${#ADMIN}" "43" "token is 256 bits base64url"
+expect_contains "$BODY" '"expires_in":3' "expires_in from idle timeout"
+expect_contains "$BODY" '"user":{"username":"admin","role":"admin"}' "user in login answer"
+req -H "Authorization: Bearer $ADMIN" "$BASE/api/whoami"
+expect_eq "$STATUS" "200" "whoami with the token"
+
+# --- the account API ----------------------------------------------------------------
+CLIN_PW="a clinician's long passphrase 2026"
+new_user() {  # NAME ROLE [EXTRA JSON] -> prints the answer
+    req -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
+        -d "{\"username\":\"$1\",\"role\":\"$2\",\"password\":\"$CLIN_PW\"${3:-}}" "$BASE/api/users"
+}
+new_user alice clinician ',"practitioner":"prac-1"'
+expect_eq "$STATUS" "201" "admin creates a clinician"
+ALICE_SECRET=$(printf '%s' "$BODY" | json_get secret)
+expect_contains "$BODY" "otpauth://totp/" "enrollment URI"
+expect_contains "$BODY" '"recovery_codes":["' "recovery codes"
+ALICE_RECOVERY=$(printf '%s' "$BODY" | sed -n 's/.*"recovery_codes":\["\([^"]*\)".*/\1/p')
+for u in bob carol dave erin; do new_user "$u" nurse; done
+expect_eq "$STATUS" "201" "more users"
+ERIN_SECRET=$(json_get secret <<<"$BODY")   # erin was created last
+new_user frank clinician
+FRANK_SECRET=$(json_get secret <<<"$BODY")
+new_user alice clinician
+expect_eq "$STATUS" "409" "duplicate username"
+req -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
+    -d '{"username":"weak","role":"nurse","password":"password1234"}' "$BASE/api/users"
+expect_eq "$STATUS" "400" "weak password refused"
+expect_not_contains "$BODY" "password1234" "refusal does not echo the password"
+req -H 'Content-Type: application/json' -d '{"username":"x","role":"admin","password":"zz"}' \
+    "$BASE/api/users"
+expect_eq "$STATUS" "401" "no session: cannot create a user"
+req -H "Authorization: Bearer not-a-token" -H 'Content-Type: application/json' \
+    -d '{"username":"x","role":"admin","password":"zz"}' "$BASE/api/users"
+expect_eq "$STATUS" "401" "bad token: cannot create a user"
+
+login alice "$CLIN_PW" "$(totp "$ALICE_SECRET")"
+expect_eq "$STATUS" "200" "clinician login"
+ALICE=$(token_of)
+req -H "Authorization: Bearer $ALICE" -H 'Content-Type: application/json' \
+    -d '{"username":"x","role":"admin","password":"a long enough passphrase"}' "$BASE/api/users"
+expect_eq "$STATUS" "403" "a clinician cannot create users"
+req -H "Authorization: Bearer $ALICE" "$BASE/api/users"
+expect_eq "$STATUS" "403" "a clinician cannot list users"
+
+# --- every failure looks the same ------------------------------------------------------
+sleep 0.02
+login bob "wrong password here!" "$(totp "$ALICE_SECRET")"; S1=$STATUS; B1=$BODY
+sleep 0.02
+login carol "$CLIN_PW" "000000"; S2=$STATUS; B2=$BODY
+sleep 0.02
+login nobody-at-all "$CLIN_PW" "123456"; S3=$STATUS; B3=$BODY
+expect_eq "$S1 $S2 $S3" "401 401 401" "wrong password / wrong TOTP / unknown user"
+expect_eq "$B2" "$B1" "same body for wrong TOTP"
+expect_eq "$B3" "$B1" "same body for unknown user"
+
+# --- a TOTP code's time step is usable once ----------------------------------------------
+CODE=$(totp "$ALICE_SECRET" "+30 seconds")
+login alice "$CLIN_PW" "$CODE"
+expect_eq "$STATUS" "200" "next-step code accepted (+1 step tolerance)"
+sleep 0.02
+login alice "$CLIN_PW" "$CODE"
+expect_eq "$STATUS" "401" "replayed code refused"
+sleep 0.02
+login alice "$CLIN_PW" "$(totp "$ALICE_SECRET" "+90 seconds")"
+expect_eq "$STATUS" "401" "a code 3 steps ahead refused"
+# A recovery code instead of TOTP, once.
+sleep 0.02
+req -H 'Content-Type: application/json' -d "{\"username\":\"alice\",\"password\":\"$CLIN_PW\",\"recovery_code\":\"$ALICE_RECOVERY\"}" "$BASE/auth/login"
+expect_eq "$STATUS" "200" "recovery code login"
+sleep 0.02
+req -H 'Content-Type: application/json' -d "{\"username\":\"alice\",\"password\":\"$CLIN_PW\",\"recovery_code\":\"$ALICE_RECOVERY\"}" "$BASE/auth/login"
+expect_eq "$STATUS" "401" "recovery code single use"
+
+# --- lockout and unlock (lock_after = 3) ------------------------------------------------------
+for i in 1 2 3; do
+    sleep 0.02
+    login dave "wrong password number $i" "123456"
+done
+sleep 0.02
+login dave "$CLIN_PW" "123456"
+expect_eq "$STATUS" "423" "locked after 3 failures, even with the right password"
+# The CLI unlocks while the server runs (another process on the same store).
+run 0 "$MEDVAULT" user unlock dave --data "$D" --key-file "$K"
+req -H "Authorization: Bearer $ADMIN" "$BASE/api/users/dave"
+expect_contains "$BODY" '"locked":false' "unlocked, seen by the server"
+
+# --- spraying from one address across accounts (source_max_failures = 12) -----------------------
+for u in s1 s2 s3 s4 s5 s6 s7 s8 s9 s10 s11 s12 s13 s14; do
+    login "$u" "Spring2026!Spring" "123456" 127.0.0.9
+done
+expect_eq "$STATUS" "429" "spraying from one address is throttled"
+curl -s -D "$WORK/h" -o /dev/null --interface 127.0.0.9 -H 'Content-Type: application/json' \
+    -d '{"username":"bob","password":"x","totp":"1"}' "$BASE/auth/login"
+grep -qi '^retry-after: [0-9]' "$WORK/h" && pass || fail "429 without Retry-After"
+login frank "not frank's password" "123456" 127.0.0.10
+expect_eq "$STATUS" "401" "another address is not throttled"
+
+# --- revocation takes effect on the very next request -------------------------------------
+req -H "Authorization: Bearer $ALICE" "$BASE/api/whoami"
+expect_eq "$STATUS" "200" "alice's session works"
+req -X POST -H "Authorization: Bearer $ADMIN" "$BASE/api/users/alice/revoke-sessions"
+expect_eq "$STATUS" "200" "admin revokes alice's sessions"
+req -H "Authorization: Bearer $ALICE" "$BASE/api/whoami"
+expect_eq "$STATUS" "401" "revoked session refused at once"
+
+# --- logout --------------------------------------------------------------------------
+login erin "$CLIN_PW" "$(totp "$ERIN_SECRET")"
+ERIN=$(token_of)
+req -X POST -H "Authorization: Bearer $ERIN" "$BASE/auth/logout"
+expect_eq "$STATUS" "204" "logout"
+req -H "Authorization: Bearer $ERIN" "$BASE/api/whoami"
+expect_eq "$STATUS" "401" "logged-out token refused"
+
+# --- malformed input: a clear 4xx and the server keeps serving -----------------------------
+req -H 'Content-Type: application/json' -d '{"username": "a",' "$BASE/auth/login"
+expect_eq "$STATUS" "400" "malformed JSON"
+expect_contains "$BODY" '"resourceType":"OperationOutcome"' "errors are OperationOutcome"
+req -H 'Content-Type: text/plain' -d 'hello' "$BASE/auth/login"
+expect_eq "$STATUS" "415" "wrong content type"
+head -c 10000 /dev/zero | tr '\0' 'a' > "$WORK/big"
+req -H 'Content-Type: application/json' --data-binary @"$WORK/big" "$BASE/auth/login"
+expect_eq "$STATUS" "413" "oversized body"
+req -H "X-Filler: $(head -c 6000 /dev/zero | tr '\0' 'b')" "$BASE/api/whoami"
+expect_eq "$STATUS" "431" "oversized headers"
+req "$BASE/no/such/thing"
+expect_eq "$STATUS" "404" "unknown endpoint"
+req -H "Authorization: Bearer $ADMIN" "$BASE/api/whoami"
+expect_eq "$STATUS" "200" "still serving after bad requests"
+curl -s -D "$WORK/h" -o /dev/null -H "Authorization: Bearer $ADMIN" "$BASE/api/whoami"
+for h in x-request-id cache-control x-content-type-options; do
+    grep -qi "^$h:" "$WORK/h" && pass || fail "missing header $h"
+done
+grep -qi '^cache-control: no-store' "$WORK/h" && pass || fail "cache-control is not no-store"
+
+# --- step-up: sensitive actions need a fresh second factor (step_up_valid = 2s) ---------------
+sleep 2.2
+req -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
+    -d "{\"username\":\"gina\",\"role\":\"nurse\",\"password\":\"$CLIN_PW\"}" "$BASE/api/users"
+expect_eq "$STATUS" "401" "stale second factor: step-up required"
+expect_contains "$BODY" "step-up" "says step-up"
+req -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
+    -d "{\"totp\":\"$(totp "$ADMIN_SECRET" "+30 seconds")\"}" "$BASE/auth/step-up"
+expect_eq "$STATUS" "200" "step-up with a fresh code"
+req -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
+    -d "{\"username\":\"gina\",\"role\":\"nurse\",\"password\":\"$CLIN_PW\"}" "$BASE/api/users"
+expect_eq "$STATUS" "201" "after step-up the action goes through"
+
+# --- idle (3 s) and absolute (6 s) expiry ----------------------------------------------------
+# frank keeps busy (every 0.6 s) while the admin's session sits idle.
+login frank "$CLIN_PW" "$(totp "$FRANK_SECRET")"
+FRANK=$(token_of)
+for i in 1 2 3 4 5 6; do
+    sleep 0.6
+    req -H "Authorization: Bearer $FRANK" "$BASE/api/whoami"
+done
+expect_eq "$STATUS" "200" "an active session outlives the idle timeout"
+req -H "Authorization: Bearer $ADMIN" "$BASE/api/whoami"
+expect_eq "$STATUS" "401" "idle session expired"
+for i in 1 2 3 4 5; do
+    sleep 0.6
+    req -H "Authorization: Bearer $FRANK" "$BASE/api/whoami"
+done
+expect_eq "$STATUS" "401" "absolute expiry despite activity"
+
+# --- nothing secret in the access log ------------------------------------------------------
+for secret in "$ADMIN_PW" "$CLIN_PW" "$ADMIN" "$ALICE" "$ADMIN_SECRET"; do
+    grep -qF -- "$secret" "$WORK/serve.err" && fail "a secret reached the server log" || pass
+done
+[ "$(grep -c ' /auth/login ' "$WORK/serve.err")" -gt 10 ] && pass || fail "access log lines missing"
+
+# --- SIGTERM: finish, final checkpoint, exit 0 -------------------------------------------------
+kill -TERM $PID
+wait $PID; rc=$?
+expect_eq "$rc" "0" "clean exit on SIGTERM"
+run 0 "$MEDVAULT" audit verify --data "$D" --key-file "$K"
+trail=$(sqlite3 "$D/medvault.db" "SELECT action || ' ' || actor || ' ' || outcome FROM audit")
+expect_contains "$trail" "auth.login" "logins audited"
+expect_contains "$trail" "second factor wrong" "password-right-TOTP-wrong is its own event"
+expect_contains "$trail" "account.lock" "lock audited"
+expect_contains "$trail" "anonymous" "unknown user recorded without its name"
+expect_not_contains "$trail" "nobody-at-all" "typed unknown username not in the trail"
+for secret in "$ADMIN_PW" "$CLIN_PW" "$ADMIN" "$ALICE"; do
+    grep -qaF -- "$secret" "$D/medvault.db" "$D/medvault.db-wal" 2>/dev/null &&
+        fail "a secret is in the database" || pass
+done
+last=$(sqlite3 "$D/medvault.db" "SELECT max(seq) FROM audit")
+cp=$(sqlite3 "$D/medvault.db" "SELECT max(seq) FROM audit_checkpoints")
+expect_eq "$cp" "$last" "final checkpoint at shutdown"
+
+# --- HTTPS with the certificate init made; plain HTTP only on loopback -------------------------
+run 1 "$MEDVAULT" serve --data "$D" --key-file "$K" --listen "http://0.0.0.0:0"
+expect_contains "$ERR" "loopback" "plain HTTP refused off loopback"
+start_server "https://127.0.0.1:0"
+curl -s -o /dev/null -w '%{http_code}' --cacert "$D/tls/cert.pem" \
+    "https://127.0.0.1:$PORT/api/whoami" > "$WORK/code"
+expect_eq "$(cat "$WORK/code")" "401" "TLS handshake with the init certificate"
+if curl -s -o /dev/null --cacert "$D/tls/cert.pem" --tlsv1.1 --tls-max 1.1 \
+        "https://127.0.0.1:$PORT/api/whoami"; then
+    fail "TLS 1.1 accepted"
+else
+    pass
+fi
+curl -s -D "$WORK/h" -o /dev/null --cacert "$D/tls/cert.pem" "https://127.0.0.1:$PORT/api/whoami"
+grep -qi '^strict-transport-security:' "$WORK/h" && pass || fail "no HSTS on https"
+kill -TERM $PID; wait $PID
+
+finish
