@@ -37,17 +37,13 @@ typedef struct serve_args {
     const char *listen, *config, *tls_cert, *tls_key;
 } serve_args;
 
-/* DIR/tls/NAME, kept for the life of the process. */
-static const char *default_tls(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 6;
-    char *p = malloc(n);
-    if (p)
-        snprintf(p, n, "%s/tls/%s", dir, name);
-    return p;
-}
+/* Paths of the certificate `init` made, used when none is configured. */
+typedef struct default_tls {
+    char cert[1024];
+    char key[1024];
+} default_tls;
 
-static int build_config(const serve_args *a, server_config *cfg)
+static int build_config(const serve_args *a, server_config *cfg, default_tls *tls)
 {
     *cfg = server_default_config();
     mv_err err;
@@ -59,10 +55,12 @@ static int build_config(const serve_args *a, server_config *cfg)
         cfg->http.tls_cert = a->tls_cert;
     if (a->tls_key)
         cfg->http.tls_key = a->tls_key;
+    snprintf(tls->cert, sizeof tls->cert, "%s/tls/cert.pem", a->store.data);
+    snprintf(tls->key, sizeof tls->key, "%s/tls/key.pem", a->store.data);
     if (cfg->http.tls_cert == NULL)
-        cfg->http.tls_cert = default_tls(a->store.data, "cert.pem");
+        cfg->http.tls_cert = tls->cert;
     if (cfg->http.tls_key == NULL)
-        cfg->http.tls_key = default_tls(a->store.data, "key.pem");
+        cfg->http.tls_key = tls->key;
     return 0;
 }
 
@@ -70,13 +68,18 @@ static int serve(cli_session *cs, const void *arg)
 {
     const serve_args *a = arg;
     server_config cfg;
-    if (build_config(a, &cfg) != 0)
+    default_tls tls;
+    if (build_config(a, &cfg, &tls) != 0) {
+        server_config_release(&cfg);
         return CLI_FAIL;
+    }
     server *srv;
     int port = 0;
     mv_err err;
-    if (server_start(cs->store, cs->trail, &cfg, &srv, &port, &err) != 0)
+    if (server_start(cs->store, cs->trail, &cfg, &srv, &port, &err) != 0) {
+        server_config_release(&cfg);
         return cli_error("serve", "%s", err.msg);
+    }
     const char *listen = cfg.http.listen ? cfg.http.listen : "https://127.0.0.1:8443";
     printf("medvault: serving store %s on %s (port %d); stop with SIGTERM or Ctrl-C\n",
            a->store.data, listen, port);
@@ -86,6 +89,7 @@ static int serve(cli_session *cs, const void *arg)
            sig == SIGINT ? "SIGINT" : "SIGTERM");
     fflush(stdout);
     server_stop(srv);
+    server_config_release(&cfg);
     return CLI_OK;   /* the final checkpoint is written by cli_close */
 }
 

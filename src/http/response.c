@@ -92,6 +92,12 @@ static int is_reserved(const char *name)
     return 0;
 }
 
+/* A name/value pair a handler may send (length limits checked apart). */
+static int is_allowed_header(const char *name, const char *value)
+{
+    return is_token(name) && is_field_value(value) && !is_reserved(name);
+}
+
 int http_response_header(http_response *res, const char *name,
                          const char *value)
 {
@@ -99,9 +105,8 @@ int http_response_header(http_response *res, const char *name,
         res->n_headers < 0 || res->n_headers >= HTTP_MAX_EXTRA_HEADERS)
         return -1;
     if (strlen(name) >= sizeof res->header_name[0] ||
-        strlen(value) >= sizeof res->header_value[0])
-        return -1;
-    if (!is_token(name) || !is_field_value(value) || is_reserved(name))
+        strlen(value) >= sizeof res->header_value[0] ||
+        !is_allowed_header(name, value))
         return -1;
     int i = res->n_headers++;
     snprintf(res->header_name[i], sizeof res->header_name[i], "%s", name);
@@ -209,7 +214,7 @@ static int add_mandatory_headers(struct MHD_Response *mr, const http_exchange *e
 
 static int add_extra_headers(struct MHD_Response *mr, const http_response *res)
 {
-    for (int i = 0; i < res->n_headers && i < HTTP_MAX_EXTRA_HEADERS; i++)
+    for (int i = 0; i < res->n_headers; i++)
         if (MHD_add_response_header(mr, res->header_name[i],
                                     res->header_value[i]) != MHD_YES)
             return -1;
@@ -246,18 +251,32 @@ static struct MHD_Response *build_response(const http_exchange *ex,
     return mr;
 }
 
-/* A handler bug (bad status or content type) becomes a plain 500. */
+#define TERMINATED(field) (memchr((field), '\0', sizeof(field)) != NULL)
+
+/* Handlers may also fill the fields directly: check them as the helpers do. */
+static int is_well_formed(const http_response *res)
+{
+    if (res->status < 200 || res->status > 599 ||
+        !TERMINATED(res->content_type) || res->content_type[0] == '\0' ||
+        !is_field_value(res->content_type) ||
+        res->n_headers < 0 || res->n_headers > HTTP_MAX_EXTRA_HEADERS)
+        return 0;
+    for (int i = 0; i < res->n_headers; i++)
+        if (!TERMINATED(res->header_name[i]) ||
+            !TERMINATED(res->header_value[i]) ||
+            !is_allowed_header(res->header_name[i], res->header_value[i]))
+            return 0;
+    return 1;
+}
+
+/* A handler bug becomes a plain 500 rather than a malformed response. */
 static void sanitise(http_response *res)
 {
-    int bad_status = res->status < 200 || res->status > 599;
-    int bad_type = res->content_type[0] == '\0' ||
-                   memchr(res->content_type, '\0', sizeof res->content_type) == NULL ||
-                   !is_field_value(res->content_type);
-    if (bad_status || bad_type) {
+    if (!is_well_formed(res)) {
         res->n_headers = 0;
         http_outcome(res, 500, "exception", "the request could not be answered");
     }
-    if (memchr(res->actor, '\0', sizeof res->actor) == NULL)
+    if (!TERMINATED(res->actor))
         res->actor[sizeof res->actor - 1] = '\0';
 }
 

@@ -13,7 +13,7 @@
  *                 time), count it active, reject oversized headers, a bad
  *                 path or query, or a declared body over the limit at once;
  *   upload calls  append the body, up to max_body; past it, drop the bytes
- *                 (and, after as much again, the connection);
+ *                 (and, after max_body more, at least 1 MiB, the connection);
  *   final call    hand the complete request to the handler, queue the
  *                 response with every mandatory header, log one line;
  *   completed     (MHD callback) free the exchange, count it inactive.
@@ -21,6 +21,7 @@
 #include "http_internal.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -31,6 +32,8 @@
 #define DEFAULT_MAX_HEADER      ((size_t)16 * 1024)
 #define DEFAULT_CONNS_PER_SOURCE 64u
 #define DEFAULT_TIMEOUT_S       30u
+#define MAX_MAX_HEADER          ((size_t)1024 * 1024)
+#define MAX_MAX_BODY            (SIZE_MAX / 4)
 #define MIN_DISCARD             ((size_t)1024 * 1024)
 #define STOP_GRACE_US           (10 * 1000000LL)
 #define STOP_POLL_NS            (5 * 1000000L)
@@ -152,6 +155,26 @@ static enum MHD_Result discard_body(http_exchange *ex, size_t n)
     return ex->discarded > allowance ? MHD_NO : MHD_YES;
 }
 
+/* Append n bytes (len + n <= limit) keeping room for a NUL; the buffer
+ * doubles as it grows but never beyond limit + 1 bytes. */
+static int append_body(mv_buf *b, const char *data, size_t n, size_t limit)
+{
+    size_t need = b->len + n + 1;
+    if (need > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        cap = cap < need ? need : cap;
+        cap = cap > limit + 1 ? limit + 1 : cap;
+        unsigned char *p = realloc(b->data, cap);
+        if (p == NULL)
+            return -1;
+        b->data = p;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, data, n);
+    b->len += n;
+    return 0;
+}
+
 static enum MHD_Result receive_body(http_exchange *ex, const char *data,
                                     size_t *size)
 {
@@ -164,20 +187,18 @@ static enum MHD_Result receive_body(http_exchange *ex, const char *data,
         mv_buf_free(&ex->body);
         return discard_body(ex, n);
     }
-    if (mv_buf_append(&ex->body, data, n, NULL) != 0) {
+    if (append_body(&ex->body, data, n, ex->server->max_body) != 0) {
         ex->body_failed = 1;
         mv_buf_free(&ex->body);
     }
     return MHD_YES;
 }
 
-/* NUL-terminate the body without counting the NUL. */
+/* NUL-terminate the body without counting the NUL (append_body left room). */
 static const unsigned char *terminated_body(mv_buf *b)
 {
     if (b->len == 0)
         return (const unsigned char *)"";
-    if (mv_buf_reserve(b, 1, NULL) != 0)
-        return NULL;
     b->data[b->len] = '\0';
     return b->data;
 }
@@ -234,11 +255,19 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 /* ---- Start ------------------------------------------------------------------ */
 
-static void apply_limits(http_server *s, const http_config *cfg)
+/* Zero means "the default"; absurd values are configuration mistakes. */
+static int apply_limits(http_server *s, const http_config *cfg, mv_err *err)
 {
     s->max_body = cfg->max_body ? cfg->max_body : DEFAULT_MAX_BODY;
     s->max_header = cfg->max_header ? cfg->max_header : DEFAULT_MAX_HEADER;
     s->access_log = cfg->access_log ? cfg->access_log : stderr;
+    if (s->max_header > MAX_MAX_HEADER)
+        return mv_fail(err, MV_E_INVALID, "max_header must be at most %zu bytes",
+                       MAX_MAX_HEADER);
+    if (s->max_body > MAX_MAX_BODY)
+        return mv_fail(err, MV_E_INVALID, "max_body must be at most %zu bytes",
+                       MAX_MAX_BODY);
+    return 0;
 }
 
 /* MHD keeps the whole header block in the per-connection pool; leave room
@@ -314,6 +343,26 @@ static int bound_port(struct MHD_Daemon *d)
     return info ? (int)info->port : -1;
 }
 
+/* Everything but the daemon: handler, limits, TLS material. */
+static http_server *new_server(const http_config *cfg, const http_listen *l,
+                               http_handler handler, void *ctx, mv_err *err)
+{
+    http_server *s = mv_calloc(1, sizeof *s, err);
+    if (s == NULL)
+        return NULL;
+    s->handler = handler;
+    s->handler_ctx = ctx;
+    s->https = l->https;
+    atomic_init(&s->active, 0);
+    if (apply_limits(s, cfg, err) != 0 ||
+        (s->https && http_tls_load(cfg->tls_cert, cfg->tls_key, &s->tls_cert,
+                                   &s->tls_key, err) != 0)) {
+        free_server(s);
+        return NULL;
+    }
+    return s;
+}
+
 int http_server_start(const http_config *cfg, http_handler handler, void *ctx,
                       http_server **out, int *port, mv_err *err)
 {
@@ -327,19 +376,9 @@ int http_server_start(const http_config *cfg, http_handler handler, void *ctx,
     if (!l.https && !http_listen_is_loopback(&l))
         return mv_fail(err, MV_E_INVALID, "plain HTTP is only allowed on "
                        "loopback addresses; use https://");
-    http_server *s = mv_calloc(1, sizeof *s, err);
+    http_server *s = new_server(cfg, &l, handler, ctx, err);
     if (s == NULL)
         return -1;
-    s->handler = handler;
-    s->handler_ctx = ctx;
-    s->https = l.https;
-    atomic_init(&s->active, 0);
-    apply_limits(s, cfg);
-    if (s->https && http_tls_load(cfg->tls_cert, cfg->tls_key, &s->tls_cert,
-                                  &s->tls_key, err) != 0) {
-        free_server(s);
-        return -1;
-    }
     http_signals_prepare();          /* before MHD creates its threads */
     s->daemon = start_daemon(s, cfg, &l);
     if (s->daemon == NULL) {

@@ -14,7 +14,7 @@
 
 server_config server_default_config(void)
 {
-    server_config c = { http_default_config(), auth_default_config() };
+    server_config c = { http_default_config(), auth_default_config(), { NULL } };
     return c;
 }
 
@@ -50,19 +50,33 @@ static int parse_count(const char *v, long long *out)
     return 0;
 }
 
-/* Strings in the config outlive it: they are kept for the process's life. */
-static const char *keep(const char *v)
+/* A string setting: cfg owns the copy (slot i) until server_config_release. */
+static int keep(server_config *c, int slot, const char **field, const char *v)
 {
-    return strdup(v);
+    char *copy = strdup(v);
+    if (copy == NULL)
+        return -1;
+    free(c->owned[slot]);
+    c->owned[slot] = copy;
+    *field = copy;
+    return 0;
+}
+
+void server_config_release(server_config *cfg)
+{
+    for (size_t i = 0; i < sizeof cfg->owned / sizeof cfg->owned[0]; i++) {
+        free(cfg->owned[i]);
+        cfg->owned[i] = NULL;
+    }
 }
 
 static int apply_setting(server_config *c, const char *k, const char *v)
 {
     int64_t us;
     long long n;
-    if (!strcmp(k, "listen"))   { c->http.listen = keep(v); return 0; }
-    if (!strcmp(k, "tls_cert")) { c->http.tls_cert = keep(v); return 0; }
-    if (!strcmp(k, "tls_key"))  { c->http.tls_key = keep(v); return 0; }
+    if (!strcmp(k, "listen"))   return keep(c, 0, &c->http.listen, v);
+    if (!strcmp(k, "tls_cert")) return keep(c, 1, &c->http.tls_cert, v);
+    if (!strcmp(k, "tls_key"))  return keep(c, 2, &c->http.tls_key, v);
     struct { const char *name; int64_t *field; } durations[] = {
         { "idle_timeout", &c->auth.idle_timeout_us },
         { "absolute_timeout", &c->auth.absolute_timeout_us },

@@ -34,8 +34,12 @@
 typedef struct server_config {
     http_config http;
     auth_config auth;
+    char *owned[3];      /* listen, tls_cert, tls_key read from a file   */
 } server_config;
 server_config server_default_config(void);
+/* Free the strings server_config_load() copied into cfg (after the server
+ * using it has stopped). */
+void server_config_release(server_config *cfg);
 
 /* Read "key = value" lines (# comments) into cfg; unknown keys and bad
  * values are errors naming the line.  Keys: listen, tls_cert, tls_key,

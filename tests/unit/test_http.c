@@ -86,6 +86,14 @@ static void test_handler(const http_request *req, http_response *res, void *ctx)
         struct timespec ts = { 0, 300 * 1000000L };
         nanosleep(&ts, NULL);
         http_response_text(res, 200, "text/plain", "slept");
+    } else if (strcmp(req->path, "/forged") == 0) {
+        /* Bypassing http_response_header must not get a header through. */
+        snprintf(res->header_name[0], sizeof res->header_name[0], "Cache-Control");
+        snprintf(res->header_value[0], sizeof res->header_value[0], "public");
+        res->n_headers = 1;
+        http_response_text(res, 200, "text/plain", "cache me");
+    } else if (strcmp(req->path, "/bad-status") == 0) {
+        res->status = 42;
     } else if (strcmp(req->path, "/missing") == 0) {
         http_outcome(res, 404, "not-found", "no such resource");
     } else {
@@ -542,6 +550,13 @@ static void test_handler_status_headers_and_outcome(void **state)
     assert_int_equal(curl(&out, "http://127.0.0.1:%d/missing", f.port), 0);
     assert_outcome(out, 404, "not-found");
     free(out);
+    assert_int_equal(curl(&out, "http://127.0.0.1:%d/forged", f.port), 0);
+    assert_outcome(out, 500, "exception");
+    assert_null(strstr(out, "cache me"));
+    free(out);
+    assert_int_equal(curl(&out, "http://127.0.0.1:%d/bad-status", f.port), 0);
+    assert_outcome(out, 500, "exception");
+    free(out);
     finish(&f);
 }
 
@@ -733,6 +748,34 @@ static void test_plain_http_only_on_loopback(void **state)
     http_config c = test_config("http://127.0.0.2:0", f.log);
     start(&f, &c);
     finish(&f);
+}
+
+static void test_start_errors_are_one_clear_line(void **state)
+{
+    (void)state;
+    fixture f = {0};
+    start_plain(&f, 0, 0);
+    char listen[64];
+    snprintf(listen, sizeof listen, "http://127.0.0.1:%d", f.port);
+    http_config c = test_config(listen, NULL);
+    http_server *srv = NULL;
+    mv_err err = {0};
+    assert_int_equal(http_server_start(&c, test_handler, NULL, &srv, NULL, &err), -1);
+    assert_null(srv);
+    assert_int_equal(err.code, MV_E_IO);
+    assert_non_null(strstr(err.msg, strerror(EADDRINUSE)));
+    finish(&f);
+
+    c = test_config("http://127.0.0.1:0", NULL);
+    c.max_header = 2 * 1024 * 1024;
+    assert_int_equal(http_server_start(&c, test_handler, NULL, &srv, NULL, &err), -1);
+    assert_int_equal(err.code, MV_E_INVALID);
+    assert_int_equal(http_server_start(NULL, test_handler, NULL, &srv, NULL, &err), -1);
+    assert_int_equal(err.code, MV_E_INVALID);
+    c = test_config("http://127.0.0.1:0", NULL);
+    assert_int_equal(http_server_start(&c, NULL, NULL, &srv, NULL, &err), -1);
+    assert_int_equal(err.code, MV_E_INVALID);
+    assert_null(srv);
 }
 
 static void test_ipv6_loopback(void **state)
@@ -1097,6 +1140,7 @@ int main(void)
         cmocka_unit_test(test_malformed_requests_keep_serving),
         cmocka_unit_test(test_connection_limits),
         cmocka_unit_test(test_plain_http_only_on_loopback),
+        cmocka_unit_test(test_start_errors_are_one_clear_line),
         cmocka_unit_test(test_ipv6_loopback),
         cmocka_unit_test(test_self_signed_certificate),
         cmocka_unit_test(test_https_serves_tls12_and_13_only),
