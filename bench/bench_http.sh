@@ -23,7 +23,7 @@ printf '%s\n' "$PW" | "$MV" init --data "$W/d" --key-file "$W/k" --admin-passwor
 SECRET=$(sed -n 's/.*"secret":"\([^"]*\)".*/\1/p' "$W/init.json")
 cat > "$W/conf" <<CONF
 lock_after = 1000000
-source_max_failures = 1000000
+source_max_failures = 100000
 idle_timeout = 1h
 threads = 4
 CONF
@@ -31,6 +31,7 @@ CONF
     > "$W/out" 2> "$W/access.log" &
 SRV=$!
 for _ in $(seq 100); do PORT=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$W/out"); [ -n "$PORT" ] && break; sleep 0.05; done
+[ -n "${PORT:-}" ] || { echo "bench_http: the server did not start: $(cat "$W/access.log")" >&2; exit 1; }
 BASE="http://127.0.0.1:$PORT"
 login() {  # USER PASSWORD CODE -> token
     curl -s -H 'Content-Type: application/json' \
@@ -44,11 +45,12 @@ ADMIN=$(login admin "$PW" "$(oathtool --totp -b "$SECRET")")
 UPW="a user passphrase for benchmarking"
 for i in $(seq "$USERS"); do
     curl -s -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
-        -d "{\"username\":\"u$i\",\"role\":\"nurse\",\"password\":\"$UPW\"}" "$BASE/api/users" |
+        -d "{\"username\":\"user$i\",\"role\":\"nurse\",\"password\":\"$UPW\"}" "$BASE/api/users" |
         sed -n 's/.*"secret":"\([^"]*\)".*/\1/p' > "$W/secret.$i"
+    [ -s "$W/secret.$i" ] || { echo "bench_http: creating user$i failed" >&2; exit 1; }
 done
 for i in $(seq "$USERS"); do
-    printf '{"username":"u%d","password":"%s","totp":"%s"}\n' "$i" "$UPW" \
+    printf '{"username":"user%d","password":"%s","totp":"%s"}\n' "$i" "$UPW" \
         "$(oathtool --totp -b "$(cat "$W/secret.$i")")" > "$W/login.$i"
 done
 start=$(date +%s.%N)

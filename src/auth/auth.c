@@ -51,12 +51,18 @@ auth_config auth_default_config(void)
 
 static int config_check(const auth_config *c, mv_err *err)
 {
-    if (c->idle_timeout_us <= 0 || c->absolute_timeout_us <= 0 ||
-        c->step_up_valid_us <= 0 || c->lock_after < 1 ||
-        c->delay_base_us < 0 || c->delay_max_us < c->delay_base_us ||
-        c->source_max_failures < 1 || c->source_max_failures > 100000 ||
-        c->source_window_us <= 0)
-        return mv_fail(err, MV_E_INVALID, "invalid authentication settings");
+    const char *bad =
+        c->idle_timeout_us <= 0 ? "idle_timeout must be positive" :
+        c->absolute_timeout_us <= 0 ? "absolute_timeout must be positive" :
+        c->step_up_valid_us <= 0 ? "step_up_valid must be positive" :
+        c->lock_after < 1 ? "lock_after must be at least 1" :
+        c->delay_base_us < 0 ? "delay_base must not be negative" :
+        c->delay_max_us < c->delay_base_us ? "delay_max must be at least delay_base" :
+        c->source_max_failures < 1 || c->source_max_failures > 100000
+            ? "source_max_failures must be between 1 and 100000" :
+        c->source_window_us <= 0 ? "source_window must be positive" : NULL;
+    if (bad)
+        return mv_fail(err, MV_E_INVALID, "invalid authentication setting: %s", bad);
     return 0;
 }
 
