@@ -104,4 +104,9 @@ int http_tls_load(const char *cert_path, const char *key_path, mv_buf *cert,
                   mv_buf *key, mv_err *err);
 void http_tls_free_key(mv_buf *key);
 
+/* Bodies carry passwords (login) and health data (FHIR): every body buffer
+ * http/ frees is wiped first, and growth never leaves an unwiped copy. */
+void http_wipe_free(void *p);               /* any malloc'ed block       */
+void http_body_free(mv_buf *b);             /* an mv_buf's bytes         */
+
 #endif /* MV_HTTP_INTERNAL_H */

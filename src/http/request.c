@@ -11,6 +11,7 @@
 #include "http_internal.h"
 
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -148,10 +149,25 @@ http_exchange *http_exchange_new(http_server *s, struct MHD_Connection *c,
     return ex;
 }
 
+void http_wipe_free(void *p)
+{
+    if (p == NULL)
+        return;
+    crypto_wipe(p, malloc_usable_size(p));
+    free(p);
+}
+
+void http_body_free(mv_buf *b)
+{
+    http_wipe_free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
 void http_exchange_free(http_exchange *ex)
 {
     if (ex == NULL)
         return;
-    mv_buf_free(&ex->body);
+    http_body_free(&ex->body);
     free(ex);
 }

@@ -56,7 +56,7 @@ void http_response_init(http_response *res)
 
 void http_response_clear(http_response *res)
 {
-    mv_buf_free(&res->body);
+    http_body_free(&res->body);
 }
 
 /* RFC 9110 token characters. */
@@ -130,7 +130,7 @@ int http_response_text(http_response *res, int status, const char *content_type,
     if (res == NULL || set_content_type(res, content_type) != 0)
         return -1;
     res->status = status;
-    mv_buf_free(&res->body);
+    http_body_free(&res->body);
     if (text == NULL)
         return 0;
     if (mv_buf_append(&res->body, text, strlen(text), NULL) != 0) {
@@ -227,13 +227,13 @@ static struct MHD_Response *take_body(mv_buf *body)
     size_t len;
     unsigned char *data = mv_buf_steal(body, &len);
     if (len == 0) {
-        free(data);
+        http_wipe_free(data);
         return MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
     }
     struct MHD_Response *mr =
-        MHD_create_response_from_buffer_with_free_callback(len, data, free);
+        MHD_create_response_from_buffer_with_free_callback(len, data, http_wipe_free);
     if (mr == NULL)
-        free(data);
+        http_wipe_free(data);
     return mr;
 }
 

@@ -164,9 +164,13 @@ static int append_body(mv_buf *b, const char *data, size_t n, size_t limit)
         size_t cap = b->cap ? b->cap * 2 : 4096;
         cap = cap < need ? need : cap;
         cap = cap > limit + 1 ? limit + 1 : cap;
-        unsigned char *p = realloc(b->data, cap);
+        /* Not realloc: it would leave the old bytes behind unwiped. */
+        unsigned char *p = malloc(cap);
         if (p == NULL)
             return -1;
+        if (b->len)
+            memcpy(p, b->data, b->len);
+        http_wipe_free(b->data);
         b->data = p;
         b->cap = cap;
     }
@@ -184,12 +188,12 @@ static enum MHD_Result receive_body(http_exchange *ex, const char *data,
         return discard_body(ex, n);
     if (n > ex->server->max_body - ex->body.len) {
         ex->body_too_large = 1;
-        mv_buf_free(&ex->body);
+        http_body_free(&ex->body);
         return discard_body(ex, n);
     }
     if (append_body(&ex->body, data, n, ex->server->max_body) != 0) {
         ex->body_failed = 1;
-        mv_buf_free(&ex->body);
+        http_body_free(&ex->body);
     }
     return MHD_YES;
 }
