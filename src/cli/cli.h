@@ -19,6 +19,8 @@
 #include "../util/util.h"
 #include "../store/store.h"
 #include "../audit/audit.h"
+#include "../auth/auth.h"
+#include <jansson.h>
 
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
@@ -98,6 +100,14 @@ void cli_secret_free(mv_buf *b);
 /* Draw text (an otpauth:// URI) as a QR code for a terminal; -1 if it
  * cannot be encoded. */
 int cli_print_qr(FILE *out, const char *text);
+
+/* A second-factor enrollment, shown once (enroll.c): as a JSON object
+ * {username, otpauth_uri, secret, recovery_codes} (new reference), or for a
+ * person (QR code, secret, recovery codes) on stdout. */
+json_t *cli_enrollment_json(const char *username, const auth_enrollment *e);
+void cli_print_enrollment(const char *username, const auth_enrollment *e);
+/* Print a JSON value as one compact line on stdout. */
+void cli_print_json_line(json_t *o);
 
 /* Read one line (a new account password) from stdin into out (wiped by the
  * caller with cli_secret_free); same rules as cli_read_secret. */

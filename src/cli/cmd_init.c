@@ -124,19 +124,13 @@ static void print_admin(const init_args *a, const char *password,
                         const auth_enrollment *e, const char *cert)
 {
     if (a->json) {
-        json_t *codes = json_array();
-        for (int i = 0; i < AUTH_RECOVERY_CODES; i++)
-            json_array_append_new(codes, json_string(e->recovery[i]));
-        json_t *admin = json_pack("{s:s, s:s, s:s, s:o}", "username", a->admin,
-                                  "otpauth_uri", e->otpauth_uri, "secret", e->secret_b32,
-                                  "recovery_codes", codes);
+        json_t *admin = cli_enrollment_json(a->admin, e);
         if (password)
             json_object_set_new(admin, "password", json_string(password));
         json_t *o = json_pack("{s:s, s:s?, s:s, s:o}", "data", a->store.data,
                               "key_file", a->store.key_file, "tls_cert", cert,
                               "admin", admin);
-        json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        putchar('\n');
+        cli_print_json_line(o);
         json_decref(o);
         return;
     }
@@ -144,12 +138,7 @@ static void print_admin(const init_args *a, const char *password,
     printf("first admin account: %s\n", a->admin);
     if (password)
         printf("password (shown once): %s\n", password);
-    printf("Second factor: scan with an authenticator app\n");
-    cli_print_qr(stdout, e->otpauth_uri);
-    printf("or enter the secret %s\n(%s)\nRecovery codes, each usable once:\n",
-           e->secret_b32, e->otpauth_uri);
-    for (int i = 0; i < AUTH_RECOVERY_CODES; i++)
-        printf("  %s\n", e->recovery[i]);
+    cli_print_enrollment(a->admin, e);
 }
 
 /* The first admin, recorded in the trail like any account creation. */

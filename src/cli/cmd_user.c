@@ -49,24 +49,13 @@ typedef struct user_args {
 
 static void print_enrollment(const char *username, const auth_enrollment *e, int json)
 {
-    if (json) {
-        json_t *codes = json_array();
-        for (int i = 0; i < AUTH_RECOVERY_CODES; i++)
-            json_array_append_new(codes, json_string(e->recovery[i]));
-        json_t *o = json_pack("{s:s, s:s, s:s, s:o}", "username", username,
-                              "otpauth_uri", e->otpauth_uri, "secret", e->secret_b32,
-                              "recovery_codes", codes);
-        json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        putchar('\n');
-        json_decref(o);
+    if (!json) {
+        cli_print_enrollment(username, e);
         return;
     }
-    printf("Second factor for %s: scan this with an authenticator app\n", username);
-    cli_print_qr(stdout, e->otpauth_uri);
-    printf("or enter the secret %s\n(%s)\n\nRecovery codes, each usable once; "
-           "keep them offline:\n", e->secret_b32, e->otpauth_uri);
-    for (int i = 0; i < AUTH_RECOVERY_CODES; i++)
-        printf("  %s\n", e->recovery[i]);
+    json_t *o = cli_enrollment_json(username, e);
+    cli_print_json_line(o);
+    json_decref(o);
 }
 
 static json_t *account_json(const auth_account *a)
@@ -123,8 +112,7 @@ static int list(auth *au, const user_args *a)
             print_account(&v[i]);
     }
     if (arr) {
-        json_dumpf(arr, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        putchar('\n');
+        cli_print_json_line(arr);
         json_decref(arr);
     }
     free(v);
@@ -139,8 +127,7 @@ static int show(auth *au, const user_args *a)
         return cli_error("user show", "%s", err.msg);
     if (a->json) {
         json_t *o = account_json(&acct);
-        json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        putchar('\n');
+        cli_print_json_line(o);
         json_decref(o);
     } else {
         print_account(&acct);
