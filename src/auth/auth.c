@@ -96,6 +96,7 @@ int auth_open(mv_store *s, audit_trail *trail, const auth_config *cfg,
         free(a);
         return -1;
     }
+    acct_cache_init(&a->accounts);
     *out = a;
     return 0;
 }
@@ -105,6 +106,7 @@ void auth_close(auth *a)
     if (a == NULL)
         return;
     throttle_destroy(&a->thr);
+    acct_cache_destroy(&a->accounts);
     crypto_wipe(a, sizeof *a);
     free(a);
 }

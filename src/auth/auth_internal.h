@@ -145,12 +145,31 @@ void throttle_user_reset(throttle *t, const char *username);
 
 /* ---- The instance --------------------------------------------------------------- */
 
+/* Public views of recently used accounts (account_cache.c). */
+#define ACCT_CACHE_SLOTS 1024
+#define ACCT_CACHE_TTL_US (2 * 1000000LL)
+typedef struct acct_cache_slot {
+    auth_account pub;
+    int64_t at;                         /* 0: empty */
+} acct_cache_slot;
+typedef struct acct_cache {
+    pthread_mutex_t mu;
+    acct_cache_slot slot[ACCT_CACHE_SLOTS];
+} acct_cache;
+void acct_cache_init(acct_cache *c);
+void acct_cache_destroy(acct_cache *c);
+/* 1 and *out filled when id is cached and fresh. */
+int  acct_cache_get(acct_cache *c, const char *id, int64_t now, auth_account *out);
+void acct_cache_put(acct_cache *c, const auth_account *pub, int64_t now);
+void acct_cache_forget(acct_cache *c, const char *id);
+
 struct auth {
     mv_store *s;
     audit_trail *trail;
     auth_config cfg;
     char dummy_hash[MV_PWHASH_MAX];    /* verified against for unknown users */
     throttle thr;
+    acct_cache accounts;
 };
 
 /* ---- Sessions (sessions.c) ------------------------------------------------------ */

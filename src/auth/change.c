@@ -52,6 +52,7 @@ static int commit_once(auth *a, const char *id, acct_plan_fn plan, void *ctx,
         rc = mv_fail(e, MV_E_INTERNAL, "an account change without an event");
     if (rc == 0)
         rc = audit_record(a->trail, c.ev, c.n_ev, apply_change, &c, NULL, e);
+    acct_cache_forget(&a->accounts, id);
     acct_wipe(&c.rec);
     return rc;
 }

@@ -85,7 +85,10 @@ ALICE_SECRET=$(printf '%s' "$BODY" | json_get secret)
 expect_contains "$BODY" "otpauth://totp/" "enrollment URI"
 expect_contains "$BODY" '"recovery_codes":["' "recovery codes"
 ALICE_RECOVERY=$(printf '%s' "$BODY" | sed -n 's/.*"recovery_codes":\["\([^"]*\)".*/\1/p')
-for u in bob carol dave erin; do new_user "$u" nurse; done
+for u in bob carol dave erin; do
+    new_user "$u" nurse
+    printf '%s' "$BODY" | json_get secret > "$WORK/secret.$u"
+done
 expect_eq "$STATUS" "201" "more users"
 ERIN_SECRET=$(json_get secret <<<"$BODY")   # erin was created last
 new_user frank clinician
@@ -172,6 +175,15 @@ req -X POST -H "Authorization: Bearer $ADMIN" "$BASE/api/users/alice/revoke-sess
 expect_eq "$STATUS" "200" "admin revokes alice's sessions"
 req -H "Authorization: Bearer $ALICE" "$BASE/api/whoami"
 expect_eq "$STATUS" "401" "revoked session refused at once"
+
+# --- a lock from the CLI (another process) bites on the very next request ----------------
+login carol "$CLIN_PW" "$(totp "$(cat "$WORK/secret.carol")")"
+CAROL=$(token_of)
+req -H "Authorization: Bearer $CAROL" "$BASE/api/whoami"
+expect_eq "$STATUS" "200" "carol's session works"
+run 0 "$MEDVAULT" user lock carol --reason "laptop stolen" --data "$D" --key-file "$K"
+req -H "Authorization: Bearer $CAROL" "$BASE/api/whoami"
+expect_eq "$STATUS" "401" "locked from the CLI: refused at once"
 
 # --- logout --------------------------------------------------------------------------
 login erin "$CLIN_PW" "$(totp "$ERIN_SECRET")"

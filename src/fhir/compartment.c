@@ -1,0 +1,183 @@
+/*
+ * compartment.c -- which patients' compartments a resource belongs to.
+ *
+ * Why this exists: "everything about patient p1" is defined by the R4 Patient
+ * CompartmentDefinition: a resource is in p1's compartment when one of the
+ * listed search parameters (Observation.subject, Observation.performer, ...)
+ * references Patient/p1.  The generated tables hold those parameters as plain
+ * element paths; this file follows them through a parsed body and collects
+ * the patient ids.  It decides nothing about access: callers do.
+ */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fhir/fhir.h"
+#include "fhir/primitive.h"
+#include "fhir/r4_model.h"
+
+#define SEGMENT_MAX 64
+
+/* A growing list of distinct ids; owns its strings. */
+typedef struct id_list {
+    char **ids;
+    size_t n;
+    size_t cap;
+} id_list;
+
+void fhir_ids_free(char **ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+}
+
+static int id_list_add(id_list *l, const char *id, size_t len, mv_err *err)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (strlen(l->ids[i]) == len && memcmp(l->ids[i], id, len) == 0)
+            return 0;
+    }
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 4;
+        char **grown = realloc(l->ids, cap * sizeof *grown);
+        if (grown == NULL)
+            return mv_fail(err, MV_E_NOMEM, "out of memory");
+        l->ids = grown;
+        l->cap = cap;
+    }
+    char *copy = malloc(len + 1);
+    if (copy == NULL)
+        return mv_fail(err, MV_E_NOMEM, "out of memory");
+    memcpy(copy, id, len);
+    copy[len] = '\0';
+    l->ids[l->n++] = copy;
+    return 0;
+}
+
+/* "Patient/<id>" or "Patient/<id>/_history/<vid>": the id, else NULL.
+ * Absolute URLs and contained ("#x") references are not local patients. */
+static const char *patient_ref_id(const char *ref, size_t *len)
+{
+    static const char prefix[] = "Patient/";
+    if (strncmp(ref, prefix, sizeof prefix - 1) != 0)
+        return NULL;
+    const char *id = ref + sizeof prefix - 1;
+    const char *slash = strchr(id, '/');
+    *len = slash ? (size_t)(slash - id) : strlen(id);
+    if (slash && strncmp(slash, "/_history/", 10) != 0)
+        return NULL;
+    char buf[65];
+    if (*len == 0 || *len > 64)
+        return NULL;
+    memcpy(buf, id, *len);
+    buf[*len] = '\0';
+    return fhir_prim_valid_id(buf) ? id : NULL;
+}
+
+static int add_reference(id_list *l, json_t *v, mv_err *err)
+{
+    const char *ref = json_string_value(json_object_get(v, "reference"));
+    size_t len;
+    const char *id = ref ? patient_ref_id(ref, &len) : NULL;
+    return id ? id_list_add(l, id, len, err) : 0;
+}
+
+/* Follow rest ("performer" or "member.entity") from v, through arrays. */
+static int collect(id_list *l, json_t *v, const char *rest, mv_err *err)
+{
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *item;
+        json_array_foreach(v, i, item) {
+            if (collect(l, item, rest, err) != 0)
+                return -1;
+        }
+        return 0;
+    }
+    if (!json_is_object(v))
+        return 0;
+    if (*rest == '\0')
+        return add_reference(l, v, err);
+    const char *dot = strchr(rest, '.');
+    size_t n = dot ? (size_t)(dot - rest) : strlen(rest);
+    char segment[SEGMENT_MAX];
+    if (n >= sizeof segment)
+        return mv_fail(err, MV_E_INTERNAL, "compartment path segment too long");
+    memcpy(segment, rest, n);
+    segment[n] = '\0';
+    return collect(l, json_object_get(v, segment), dot ? dot + 1 : "", err);
+}
+
+static const fhir_cpt_resource *compartment_of(int type)
+{
+    size_t lo = 0, hi = fhir_r4_n_cpt_resources;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int t = fhir_r4_cpt_resources[mid].type;
+        if (t == type)
+            return &fhir_r4_cpt_resources[mid];
+        if (t < type)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static int collect_params(id_list *l, json_t *root, const fhir_cpt_resource *r, mv_err *err)
+{
+    for (uint16_t p = 0; p < r->n_params; p++) {
+        const fhir_cpt_param *param = &fhir_r4_cpt_params[r->first_param + p];
+        for (uint16_t i = 0; i < param->n_paths; i++) {
+            const char *path = fhir_r4_cpt_paths[param->first_path + i];
+            const char *rest = strchr(path, '.'); /* skip the resource type */
+            if (rest && collect(l, root, rest + 1, err) != 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static int own_patient_id(id_list *l, json_t *root, mv_err *err)
+{
+    const char *id = json_string_value(json_object_get(root, "id"));
+    if (id == NULL || !fhir_prim_valid_id(id))
+        return 0;
+    return id_list_add(l, id, strlen(id), err);
+}
+
+static int collect_all(id_list *l, json_t *root, mv_err *err)
+{
+    const char *rt = json_string_value(json_object_get(root, "resourceType"));
+    if (rt == NULL || !fhir_type_known(rt))
+        return mv_fail(err, MV_E_INVALID, "not a resource with a known resourceType");
+    if (strcmp(rt, "Patient") == 0 && own_patient_id(l, root, err) != 0)
+        return -1;
+    const fhir_cpt_resource *r = compartment_of(fhir_model_type(rt, strlen(rt)));
+    return r ? collect_params(l, root, r, err) : 0;
+}
+
+int fhir_compartment_patients(const char *json, size_t len, char ***ids, size_t *n,
+                              mv_err *err)
+{
+    *ids = NULL;
+    *n = 0;
+    if (json == NULL)
+        return mv_fail(err, MV_E_INVALID, "no resource body");
+    json_error_t jerr;
+    json_t *root = json_loadb(json, len, 0, &jerr);
+    if (root == NULL)
+        return mv_fail(err, MV_E_INVALID, "body is not valid JSON (line %d, column %d)",
+                       jerr.line, jerr.column);
+    id_list l = {NULL, 0, 0};
+    int rc = collect_all(&l, root, err);
+    json_decref(root);
+    if (rc != 0) {
+        fhir_ids_free(l.ids, l.n);
+        return -1;
+    }
+    *ids = l.ids;
+    *n = l.n;
+    return 0;
+}

@@ -1,0 +1,57 @@
+/*
+ * fhir.h -- the FHIR R4 resource model: which resources exist, whether a JSON
+ * body is a valid R4 resource, and which patients' compartments it is in.
+ *
+ * Why this exists: the FHIR API accepts every R4 resource type, driven by the
+ * official R4 definitions (StructureDefinitions, SearchParameters and the
+ * Patient CompartmentDefinition of hl7.fhir.r4.examples@4.0.1) turned into
+ * generated tables (r4_tables.c, from scripts/gen-fhir-tables) rather than by
+ * hand-written per-type code.
+ *
+ * fhir/ owns: the R4 resource model, structural validation of resources in
+ * the FHIR JSON format, and Patient compartment membership.
+ *
+ * fhir/ must never: speak HTTP, touch SQL, storage or keys, or decide access
+ * -- it answers "is this a valid resource" and "whose compartment is it in";
+ * the callers decide what to do with the answers.  It depends on util (and
+ * jansson) only.  Error messages name the element path, never a value: the
+ * values are health data.
+ */
+#ifndef MV_FHIR_H
+#define MV_FHIR_H
+
+#include <stddef.h>
+
+#include "util/util.h"
+
+/* Limits that bound the work done on one body. */
+#define FHIR_MAX_DEPTH    32        /* nested JSON objects, resources included */
+#define FHIR_MAX_ELEMENTS 1000000   /* values visited in one body              */
+#define FHIR_MAX_STRING   1048576   /* bytes in one string value               */
+
+/* 1 when resource_type names a concrete R4 resource ("Patient", "Bundle"),
+ * 0 for anything else, data types and the abstract Resource included. */
+int fhir_type_known(const char *resource_type);
+
+/* Validate json (len bytes) as one R4 resource in the JSON format: a JSON
+ * object with a known resourceType whose members are the resource's elements
+ * with their cardinalities, types and primitive formats, recursively
+ * (contained and Bundle.entry.resource resources included).  Terminology,
+ * invariants (FHIRPath constraints), profiles and reference targets are not
+ * checked.  On success, when resource_type_out is not NULL, it receives the
+ * resource type (caller frees).  On failure MV_E_INVALID with a message like
+ * "Patient.name[0].given[1]: expected a string". */
+int fhir_validate(const char *json, size_t len, char **resource_type_out,
+                  mv_err *err);
+
+/* The ids of the patients whose compartment the resource json belongs to,
+ * per the R4 Patient CompartmentDefinition: "Patient/<id>" references in the
+ * compartment's elements, and a Patient's own id.  Each id once, in order of
+ * appearance.  *ids is NULL and *n is 0 when there are none.  The body should
+ * have passed fhir_validate; only its JSON form and resourceType are checked
+ * here.  Free the result with fhir_ids_free. */
+int fhir_compartment_patients(const char *json, size_t len, char ***ids,
+                              size_t *n, mv_err *err);
+void fhir_ids_free(char **ids, size_t n);
+
+#endif /* MV_FHIR_H */

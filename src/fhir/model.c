@@ -1,0 +1,109 @@
+/*
+ * model.c -- lookups over the generated R4 tables (r4_tables.c).
+ *
+ * Why this exists: the validator and the compartment code ask the same few
+ * questions of the model -- which type is this name, which element does this
+ * JSON key name, which element list describes this object -- and the answers
+ * depend on the table layout (index ranges, choice keys), which should be
+ * known in one place only.
+ */
+#include <string.h>
+
+#include "fhir/fhir.h"
+#include "fhir/r4_model.h"
+
+int fhir_model_type(const char *name, size_t len)
+{
+    size_t lo = 0, hi = fhir_r4_n_types;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const char *cand = fhir_r4_types[mid].name;
+        int cmp = strncmp(cand, name, len);
+        if (cmp == 0 && cand[len] != '\0')
+            cmp = 1;
+        if (cmp == 0)
+            return (int)mid;
+        if (cmp < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+int fhir_type_known(const char *resource_type)
+{
+    if (resource_type == NULL)
+        return 0;
+    int t = fhir_model_type(resource_type, strlen(resource_type));
+    return t >= 0 && fhir_r4_types[t].kind == FHIR_K_RESOURCE;
+}
+
+const char *fhir_model_elem_name(const fhir_elem_def *e)
+{
+    return e->path + e->name_off;
+}
+
+int32_t fhir_model_structure(int32_t elem, int type)
+{
+    const fhir_elem_def *e = &fhir_r4_elems[elem];
+    if (e->content_ref >= 0)
+        return e->content_ref;
+    if (e->flags & FHIR_EF_BACKBONE)
+        return elem;
+    if (type < 0)
+        return -1;
+    return fhir_r4_types[type].root;
+}
+
+/* 1 when key is base + the type name with its first letter capitalised. */
+static int choice_key_matches(const char *key, size_t base_len, const char *type)
+{
+    const char *suffix = key + base_len;
+    char first = type[0];
+    if (first >= 'a' && first <= 'z')
+        first = (char)(first - 'a' + 'A');
+    return suffix[0] == first && strcmp(suffix + 1, type + 1) == 0;
+}
+
+static int choice_type(const fhir_elem_def *e, const char *key)
+{
+    const char *name = fhir_model_elem_name(e);
+    size_t base_len = strlen(name) - 3; /* without "[x]" */
+    if (strncmp(key, name, base_len) != 0)
+        return -1;
+    for (uint16_t i = 0; i < e->n_types; i++) {
+        int t = fhir_r4_elem_types[e->first_type + i];
+        if (choice_key_matches(key, base_len, fhir_r4_types[t].name))
+            return t;
+    }
+    return -1;
+}
+
+static int plain_type(const fhir_elem_def *e)
+{
+    if (e->content_ref >= 0 || (e->flags & FHIR_EF_BACKBONE) || e->n_types != 1)
+        return -1;
+    return fhir_r4_elem_types[e->first_type];
+}
+
+int32_t fhir_model_child(int32_t parent, const char *key, int *type_out)
+{
+    const fhir_elem_def *p = &fhir_r4_elems[parent];
+    for (uint16_t i = 0; i < p->n_children; i++) {
+        int32_t c = p->first_child + i;
+        const fhir_elem_def *e = &fhir_r4_elems[c];
+        if (e->flags & FHIR_EF_CHOICE) {
+            int t = choice_type(e, key);
+            if (t >= 0) {
+                *type_out = t;
+                return c;
+            }
+        } else if (strcmp(fhir_model_elem_name(e), key) == 0) {
+            *type_out = plain_type(e);
+            return c;
+        }
+    }
+    *type_out = -1;
+    return -1;
+}
