@@ -17,7 +17,7 @@ VAR        ?= var
 # scripts/install-deps (apt-get).
 PC_MODULES := libsodium sqlite3 jansson cmocka libmicrohttpd gnutls liboath libqrencode
 HEADERS    := /usr/include/unistr.h /usr/include/passwdqc.h
-COMMANDS   := cmake pkg-config sqlite3 curl oathtool
+COMMANDS   := cmake pkg-config sqlite3 curl oathtool npm
 
 .PHONY: all deps build build-asan test asan unit-test bench run clean
 

@@ -20,6 +20,8 @@
 #include "fhir/r4_model.h"
 
 #define PATH_MAX_LEN   512
+#define PATH_SHOWN_MAX 120  /* longer paths are shown as head...tail      */
+#define PATH_SHOWN_HEAD 40
 #define KEY_ECHO_MAX   64   /* bytes of an unknown key shown in a message */
 #define MAX_CHOICES    16   /* choice elements present in one object       */
 
@@ -52,7 +54,13 @@ static int fail_at(vctx *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return mv_fail(c->err, MV_E_INVALID, "%s: %s", c->path_len ? c->path : "resource", msg);
+    if (c->path_len == 0)
+        return mv_fail(c->err, MV_E_INVALID, "resource: %s", msg);
+    if (c->path_len <= PATH_SHOWN_MAX)
+        return mv_fail(c->err, MV_E_INVALID, "%s: %s", c->path, msg);
+    /* A very deep path: its start and its end say where. */
+    return mv_fail(c->err, MV_E_INVALID, "%.*s...%s: %s", PATH_SHOWN_HEAD, c->path,
+                   c->path + c->path_len - (PATH_SHOWN_MAX - PATH_SHOWN_HEAD - 3), msg);
 }
 
 __attribute__((format(printf, 2, 3)))
