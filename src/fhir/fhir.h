@@ -54,4 +54,52 @@ int fhir_compartment_patients(const char *json, size_t len, char ***ids,
                               size_t *n, mv_err *err);
 void fhir_ids_free(char **ids, size_t n);
 
+/* ---- Search terms for the blind index (index.c) ----------------------------
+ *
+ * The store keeps HMAC(key(Type.param), value) for every (param, canonical
+ * value) pair below and a search looks up the same HMAC, so both sides must
+ * produce byte-identical values.  The parameters are the official R4 token,
+ * string, date and reference SearchParameters (generated tables), plus _id;
+ * _lastUpdated is the store's business.  index.c uses search/ for the
+ * canonical forms of names.  Canonical values:
+ *
+ *   token      "S|C", "*|C", "S|*"; without a system "|C", "*|C" (Identifier
+ *              values without white space, upper-cased); _id: "|<id>" only.
+ *   string     folded like a name (search_fold_name); "p:<prefix>" for every
+ *              prefix (1..24 characters) of every word and "x:<whole value>".
+ *   date       "D:YYYY-MM-DD", "M:YYYY-MM", "Y:YYYY" at the value's precision.
+ *              A Period of at most 62 days emits every day, month and year it
+ *              covers; a longer one only its start's and end's tokens and the
+ *              whole years in between (clamped to 1900..2100): an
+ *              approximation, a day or month query inside a long period does
+ *              not find it.
+ *   reference  "Type/id" for relative references; absolute URLs, urn: and
+ *              contained references are not indexed.
+ */
+typedef enum fhir_param_type { FHIR_PARAM_TOKEN, FHIR_PARAM_STRING, FHIR_PARAM_DATE,
+                               FHIR_PARAM_REFERENCE } fhir_param_type;
+
+/* 0 and *type when TYPE has search parameter NAME (of a supported kind); -1 otherwise. */
+int fhir_search_param(const char *type, const char *name, fhir_param_type *out);
+
+typedef struct fhir_term { char *param; char *value; } fhir_term;  /* owned strings */
+
+/* Every (param, canonical value) to index for this resource, sorted and
+ * without duplicates.  *out is NULL and *n 0 when there are none.  The body
+ * should have passed fhir_validate; values that cannot be indexed (a
+ * malformed date, an absolute reference) are skipped.  Free with
+ * fhir_terms_free. */
+int fhir_index_terms(const char *json, size_t len, fhir_term **out, size_t *n, mv_err *err);
+void fhir_terms_free(fhir_term *t, size_t n);
+
+/* The canonical value(s) a query "NAME=VALUE" (with an optional :modifier and, for
+ * dates, a prefix eq|ge|le|gt|lt) must look up; for dates, the covering set of
+ * tokens (at most ~250), ORed by the caller.  Modifiers: string "exact";
+ * reference a resource type ("subject:Patient=p1"); none for tokens and dates.
+ * A string query matches word prefixes: a multi-word value looks up its first
+ * word and one longer than 24 characters its first 24, so the caller must
+ * post-filter the decrypted matches.  MV_E_INVALID names the parameter. */
+int fhir_query_terms(const char *type, const char *name, const char *modifier,
+                     const char *value, fhir_term **out, size_t *n, mv_err *err);
+
 #endif /* MV_FHIR_H */

@@ -7,6 +7,8 @@
  * is the one contract between that generator and the hand-written validator
  * and compartment code.  Internal to src/fhir: nothing outside may include it.
  *
+ * The search parameter tables follow the same rules (fhir_sp_*, below).
+ *
  * Layout: every type (resource, complex data type, primitive) is one row of
  * fhir_r4_types, sorted by name (strcmp order) for binary search.  Resources
  * and complex types own a tree of elements in fhir_r4_elems; the children of
@@ -18,6 +20,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "fhir/fhir.h"
 
 /* How a primitive value is written and checked; FHIR_P_NONE for non-primitives. */
 typedef enum fhir_prim {
@@ -74,6 +78,36 @@ typedef struct fhir_cpt_resource {
     uint16_t n_params;
 } fhir_cpt_resource;
 
+/* Search parameters (token, string, date, reference) of one resource type,
+ * each expression restricted to that type and pre-parsed into alternatives.
+ * An alternative's path is the JSON keys to follow from the resource, with
+ * a type filter already resolved into the choice key ("valueCodeableConcept")
+ * and "name[x]" for an unfiltered trailing choice (every type of it). */
+typedef struct fhir_sp_alt {
+    const char *path;        /* "name.family", "effective[x]" */
+    const char *target;      /* where(resolve() is T): only references to T; or NULL */
+} fhir_sp_alt;
+
+/* Parameter flags: which token value types the alternatives end on. */
+#define FHIR_SPF_IDENTIFIER 0x01u /* an Identifier (values normalised) */
+#define FHIR_SPF_OTHER      0x02u /* anything else */
+
+typedef struct fhir_sp_param {
+    const char *code;        /* "family"; sorted by strcmp within a resource */
+    uint8_t type;            /* fhir_param_type */
+    uint8_t flags;           /* FHIR_SPF_* */
+    const char *target;      /* the only resource type referenced, or NULL */
+    uint16_t first_alt;      /* range in fhir_r4_sp_alts */
+    uint16_t n_alts;
+} fhir_sp_param;
+
+/* The row of "Resource" holds the parameters every resource has (_id...). */
+typedef struct fhir_sp_resource {
+    uint16_t type;           /* index in fhir_r4_types */
+    uint16_t first_param;    /* range in fhir_r4_sp_params */
+    uint16_t n_params;
+} fhir_sp_resource;
+
 extern const fhir_type_def fhir_r4_types[];
 extern const size_t fhir_r4_n_types;
 extern const fhir_elem_def fhir_r4_elems[];
@@ -85,6 +119,10 @@ extern const char *const fhir_r4_cpt_paths[];
 extern const fhir_cpt_param fhir_r4_cpt_params[];
 extern const fhir_cpt_resource fhir_r4_cpt_resources[];
 extern const size_t fhir_r4_n_cpt_resources;   /* sorted by type index */
+extern const fhir_sp_alt fhir_r4_sp_alts[];
+extern const fhir_sp_param fhir_r4_sp_params[];
+extern const fhir_sp_resource fhir_r4_sp_resources[];
+extern const size_t fhir_r4_n_sp_resources;    /* sorted by type index */
 
 /* ---- Lookups over the tables (model.c) ---------------------------------- */
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Validates the official FHIR R4 examples (hl7.fhir.r4.examples@4.0.1, CC0)
 # with the fhir/ validator, through the test_fhir unit-test binary built next
-# to medvault: at least 95% of the example resources must be accepted.
+# to medvault: at least 95% of the example resources must be accepted; then
+# indexes every accepted example for the blind index (test_fhir_index): none
+# may fail.
 #
 # Why this exists: hand-written tests show the rules; the ~5300 official
 # examples show that the definitions-driven model accepts real R4 resources.
@@ -14,11 +16,14 @@ PKG=hl7.fhir.r4.examples@4.0.1
 CACHE="${TMPDIR:-/tmp}/medvault-npm-cache"
 EXAMPLES="$CACHE/node_modules/hl7.fhir.r4.examples"
 TEST_FHIR="$(dirname "$MEDVAULT")/test_fhir"
+TEST_FHIR_INDEX="$(dirname "$MEDVAULT")/test_fhir_index"
 
-if [ ! -x "$TEST_FHIR" ]; then
-    echo "FAIL: $TEST_FHIR not built (build the test_fhir target)" >&2
-    exit 1
-fi
+for bin in "$TEST_FHIR" "$TEST_FHIR_INDEX"; do
+    if [ ! -x "$bin" ]; then
+        echo "FAIL: $bin not built (build the $(basename "$bin") target)" >&2
+        exit 1
+    fi
+done
 if [ ! -f "$EXAMPLES/StructureDefinition-Patient.json" ]; then
     if ! command -v npm >/dev/null 2>&1; then
         echo "FAIL: npm is needed to fetch $PKG (install Node.js and npm)" >&2
@@ -32,3 +37,4 @@ if [ ! -f "$EXAMPLES/StructureDefinition-Patient.json" ]; then
 fi
 
 FHIR_EXAMPLES_DIR="$EXAMPLES" "$TEST_FHIR"
+FHIR_EXAMPLES_DIR="$EXAMPLES" "$TEST_FHIR_INDEX"

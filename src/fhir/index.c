@@ -1,0 +1,926 @@
+/*
+ * index.c -- the (search parameter, canonical value) pairs of a resource and
+ * of a query, for the keyed blind index.
+ *
+ * Why this exists: the store never sees a searchable value in the clear; it
+ * keeps HMAC(key, canonical value).  An exact-match index only answers FHIR
+ * searches when the write side (every value a resource holds, per the
+ * official R4 SearchParameters in the generated tables) and the query side
+ * (what "family=dupont" or "birthdate=ge1985" must look up) agree byte for
+ * byte, so both sides live here.  The canonical forms are described in
+ * fhir.h.  Error messages name parameters and paths, never values.
+ */
+#include <ctype.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fhir/fhir.h"
+#include "fhir/primitive.h"
+#include "fhir/r4_model.h"
+#include "search/search.h"
+
+#define PREFIX_MAX_CHARS 24  /* longest indexed word prefix, in characters */
+#define KEY_MAX          128 /* a JSON key or path segment */
+#define YEAR_MIN         1900
+#define YEAR_MAX         2100
+#define SHORT_PERIOD_DAYS 62
+
+/* ==== Term lists ========================================================== */
+
+typedef struct term_list {
+    fhir_term *t;
+    size_t n;
+    size_t cap;
+} term_list;
+
+void fhir_terms_free(fhir_term *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(t[i].param);
+        free(t[i].value);
+    }
+    free(t);
+}
+
+static int terms_add(term_list *l, const char *param, const char *value, mv_err *err)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        fhir_term *grown = realloc(l->t, cap * sizeof *grown);
+        if (grown == NULL)
+            return mv_fail(err, MV_E_NOMEM, "out of memory");
+        l->t = grown;
+        l->cap = cap;
+    }
+    char *p = strdup(param);
+    char *v = strdup(value);
+    if (p == NULL || v == NULL) {
+        free(p);
+        free(v);
+        return mv_fail(err, MV_E_NOMEM, "out of memory");
+    }
+    l->t[l->n].param = p;
+    l->t[l->n].value = v;
+    l->n++;
+    return 0;
+}
+
+__attribute__((format(printf, 4, 5)))
+static int terms_addf(term_list *l, const char *param, mv_err *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *value = NULL;
+    int len = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (len < 0 || (value = malloc((size_t)len + 1)) == NULL)
+        return mv_fail(err, MV_E_NOMEM, "out of memory");
+    va_start(ap, fmt);
+    vsnprintf(value, (size_t)len + 1, fmt, ap);
+    va_end(ap);
+    int rc = terms_add(l, param, value, err);
+    free(value);
+    return rc;
+}
+
+static int term_cmp(const void *a, const void *b)
+{
+    const fhir_term *x = a, *y = b;
+    int c = strcmp(x->param, y->param);
+    return c ? c : strcmp(x->value, y->value);
+}
+
+/* Sort, drop duplicates and hand the list over. */
+static void terms_finish(term_list *l, fhir_term **out, size_t *n)
+{
+    if (l->n > 1)
+        qsort(l->t, l->n, sizeof *l->t, term_cmp);
+    size_t kept = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (kept > 0 && term_cmp(&l->t[kept - 1], &l->t[i]) == 0) {
+            free(l->t[i].param);
+            free(l->t[i].value);
+            continue;
+        }
+        l->t[kept++] = l->t[i];
+    }
+    if (kept == 0) {
+        free(l->t);
+        l->t = NULL;
+    }
+    *out = l->t;
+    *n = kept;
+}
+
+/* ==== Parameter lookup ==================================================== */
+
+static const fhir_sp_resource *sp_resource_of(int type)
+{
+    size_t lo = 0, hi = fhir_r4_n_sp_resources;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int t = fhir_r4_sp_resources[mid].type;
+        if (t == type)
+            return &fhir_r4_sp_resources[mid];
+        if (t < type)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static const fhir_sp_param *sp_in_row(const fhir_sp_resource *r, const char *name)
+{
+    if (r == NULL)
+        return NULL;
+    size_t lo = 0, hi = r->n_params;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const fhir_sp_param *p = &fhir_r4_sp_params[r->first_param + mid];
+        int c = strcmp(p->code, name);
+        if (c == 0)
+            return p;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static const fhir_sp_resource *common_row(void)
+{
+    static const char resource[] = "Resource";
+    return sp_resource_of(fhir_model_type(resource, sizeof resource - 1));
+}
+
+static const fhir_sp_param *sp_lookup(const char *type, const char *name)
+{
+    if (type == NULL || name == NULL || !fhir_type_known(type))
+        return NULL;
+    const fhir_sp_param *p = sp_in_row(sp_resource_of(fhir_model_type(type, strlen(type))), name);
+    return p ? p : sp_in_row(common_row(), name);
+}
+
+int fhir_search_param(const char *type, const char *name, fhir_param_type *out)
+{
+    const fhir_sp_param *p = sp_lookup(type, name);
+    if (p == NULL)
+        return -1;
+    if (out != NULL)
+        *out = (fhir_param_type)p->type;
+    return 0;
+}
+
+/* ==== Canonical pieces shared by both sides =============================== */
+
+/* An Identifier value: white space removed, ASCII upper-cased. */
+static char *identifier_code(const char *in)
+{
+    char *out = malloc(strlen(in) + 1);
+    if (out == NULL)
+        return NULL;
+    size_t k = 0;
+    for (const char *p = in; *p; p++) {
+        if (!isspace((unsigned char)*p))
+            out[k++] = (char)toupper((unsigned char)*p);
+    }
+    out[k] = '\0';
+    return out;
+}
+
+/* Fold like a name.  A value without letters ("75001") is folded behind a
+ * letter that is then removed, so digits get the same treatment.  *out is
+ * NULL when nothing is left to index. */
+static int fold_text(const char *in, char **out, mv_err *err)
+{
+    *out = NULL;
+    if (search_fold_name(in, out, NULL) == 0)
+        return 0;
+    size_t len = strlen(in);
+    char *prefixed = malloc(len + 3);
+    if (prefixed == NULL)
+        return mv_fail(err, MV_E_NOMEM, "out of memory");
+    memcpy(prefixed, "a ", 2);
+    memcpy(prefixed + 2, in, len + 1);
+    char *folded = NULL;
+    int rc = search_fold_name(prefixed, &folded, NULL);
+    free(prefixed);
+    if (rc != 0 || strncmp(folded, "a ", 2) != 0) {
+        free(folded);
+        return 0;
+    }
+    memmove(folded, folded + 2, strlen(folded + 2) + 1);
+    *out = folded;
+    return 0;
+}
+
+/* Bytes of the first max_chars UTF-8 characters of s (at most n bytes). */
+static size_t utf8_prefix_bytes(const char *s, size_t n, size_t max_chars)
+{
+    size_t chars = 0, i = 0;
+    while (i < n && chars < max_chars) {
+        i++;
+        while (i < n && ((unsigned char)s[i] & 0xC0) == 0x80)
+            i++;
+        chars++;
+    }
+    return i;
+}
+
+/* ==== Dates =============================================================== */
+
+typedef struct fdate {
+    int y, m, d;
+    int prec; /* 1 year, 2 month, 3 day */
+} fdate;
+
+static int is_leap(int y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+static int days_in_month(int y, int m)
+{
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    return m == 2 && is_leap(y) ? 29 : days[m - 1];
+}
+
+static int digits(const char *s, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+/* "YYYY", "YYYY-MM", "YYYY-MM-DD" and dateTime/instant (time ignored). */
+static int parse_fdate(const char *s, fdate *d)
+{
+    size_t len = strlen(s);
+    d->y = len >= 4 ? digits(s, 4) : -1;
+    d->m = d->d = 1;
+    d->prec = 1;
+    if (d->y < 0 || (len > 4 && s[4] != '-'))
+        return -1;
+    if (len > 4) {
+        d->m = len >= 7 ? digits(s + 5, 2) : -1;
+        d->prec = 2;
+        if (d->m < 1 || d->m > 12 || (len > 7 && s[7] != '-'))
+            return -1;
+    }
+    if (len > 7) {
+        d->d = len >= 10 ? digits(s + 8, 2) : -1;
+        d->prec = 3;
+        if (d->d < 1 || d->d > days_in_month(d->y, d->m) || (len > 10 && s[10] != 'T'))
+            return -1;
+    }
+    return 0;
+}
+
+static int emit_day(term_list *l, const char *param, int y, int m, int d, mv_err *err)
+{
+    return terms_addf(l, param, err, "D:%04d-%02d-%02d", y, m, d);
+}
+
+static int emit_month(term_list *l, const char *param, int y, int m, mv_err *err)
+{
+    return terms_addf(l, param, err, "M:%04d-%02d", y, m);
+}
+
+static int emit_year(term_list *l, const char *param, int y, mv_err *err)
+{
+    return terms_addf(l, param, err, "Y:%04d", y);
+}
+
+/* The tokens of one date at its precision. */
+static int emit_fdate(term_list *l, const char *param, const fdate *d, mv_err *err)
+{
+    if (emit_year(l, param, d->y, err) != 0)
+        return -1;
+    if (d->prec >= 2 && emit_month(l, param, d->y, d->m, err) != 0)
+        return -1;
+    if (d->prec >= 3 && emit_day(l, param, d->y, d->m, d->d, err) != 0)
+        return -1;
+    return 0;
+}
+
+/* The one token of a date at its own precision (an eq query). */
+static int emit_at_precision(term_list *l, const char *param, const fdate *d, mv_err *err)
+{
+    if (d->prec == 3)
+        return emit_day(l, param, d->y, d->m, d->d, err);
+    if (d->prec == 2)
+        return emit_month(l, param, d->y, d->m, err);
+    return emit_year(l, param, d->y, err);
+}
+
+static void next_day(fdate *d)
+{
+    if (++d->d <= days_in_month(d->y, d->m))
+        return;
+    d->d = 1;
+    if (++d->m > 12) {
+        d->m = 1;
+        d->y++;
+    }
+}
+
+static void prev_day(fdate *d)
+{
+    if (--d->d >= 1)
+        return;
+    if (--d->m < 1) {
+        d->m = 12;
+        d->y--;
+    }
+    d->d = days_in_month(d->y, d->m);
+}
+
+/* The next (step 1) or previous (step -1) date at d's precision. */
+static void step_fdate(fdate *d, int step)
+{
+    if (d->prec == 3) {
+        if (step > 0)
+            next_day(d);
+        else
+            prev_day(d);
+    } else if (d->prec == 2) {
+        d->m += step;
+        if (d->m > 12 || d->m < 1) {
+            d->y += step;
+            d->m = step > 0 ? 1 : 12;
+        }
+    } else {
+        d->y += step;
+    }
+}
+
+static int fdate_cmp(const fdate *a, const fdate *b)
+{
+    if (a->y != b->y)
+        return a->y < b->y ? -1 : 1;
+    if (a->m != b->m)
+        return a->m < b->m ? -1 : 1;
+    return a->d < b->d ? -1 : a->d > b->d;
+}
+
+static int emit_years_between(term_list *l, const char *param, int from, int to, mv_err *err)
+{
+    if (from < YEAR_MIN)
+        from = YEAR_MIN;
+    if (to > YEAR_MAX)
+        to = YEAR_MAX;
+    for (int y = from; y <= to; y++) {
+        if (emit_year(l, param, y, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Every day of a short period; its ends and the years between otherwise. */
+static int emit_period(term_list *l, const char *param, const fdate *start, const fdate *end,
+                       mv_err *err)
+{
+    if (start->prec == 3 && end->prec == 3 && fdate_cmp(start, end) <= 0) {
+        fdate d = *start;
+        int days = 0;
+        while (fdate_cmp(&d, end) < 0 && days <= SHORT_PERIOD_DAYS) {
+            next_day(&d);
+            days++;
+        }
+        if (days <= SHORT_PERIOD_DAYS) {
+            for (d = *start; fdate_cmp(&d, end) <= 0; next_day(&d)) {
+                if (emit_fdate(l, param, &d, err) != 0)
+                    return -1;
+            }
+            return 0;
+        }
+    }
+    if (emit_fdate(l, param, start, err) != 0 || emit_fdate(l, param, end, err) != 0)
+        return -1;
+    return emit_years_between(l, param, start->y + 1, end->y - 1, err);
+}
+
+/* ==== The write side: walking a resource along a parameter's paths ======= */
+
+typedef struct index_ctx {
+    term_list *terms;
+    const fhir_sp_param *param;
+    const fhir_sp_alt *alt;
+    size_t visited;
+} index_ctx;
+
+static int emit_token(index_ctx *c, const char *system, const char *code, int identifier,
+                      mv_err *err)
+{
+    if (code == NULL || *code == '\0')
+        return 0;
+    char *norm = identifier ? identifier_code(code) : strdup(code);
+    if (norm == NULL)
+        return mv_fail(err, MV_E_NOMEM, "out of memory");
+    const char *p = c->param->code;
+    int rc;
+    if (strcmp(p, "_id") == 0)
+        rc = terms_addf(c->terms, p, err, "|%s", norm);
+    else if (system != NULL && *system != '\0')
+        rc = (terms_addf(c->terms, p, err, "%s|%s", system, norm) != 0 ||
+              terms_addf(c->terms, p, err, "*|%s", norm) != 0 ||
+              terms_addf(c->terms, p, err, "%s|*", system) != 0) ? -1 : 0;
+    else
+        rc = (terms_addf(c->terms, p, err, "|%s", norm) != 0 ||
+              terms_addf(c->terms, p, err, "*|%s", norm) != 0) ? -1 : 0;
+    free(norm);
+    return rc;
+}
+
+static const char *member_str(json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+static int index_coding(index_ctx *c, json_t *coding, mv_err *err)
+{
+    return emit_token(c, member_str(coding, "system"), member_str(coding, "code"), 0, err);
+}
+
+static int index_token(index_ctx *c, json_t *v, const char *type, mv_err *err)
+{
+    if (strcmp(type, "Coding") == 0)
+        return index_coding(c, v, err);
+    if (strcmp(type, "CodeableConcept") == 0) {
+        size_t i;
+        json_t *coding;
+        json_array_foreach(json_object_get(v, "coding"), i, coding) {
+            if (index_coding(c, coding, err) != 0)
+                return -1;
+        }
+        return 0;
+    }
+    if (strcmp(type, "Identifier") == 0)
+        return emit_token(c, member_str(v, "system"), member_str(v, "value"), 1, err);
+    if (strcmp(type, "ContactPoint") == 0)
+        return emit_token(c, NULL, member_str(v, "value"), 0, err);
+    if (json_is_boolean(v))
+        return emit_token(c, NULL, json_is_true(v) ? "true" : "false", 0, err);
+    return emit_token(c, NULL, json_string_value(v), 0, err);
+}
+
+/* p:<prefix> of every word and x:<whole>, from one raw string. */
+static int index_text(index_ctx *c, const char *raw, mv_err *err)
+{
+    if (raw == NULL)
+        return 0;
+    char *folded = NULL;
+    if (fold_text(raw, &folded, err) != 0)
+        return -1;
+    if (folded == NULL || *folded == '\0') {
+        free(folded);
+        return 0;
+    }
+    const char *p = c->param->code;
+    int rc = terms_addf(c->terms, p, err, "x:%s", folded);
+    for (const char *w = folded; rc == 0 && *w; ) {
+        size_t wlen = strcspn(w, " ");
+        for (size_t k = 1; rc == 0 && k <= PREFIX_MAX_CHARS; k++) {
+            size_t bytes = utf8_prefix_bytes(w, wlen, k);
+            rc = terms_addf(c->terms, p, err, "p:%.*s", (int)bytes, w);
+            if (bytes == wlen)
+                break;
+        }
+        w += wlen;
+        w += (*w == ' ');
+    }
+    free(folded);
+    return rc;
+}
+
+/* Each string of a member that is a string or an array of strings. */
+static int index_member_text(index_ctx *c, json_t *obj, const char *key, mv_err *err)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_array(v))
+        return index_text(c, json_string_value(v), err);
+    size_t i;
+    json_t *item;
+    json_array_foreach(v, i, item) {
+        if (index_text(c, json_string_value(item), err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int index_string(index_ctx *c, json_t *v, const char *type, mv_err *err)
+{
+    static const char *const human_name[] = {"family", "given", "prefix", "suffix", "text", NULL};
+    static const char *const address[] = {"line", "city", "district", "state", "postalCode",
+                                          "country", "text", NULL};
+    const char *const *keys = strcmp(type, "HumanName") == 0 ? human_name
+                            : strcmp(type, "Address") == 0 ? address : NULL;
+    if (keys == NULL)
+        return index_text(c, json_string_value(v), err);
+    for (size_t i = 0; keys[i] != NULL; i++) {
+        if (index_member_text(c, v, keys[i], err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int index_date_string(index_ctx *c, const char *s, mv_err *err)
+{
+    fdate d;
+    if (s == NULL || parse_fdate(s, &d) != 0)
+        return 0;
+    return emit_fdate(c->terms, c->param->code, &d, err);
+}
+
+static int index_date(index_ctx *c, json_t *v, const char *type, mv_err *err)
+{
+    if (strcmp(type, "Period") == 0) {
+        const char *s = member_str(v, "start"), *e = member_str(v, "end");
+        fdate start, end;
+        int has_start = s && parse_fdate(s, &start) == 0;
+        int has_end = e && parse_fdate(e, &end) == 0;
+        if (has_start && has_end)
+            return emit_period(c->terms, c->param->code, &start, &end, err);
+        return index_date_string(c, has_start ? s : has_end ? e : NULL, err);
+    }
+    if (strcmp(type, "Timing") == 0) {
+        size_t i;
+        json_t *event;
+        json_array_foreach(json_object_get(v, "event"), i, event) {
+            if (index_date_string(c, json_string_value(event), err) != 0)
+                return -1;
+        }
+        return 0;
+    }
+    return index_date_string(c, json_string_value(v), err);
+}
+
+/* "Type/id" or "Type/id/_history/v" with a known type and a valid id:
+ * 0 and the lengths of the type and id parts; -1 for anything else. */
+static int split_relative_ref(const char *ref, size_t *type_len, size_t *id_len)
+{
+    const char *slash = strchr(ref, '/');
+    if (slash == NULL || strchr(ref, ':') != NULL || slash - ref >= KEY_MAX)
+        return -1;
+    char buf[KEY_MAX];
+    *type_len = (size_t)(slash - ref);
+    memcpy(buf, ref, *type_len);
+    buf[*type_len] = '\0';
+    if (!fhir_type_known(buf))
+        return -1;
+    const char *id = slash + 1;
+    const char *end = strchr(id, '/');
+    *id_len = end ? (size_t)(end - id) : strlen(id);
+    if (end && strncmp(end, "/_history/", 10) != 0)
+        return -1;
+    if (*id_len == 0 || *id_len > 64)
+        return -1;
+    memcpy(buf, id, *id_len);
+    buf[*id_len] = '\0';
+    return fhir_prim_valid_id(buf) ? 0 : -1;
+}
+
+static int index_reference(index_ctx *c, json_t *v, mv_err *err)
+{
+    const char *ref = member_str(v, "reference");
+    size_t type_len, id_len;
+    if (ref == NULL || split_relative_ref(ref, &type_len, &id_len) != 0)
+        return 0;
+    const char *target = c->alt->target;
+    if (target && (strlen(target) != type_len || strncmp(ref, target, type_len) != 0))
+        return 0;
+    return terms_addf(c->terms, c->param->code, err, "%.*s", (int)(type_len + 1 + id_len), ref);
+}
+
+static int index_leaf(index_ctx *c, json_t *v, int type, mv_err *err)
+{
+    if (type < 0)
+        return 0;
+    const char *tname = fhir_r4_types[type].name;
+    switch ((fhir_param_type)c->param->type) {
+    case FHIR_PARAM_TOKEN:
+        return index_token(c, v, tname, err);
+    case FHIR_PARAM_STRING:
+        return index_string(c, v, tname, err);
+    case FHIR_PARAM_DATE:
+        return index_date(c, v, tname, err);
+    case FHIR_PARAM_REFERENCE:
+        return strcmp(tname, "Reference") == 0 ? index_reference(c, v, err) : 0;
+    }
+    return 0;
+}
+
+static int walk_step(index_ctx *c, json_t *obj, int32_t structure, const char *path,
+                     mv_err *err);
+
+/* v is the value of element elem (type type); follow the rest of the path. */
+static int walk_value(index_ctx *c, json_t *v, int32_t elem, int type, const char *rest,
+                      mv_err *err)
+{
+    if (v == NULL)
+        return 0;
+    if (++c->visited > FHIR_MAX_ELEMENTS)
+        return mv_fail(err, MV_E_INVALID, "search parameter %s: too many values",
+                       c->param->code);
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *item;
+        json_array_foreach(v, i, item) {
+            if (walk_value(c, item, elem, type, rest, err) != 0)
+                return -1;
+        }
+        return 0;
+    }
+    if (*rest == '\0')
+        return index_leaf(c, v, type, err);
+    int32_t structure = json_is_object(v) ? fhir_model_structure(elem, type) : -1;
+    return structure < 0 ? 0 : walk_step(c, v, structure, rest, err);
+}
+
+/* The child of structure named exactly name ("effective[x]"), or -1. */
+static int32_t child_named(int32_t structure, const char *name)
+{
+    const fhir_elem_def *p = &fhir_r4_elems[structure];
+    for (uint16_t i = 0; i < p->n_children; i++) {
+        if (strcmp(fhir_model_elem_name(&fhir_r4_elems[p->first_child + i]), name) == 0)
+            return p->first_child + i;
+    }
+    return -1;
+}
+
+/* Every "<base><Type>" key of an unfiltered choice element. */
+static int walk_choice(index_ctx *c, json_t *obj, int32_t elem, const char *rest, mv_err *err)
+{
+    const fhir_elem_def *e = &fhir_r4_elems[elem];
+    const char *name = fhir_model_elem_name(e);
+    size_t base_len = strlen(name) - 3;
+    for (uint16_t i = 0; i < e->n_types; i++) {
+        int t = fhir_r4_elem_types[e->first_type + i];
+        char key[KEY_MAX];
+        int n = snprintf(key, sizeof key, "%.*s%c%s", (int)base_len, name,
+                         toupper((unsigned char)fhir_r4_types[t].name[0]),
+                         fhir_r4_types[t].name + 1);
+        if (n < 0 || (size_t)n >= sizeof key)
+            return mv_fail(err, MV_E_INTERNAL, "search parameter %s: key too long",
+                           c->param->code);
+        if (walk_value(c, json_object_get(obj, key), elem, t, rest, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int walk_step(index_ctx *c, json_t *obj, int32_t structure, const char *path,
+                     mv_err *err)
+{
+    size_t n = strcspn(path, ".");
+    const char *rest = path[n] ? path + n + 1 : "";
+    char seg[KEY_MAX];
+    if (n >= sizeof seg)
+        return mv_fail(err, MV_E_INTERNAL, "search parameter %s: path too long", c->param->code);
+    memcpy(seg, path, n);
+    seg[n] = '\0';
+    if (n > 3 && strcmp(seg + n - 3, "[x]") == 0) {
+        int32_t elem = child_named(structure, seg);
+        return elem < 0 ? 0 : walk_choice(c, obj, elem, rest, err);
+    }
+    int type;
+    int32_t elem = fhir_model_child(structure, seg, &type);
+    return elem < 0 ? 0 : walk_value(c, json_object_get(obj, seg), elem, type, rest, err);
+}
+
+static int index_row(term_list *l, json_t *root, int type, const fhir_sp_resource *r,
+                     mv_err *err)
+{
+    for (uint16_t p = 0; r != NULL && p < r->n_params; p++) {
+        index_ctx c = {l, &fhir_r4_sp_params[r->first_param + p], NULL, 0};
+        for (uint16_t a = 0; a < c.param->n_alts; a++) {
+            c.alt = &fhir_r4_sp_alts[c.param->first_alt + a];
+            if (walk_step(&c, root, fhir_r4_types[type].root, c.alt->path, err) != 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static int index_resource(term_list *l, json_t *root, mv_err *err)
+{
+    const char *rt = member_str(root, "resourceType");
+    if (rt == NULL || !fhir_type_known(rt))
+        return mv_fail(err, MV_E_INVALID, "not a resource with a known resourceType");
+    int type = fhir_model_type(rt, strlen(rt));
+    if (index_row(l, root, type, sp_resource_of(type), err) != 0)
+        return -1;
+    return index_row(l, root, type, common_row(), err);
+}
+
+int fhir_index_terms(const char *json, size_t len, fhir_term **out, size_t *n, mv_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (json == NULL)
+        return mv_fail(err, MV_E_INVALID, "no resource body");
+    json_error_t jerr;
+    json_t *root = json_loadb(json, len, 0, &jerr);
+    if (root == NULL)
+        return mv_fail(err, MV_E_INVALID, "body is not valid JSON (line %d, column %d)",
+                       jerr.line, jerr.column);
+    term_list l = {NULL, 0, 0};
+    int rc = index_resource(&l, root, err);
+    json_decref(root);
+    if (rc != 0) {
+        fhir_terms_free(l.t, l.n);
+        return -1;
+    }
+    terms_finish(&l, out, n);
+    return 0;
+}
+
+/* ==== The query side ====================================================== */
+
+static int no_modifier(const fhir_sp_param *p, const char *modifier, mv_err *err)
+{
+    if (modifier != NULL && *modifier != '\0')
+        return mv_fail(err, MV_E_INVALID, "search parameter %s: modifier :%s not supported",
+                       p->code, modifier);
+    return 0;
+}
+
+/* One token query form with the code already in its canonical form. */
+static int query_token_code(term_list *l, const char *p, const char *system, int has_bar,
+                            const char *code, mv_err *err)
+{
+    if (!has_bar)
+        return terms_addf(l, p, err, "*|%s", code);
+    if (*code == '\0')
+        return terms_addf(l, p, err, "%s|*", system);
+    return terms_addf(l, p, err, "%s|%s", system, code);
+}
+
+static int query_token(term_list *l, const fhir_sp_param *p, const char *value, mv_err *err)
+{
+    const char *bar = strchr(value, '|');
+    const char *code = bar ? bar + 1 : value;
+    if (*code == '\0' && (bar == NULL || bar == value))
+        return mv_fail(err, MV_E_INVALID, "search parameter %s: empty token", p->code);
+    if (strcmp(p->code, "_id") == 0)
+        return terms_addf(l, p->code, err, "|%s", code);
+    char *system = strndup(value, bar ? (size_t)(bar - value) : 0);
+    char *ident = identifier_code(code);
+    int rc = (system == NULL || ident == NULL) ? mv_fail(err, MV_E_NOMEM, "out of memory") : 0;
+    if (rc == 0 && (p->flags & FHIR_SPF_IDENTIFIER))
+        rc = query_token_code(l, p->code, system, bar != NULL, ident, err);
+    if (rc == 0 && (p->flags & FHIR_SPF_OTHER))
+        rc = query_token_code(l, p->code, system, bar != NULL, code, err);
+    free(system);
+    free(ident);
+    return rc;
+}
+
+static int query_string(term_list *l, const fhir_sp_param *p, const char *modifier,
+                        const char *value, mv_err *err)
+{
+    int exact = modifier != NULL && strcmp(modifier, "exact") == 0;
+    if (!exact && no_modifier(p, modifier, err) != 0)
+        return -1;
+    char *folded = NULL;
+    if (fold_text(value, &folded, err) != 0)
+        return -1;
+    if (folded == NULL || *folded == '\0') {
+        free(folded);
+        return mv_fail(err, MV_E_INVALID, "search parameter %s: nothing to search for", p->code);
+    }
+    int rc;
+    if (exact) {
+        rc = terms_addf(l, p->code, err, "x:%s", folded);
+    } else {
+        size_t word = strcspn(folded, " ");
+        size_t bytes = utf8_prefix_bytes(folded, word, PREFIX_MAX_CHARS);
+        rc = terms_addf(l, p->code, err, "p:%.*s", (int)bytes, folded);
+    }
+    free(folded);
+    return rc;
+}
+
+/* Days to the end of the month, months to the end of the year, years to 2100. */
+static int cover_from(term_list *l, const char *p, const fdate *d, mv_err *err)
+{
+    int rc = 0;
+    if (d->prec == 1)
+        return emit_years_between(l, p, d->y, YEAR_MAX, err);
+    for (int day = d->d; rc == 0 && d->prec == 3 && day <= days_in_month(d->y, d->m); day++)
+        rc = emit_day(l, p, d->y, d->m, day, err);
+    for (int m = d->prec == 3 ? d->m + 1 : d->m; rc == 0 && m <= 12; m++)
+        rc = emit_month(l, p, d->y, m, err);
+    return rc ? -1 : emit_years_between(l, p, d->y + 1, YEAR_MAX, err);
+}
+
+/* Days from the start of the month, months from January, years from 1900. */
+static int cover_to(term_list *l, const char *p, const fdate *d, mv_err *err)
+{
+    int rc = 0;
+    if (d->prec == 1)
+        return emit_years_between(l, p, YEAR_MIN, d->y, err);
+    for (int day = 1; rc == 0 && d->prec == 3 && day <= d->d; day++)
+        rc = emit_day(l, p, d->y, d->m, day, err);
+    for (int m = 1; rc == 0 && m < (d->prec == 3 ? d->m : d->m + 1); m++)
+        rc = emit_month(l, p, d->y, m, err);
+    return rc ? -1 : emit_years_between(l, p, YEAR_MIN, d->y - 1, err);
+}
+
+static int query_date(term_list *l, const fhir_sp_param *p, const char *value, mv_err *err)
+{
+    static const char *const prefixes[] = {"eq", "ge", "gt", "le", "lt"};
+    char prefix[3] = "eq";
+    if (isalpha((unsigned char)value[0])) {
+        size_t i = 0;
+        while (i < 5 && strncmp(value, prefixes[i], 2) != 0)
+            i++;
+        if (i == 5)
+            return mv_fail(err, MV_E_INVALID, "search parameter %s: unsupported date prefix",
+                           p->code);
+        memcpy(prefix, value, 2);
+        value += 2;
+    }
+    char day[11];
+    size_t n = strcspn(value, "T");
+    if (n >= sizeof day)
+        n = sizeof day - 1;
+    memcpy(day, value, n);
+    day[n] = '\0';
+    char *canon = NULL;
+    fdate d;
+    int ok = search_date(day, &canon, NULL) == 0 && parse_fdate(canon, &d) == 0;
+    free(canon);
+    if (!ok)
+        return mv_fail(err, MV_E_INVALID, "search parameter %s: malformed date", p->code);
+    if (strcmp(prefix, "eq") == 0)
+        return emit_at_precision(l, p->code, &d, err);
+    if (prefix[1] == 't')
+        step_fdate(&d, prefix[0] == 'g' ? 1 : -1);
+    return prefix[0] == 'g' ? cover_from(l, p->code, &d, err) : cover_to(l, p->code, &d, err);
+}
+
+static int query_reference(term_list *l, const fhir_sp_param *p, const char *modifier,
+                           const char *value, mv_err *err)
+{
+    size_t type_len, id_len;
+    if (strchr(value, '/') != NULL) {
+        if (no_modifier(p, modifier, err) != 0)
+            return -1;
+        if (split_relative_ref(value, &type_len, &id_len) != 0)
+            return mv_fail(err, MV_E_INVALID, "search parameter %s: not a Type/id reference",
+                           p->code);
+        return terms_addf(l, p->code, err, "%.*s", (int)(type_len + 1 + id_len), value);
+    }
+    const char *type = modifier && *modifier ? modifier : p->target;
+    if (type == NULL || !fhir_type_known(type))
+        return mv_fail(err, MV_E_INVALID, "search parameter %s: give Type/id or :Type", p->code);
+    if (!fhir_prim_valid_id(value))
+        return mv_fail(err, MV_E_INVALID, "search parameter %s: malformed id", p->code);
+    return terms_addf(l, p->code, err, "%s/%s", type, value);
+}
+
+static int query_dispatch(term_list *l, const fhir_sp_param *p, const char *modifier,
+                          const char *value, mv_err *err)
+{
+    switch ((fhir_param_type)p->type) {
+    case FHIR_PARAM_TOKEN:
+        return no_modifier(p, modifier, err) == 0 ? query_token(l, p, value, err) : -1;
+    case FHIR_PARAM_STRING:
+        return query_string(l, p, modifier, value, err);
+    case FHIR_PARAM_DATE:
+        return no_modifier(p, modifier, err) == 0 ? query_date(l, p, value, err) : -1;
+    case FHIR_PARAM_REFERENCE:
+        return query_reference(l, p, modifier, value, err);
+    }
+    return mv_fail(err, MV_E_INTERNAL, "search parameter %s: unknown kind", p->code);
+}
+
+int fhir_query_terms(const char *type, const char *name, const char *modifier,
+                     const char *value, fhir_term **out, size_t *n, mv_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    const fhir_sp_param *p = sp_lookup(type, name);
+    if (p == NULL)
+        return mv_fail(err, MV_E_INVALID, "unknown search parameter %s for %s",
+                       name ? name : "(none)", type ? type : "(none)");
+    if (value == NULL || *value == '\0')
+        return mv_fail(err, MV_E_INVALID, "search parameter %s: empty value", p->code);
+    term_list l = {NULL, 0, 0};
+    if (query_dispatch(&l, p, modifier, value, err) != 0) {
+        fhir_terms_free(l.t, l.n);
+        return -1;
+    }
+    terms_finish(&l, out, n);
+    return 0;
+}
