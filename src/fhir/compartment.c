@@ -158,6 +158,14 @@ static int collect_all(id_list *l, json_t *root, mv_err *err)
     return r ? collect_params(l, root, r, err) : 0;
 }
 
+int fhir_type_in_patient_compartment(const char *resource_type)
+{
+    if (resource_type == NULL)
+        return 0;
+    int t = fhir_model_type(resource_type, strlen(resource_type));
+    return t >= 0 && (strcmp(resource_type, "Patient") == 0 || compartment_of(t) != NULL);
+}
+
 int fhir_compartment_patients(const char *json, size_t len, char ***ids, size_t *n,
                               mv_err *err)
 {

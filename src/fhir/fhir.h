@@ -44,6 +44,15 @@ int fhir_type_known(const char *resource_type);
 int fhir_validate(const char *json, size_t len, char **resource_type_out,
                   mv_err *err);
 
+/* The concrete R4 resource types, in the tables' order: fn is called once
+ * per type (for the CapabilityStatement). */
+void fhir_each_resource_type(void (*fn)(const char *type, void *ctx), void *ctx);
+
+/* 1 when resources of this type can belong to a patient's compartment (the
+ * Patient CompartmentDefinition lists it), so one that names no patient is
+ * refused rather than stored outside every compartment. */
+int fhir_type_in_patient_compartment(const char *resource_type);
+
 /* The ids of the patients whose compartment the resource json belongs to,
  * per the R4 Patient CompartmentDefinition: "Patient/<id>" references in the
  * compartment's elements, and a Patient's own id.  Each id once, in order of

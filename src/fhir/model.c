@@ -39,6 +39,13 @@ int fhir_type_known(const char *resource_type)
     return t >= 0 && fhir_r4_types[t].kind == FHIR_K_RESOURCE;
 }
 
+void fhir_each_resource_type(void (*fn)(const char *type, void *ctx), void *ctx)
+{
+    for (size_t i = 0; i < fhir_r4_n_types; i++)
+        if (fhir_r4_types[i].kind == FHIR_K_RESOURCE)
+            fn(fhir_r4_types[i].name, ctx);
+}
+
 const char *fhir_model_elem_name(const fhir_elem_def *e)
 {
     return e->path + e->name_off;

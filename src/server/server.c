@@ -3,6 +3,7 @@
  * periodic work, and the dispatch of each request to its route.
  */
 #include "server_internal.h"
+#include "fhir_internal.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -155,6 +156,8 @@ static void route(call *c)
         route_whoami(c);
     else if (strncmp(p, "/api/users", 10) == 0 && (p[10] == '\0' || p[10] == '/'))
         route_users(c, p + 10);
+    else if (strncmp(p, "/fhir", 5) == 0 && (p[5] == '\0' || p[5] == '/'))
+        route_fhir(c, p + 5);
     else if (strncmp(p, "/auth/", 6) == 0)
         call_fail(c, 405, "not-supported", "the /auth endpoints take POST");
     else

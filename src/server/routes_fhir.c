@@ -1,0 +1,619 @@
+/*
+ * routes_fhir.c -- the FHIR R4 REST interactions on /fhir: read, vread,
+ * create, update, delete, instance history, and the CapabilityStatement.
+ *
+ * Every interaction takes the same path: authenticate -> validate the body
+ * against the R4 definitions (fhir/) -> find the patient compartment ->
+ * one policy decision per patient (policy/, facts from the store) -> the
+ * store, sealed under the patient's key, index terms as blind tokens -> the
+ * audit entry, durable before a byte of the answer leaves.  A decision to
+ * hide a patient answers exactly what a missing resource answers (404).
+ */
+#include "fhir_internal.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "../crypto/crypto.h"
+
+#define FHIR_JSON "application/fhir+json"
+#define FHIR_ID_MAX 64
+
+typedef struct fhir_path {
+    char type[64];
+    char id[FHIR_ID_MAX + 1];
+    int history;            /* .../_history                   */
+    int64_t vid;            /* .../_history/N, 0 = current     */
+} fhir_path;
+
+/* ---- Paths -------------------------------------------------------------------- */
+
+static int valid_id(const char *s, size_t n)
+{
+    if (n == 0 || n > FHIR_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '.')
+            return 0;
+    return 1;
+}
+
+/* Split "/Type[/id[/_history[/vid]]]" (a trailing slash allowed). */
+static int parse_path(const char *rest, fhir_path *p)
+{
+    memset(p, 0, sizeof *p);
+    char seg[4][80];
+    int n = 0;
+    for (const char *s = rest; *s;) {
+        while (*s == '/')
+            s++;
+        if (*s == '\0')
+            break;
+        size_t len = strcspn(s, "/");
+        if (n == 4 || len >= sizeof seg[0])
+            return -1;
+        memcpy(seg[n], s, len);
+        seg[n++][len] = '\0';
+        s += len;
+    }
+    if (n == 0 || !fhir_type_known(seg[0]))
+        return -1;
+    snprintf(p->type, sizeof p->type, "%.63s", seg[0]);   /* known types are short */
+    if (n >= 2 && !valid_id(seg[1], strlen(seg[1])))
+        return -1;
+    if (n >= 2)
+        snprintf(p->id, sizeof p->id, "%.64s", seg[1]);     /* valid_id: <= 64 */
+    if (n >= 3 && strcmp(seg[2], "_history") != 0)
+        return -1;
+    p->history = n >= 3;
+    if (n == 4) {
+        char *end;
+        long long v = strtoll(seg[3], &end, 10);
+        if (*end || v < 1)
+            return -1;
+        p->vid = v;
+    }
+    return 0;
+}
+
+/* ---- Answers ------------------------------------------------------------------ */
+
+static void http_date(int64_t us, char out[40])
+{
+    time_t t = (time_t)(us / 1000000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 40, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+static void version_headers(call *c, int64_t version, int64_t updated_us)
+{
+    char etag[32], date[40];
+    snprintf(etag, sizeof etag, "W/\"%lld\"", (long long)version);
+    http_date(updated_us, date);
+    http_response_header(c->res, "ETag", etag);
+    http_response_header(c->res, "Last-Modified", date);
+}
+
+static void reply_body(call *c, int status, const void *body, size_t len)
+{
+    http_response_text(c->res, status, FHIR_JSON, NULL);
+    mv_buf_append(&c->res->body, body, len, NULL);
+}
+
+static void reply_not_found(call *c, const fhir_path *p)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s/%s is not known", p->type, p->id);
+    call_fail(c, 404, "not-found", msg);
+}
+
+/* ---- Policy and audit ---------------------------------------------------------- */
+
+static policy_subject subject_of(const call *c)
+{
+    const auth_account *a = &c->who.account;
+    policy_subject s = { a->role, a->id, a->practitioner, a->patient, a->scopes };
+    return s;
+}
+
+/* Decide for each patient (NULL: none); the first deny decides. */
+static int decide(call *c, policy_action act, const char *type, char **patients,
+                  size_t n, policy_decision *d)
+{
+    policy_subject who = subject_of(c);
+    policy_facts facts = fhir_facts(c->srv);
+    const char *btg = http_header(c->req, "X-Break-Glass-Reason");
+    int64_t now = mv_now_us();
+    mv_err err;
+    for (size_t i = 0; i < (n ? n : 1); i++) {
+        policy_target t = { type, n ? patients[i] : NULL };
+        if (policy_decide(NULL, &who, act, &t, btg, &facts, now, d, &err) != 0) {
+            call_internal(c, &err);
+            return -1;
+        }
+        if (d->effect != POLICY_PERMIT)
+            return 0;
+    }
+    return 0;
+}
+
+typedef struct access {
+    call *c;
+    const char *action;          /* "fhir.read", ...                     */
+    const char *resources;       /* "Type/id/_history/n"                 */
+    const char *patient;
+    const policy_decision *d;
+    audit_apply_fn apply;        /* the data change, if any              */
+    void *apply_ctx;
+} access;
+
+/* The change of this access plus, when policy asks, the new BTG grant. */
+static int apply_access(store_txn *t, void *ctx, mv_err *err)
+{
+    const access *a = ctx;
+    if (a->d && a->d->grant_btg && a->patient &&
+        fhir_grant_put(t, a->c->who.account.id, a->patient, a->d->btg_expires_us,
+                       http_header(a->c->req, "X-Break-Glass-Reason"), err) != 0)
+        return -1;
+    return a->apply ? a->apply(t, a->apply_ctx, err) : 0;
+}
+
+/* Record the access (granted or denied) durably; -1 after answering 500. */
+static int record(const access *a, const char *outcome, mv_err *err)
+{
+    call *c = a->c;
+    char actor[96], session[17], purpose[300] = "";
+    snprintf(actor, sizeof actor, "user:%s", c->who.account.id);
+    mv_hex_encode(c->who.session.token_hash, 8, session);
+    if (a->d && a->d->break_glass)
+        snprintf(purpose, sizeof purpose, "BTG: %s",
+                 http_header(c->req, "X-Break-Glass-Reason")
+                     ? http_header(c->req, "X-Break-Glass-Reason") : "active grant");
+    audit_event ev = {
+        .actor = actor, .action = a->action, .outcome = outcome,
+        .resources = a->resources, .patient = a->patient, .source = c->req->source,
+        .session = session, .purpose = purpose[0] ? purpose : NULL,
+        .request_id = c->req->request_id,
+    };
+    int granted = a->d && a->d->effect == POLICY_PERMIT;
+    return audit_record(c->srv->trail, &ev, 1, granted ? apply_access : NULL,
+                        (void *)a, NULL, err);
+}
+
+/* A denial: audited, then answered (404 indistinguishable from missing). */
+static void deny(call *c, const fhir_path *p, access *a, const policy_decision *d)
+{
+    char outcome[200];
+    mv_err err;
+    snprintf(outcome, sizeof outcome, "denied: %s", d->reason);
+    if (record(a, outcome, &err) != 0) {
+        call_internal(c, &err);
+        return;
+    }
+    if (d->status == 404)
+        reply_not_found(c, p);
+    else
+        call_fail(c, d->status, "forbidden", d->reason);
+}
+
+/* ---- read / vread / history ------------------------------------------------------- */
+
+static void answer_store_error(call *c, const fhir_path *p, const mv_err *e)
+{
+    if (e->code == MV_E_NOTFOUND)
+        reply_not_found(c, p);
+    else if (e->code == MV_E_GONE)
+        call_fail(c, 410, "deleted", "this resource's patient was erased");
+    else
+        call_internal(c, e);
+}
+
+static void fhir_read(call *c, const fhir_path *p)
+{
+    store_resource r;
+    mv_err e;
+    if (store_get(c->srv->store, p->type, p->id, p->vid, &r, &e) != 0) {
+        answer_store_error(c, p, &e);
+        return;
+    }
+    char ref[200];
+    snprintf(ref, sizeof ref, "%s/%s/_history/%lld", p->type, p->id, (long long)r.version);
+    policy_decision d;
+    char *pat = r.patient;
+    if (decide(c, p->vid ? POLICY_VREAD : POLICY_READ, p->type, pat ? &pat : NULL,
+               pat ? 1 : 0, &d) != 0)
+        goto done;
+    access a = { c, p->vid ? "fhir.vread" : "fhir.read", ref, r.patient, &d, NULL, NULL };
+    if (d.effect != POLICY_PERMIT) {
+        deny(c, p, &a, &d);
+        goto done;
+    }
+    if (record(&a, r.deleted ? "success: deleted" : "success", &e) != 0) {
+        call_internal(c, &e);
+        goto done;
+    }
+    version_headers(c, r.version, r.updated_us);
+    if (r.deleted)
+        call_fail(c, 410, "deleted", "this resource was deleted");
+    else
+        reply_body(c, 200, r.body.data, r.body.len);
+done:
+    store_resource_free(&r);
+}
+
+static json_t *history_entry(const fhir_path *p, const store_resource *r)
+{
+    char url[200], etag[32], when[MV_TIME_STR_MAX];
+    snprintf(url, sizeof url, "%s/%s/_history/%lld", p->type, p->id, (long long)r->version);
+    snprintf(etag, sizeof etag, "W/\"%lld\"", (long long)r->version);
+    mv_time_format(r->updated_us, when);
+    json_t *e = json_pack("{s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s}}", "fullUrl", url,
+                          "request", "method", r->deleted ? "DELETE" : "PUT", "url", url,
+                          "response", "status", r->deleted ? "204" : "200",
+                          "etag", etag, "lastModified", when);
+    if (!r->deleted) {
+        json_t *res = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
+        if (res)
+            json_object_set_new(e, "resource", res);
+    }
+    return e;
+}
+
+static void fhir_history(call *c, const fhir_path *p)
+{
+    store_resource *v = NULL;
+    size_t n = 0;
+    mv_err e;
+    if (store_history(c->srv->store, p->type, p->id, 0, &v, &n, &e) != 0) {
+        answer_store_error(c, p, &e);
+        return;
+    }
+    if (n == 0) {
+        reply_not_found(c, p);
+        return;
+    }
+    char ref[200];
+    snprintf(ref, sizeof ref, "%s/%s", p->type, p->id);
+    policy_decision d;
+    char *pat = v[0].patient;
+    if (decide(c, POLICY_HISTORY, p->type, pat ? &pat : NULL, pat ? 1 : 0, &d) == 0) {
+        access a = { c, "fhir.history", ref, v[0].patient, &d, NULL, NULL };
+        if (d.effect != POLICY_PERMIT) {
+            deny(c, p, &a, &d);
+        } else if (record(&a, "success", &e) != 0) {
+            call_internal(c, &e);
+        } else {
+            json_t *entries = json_array();
+            for (size_t i = 0; i < n; i++)
+                json_array_append_new(entries, history_entry(p, &v[i]));
+            json_t *b = json_pack("{s:s, s:s, s:I, s:o}", "resourceType", "Bundle",
+                                  "type", "history", "total", (json_int_t)n,
+                                  "entry", entries);
+            char *text = json_dumps(b, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            json_decref(b);
+            if (text)
+                reply_body(c, 200, text, strlen(text));
+            free(text);
+        }
+    }
+    store_resources_free(v, n);
+}
+
+/* ---- create / update / delete --------------------------------------------------------- */
+
+typedef struct write_ctx {
+    store_write w;
+    store_term *terms;
+    int64_t version;
+} write_ctx;
+
+static int apply_write(store_txn *t, void *ctx, mv_err *err)
+{
+    write_ctx *wc = ctx;
+    return store_put(t, &wc->w, &wc->version, err);
+}
+
+static int is_fhir_json(const char *ct)
+{
+    if (ct == NULL)
+        return 0;
+    size_t n = strcspn(ct, ";");
+    while (n > 0 && ct[n - 1] == ' ')
+        n--;
+    return (n == 21 && strncmp(ct, FHIR_JSON, 21) == 0) ||
+           (n == 16 && strncmp(ct, "application/json", 16) == 0);
+}
+
+/* The body, validated and of the URL's type, with id and meta set; NULL
+ * after answering the error. */
+static char *prepared_body(call *c, const fhir_path *p, const char *id,
+                           int64_t version, int64_t now)
+{
+    if (!is_fhir_json(http_header(c->req, "Content-Type"))) {
+        call_fail(c, 415, "not-supported", "send application/fhir+json");
+        return NULL;
+    }
+    mv_err e;
+    char *type = NULL;
+    if (fhir_validate((const char *)c->req->body, c->req->body_len, &type, &e) != 0) {
+        call_fail(c, 400, "structure", e.msg);
+        return NULL;
+    }
+    int same = strcmp(type, p->type) == 0;
+    free(type);
+    if (!same) {
+        call_fail(c, 400, "invalid", "the body's resourceType is not the URL's type");
+        return NULL;
+    }
+    json_t *o = json_loadb((const char *)c->req->body, c->req->body_len, 0, NULL);
+    const char *body_id = json_string_value(json_object_get(o, "id"));
+    if (p->id[0] && (body_id == NULL || strcmp(body_id, p->id) != 0)) {
+        json_decref(o);
+        call_fail(c, 400, "invalid", "an update's body must carry the id of its URL");
+        return NULL;
+    }
+    char vid[24], when[MV_TIME_STR_MAX];
+    snprintf(vid, sizeof vid, "%lld", (long long)version);
+    mv_time_format(now, when);
+    json_object_set_new(o, "id", json_string(id));
+    json_t *meta = json_object_get(o, "meta");
+    if (!json_is_object(meta)) {
+        meta = json_object();
+        json_object_set_new(o, "meta", meta);
+    }
+    json_object_set_new(meta, "versionId", json_string(vid));
+    json_object_set_new(meta, "lastUpdated", json_string(when));
+    char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (text == NULL)
+        call_fail(c, 500, "exception", "out of memory");
+    return text;
+}
+
+/* Patients of the prepared body; -1 after answering (422 when a
+ * compartment resource names none). */
+static int body_patients(call *c, const char *type, const char *text,
+                         char ***ids, size_t *n)
+{
+    mv_err e;
+    if (fhir_compartment_patients(text, strlen(text), ids, n, &e) != 0) {
+        call_fail(c, 400, "invalid", e.msg);
+        return -1;
+    }
+    if (*n == 0 && fhir_type_in_patient_compartment(type)) {
+        call_fail(c, 422, "business-rule", "this resource belongs to a patient's "
+                  "record but names no patient (subject/patient)");
+        return -1;
+    }
+    return 0;
+}
+
+static int index_terms(call *c, const char *text, fhir_term **t, size_t *nt,
+                       store_term **st)
+{
+    mv_err e;
+    if (fhir_index_terms(text, strlen(text), t, nt, &e) != 0) {
+        call_fail(c, 400, "invalid", e.msg);
+        return -1;
+    }
+    *st = mv_calloc(*nt ? *nt : 1, sizeof **st, &e);
+    if (*st == NULL) {
+        fhir_terms_free(*t, *nt);
+        call_fail(c, 500, "exception", "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < *nt; i++)
+        (*st)[i] = (store_term){ (*t)[i].param, (*t)[i].value };
+    return 0;
+}
+
+/* Parse If-Match: W/"n" (or "n"); 0 when absent, -1 when malformed. */
+static int64_t if_match(const call *c)
+{
+    const char *h = http_header(c->req, "If-Match");
+    if (h == NULL)
+        return 0;
+    if (strncmp(h, "W/", 2) == 0)
+        h += 2;
+    long long v;
+    int end = 0;
+    if (sscanf(h, "\"%lld\"%n", &v, &end) != 1 || end == 0 || h[end] != '\0' || v < 1)
+        return -1;
+    return v;
+}
+
+/* Store text as version `version` of (type, id) for the first patient,
+ * after the policy and with the audit entry; answers everything. */
+static void write_version(call *c, const fhir_path *p, const char *id, char *text,
+                          int64_t version, int64_t expect, policy_action act,
+                          int created)
+{
+    char **pats = NULL;
+    size_t np = 0;
+    fhir_term *terms = NULL;
+    size_t nt = 0;
+    store_term *st = NULL;
+    policy_decision d;
+    fhir_path where = *p;
+    snprintf(where.id, sizeof where.id, "%s", id);
+    if (body_patients(c, p->type, text, &pats, &np) != 0 ||
+        decide(c, act, p->type, pats, np, &d) != 0 ||
+        index_terms(c, text, &terms, &nt, &st) != 0)
+        goto done;
+    char ref[200];
+    snprintf(ref, sizeof ref, "%s/%s/_history/%lld", p->type, id, (long long)version);
+    write_ctx wc = { .w = { .type = p->type, .id = id, .patient = np ? pats[0] : NULL,
+                            .if_version = expect, .body = text, .body_len = strlen(text),
+                            .terms = st, .n_terms = nt } };
+    access a = { c, created ? "fhir.create" : "fhir.update", ref, np ? pats[0] : NULL,
+                 &d, apply_write, &wc };
+    if (d.effect != POLICY_PERMIT) {
+        deny(c, &where, &a, &d);
+        goto done;
+    }
+    mv_err e;
+    if (record(&a, "success", &e) != 0) {
+        if (e.code == MV_E_CONFLICT)
+            call_fail(c, http_header(c->req, "If-Match") ? 412 : 409, "conflict",
+                      "the resource changed meanwhile: read it again");
+        else if (e.code == MV_E_GONE)
+            call_fail(c, 410, "deleted", "this patient was erased");
+        else
+            call_fail_err(c, &e);
+        goto done;
+    }
+    char location[sizeof ref + 8];
+    snprintf(location, sizeof location, "/fhir/%s", ref);
+    if (created)
+        http_response_header(c->res, "Location", location);
+    version_headers(c, wc.version, mv_now_us());
+    reply_body(c, created ? 201 : 200, text, strlen(text));
+done:
+    fhir_ids_free(pats, np);
+    fhir_terms_free(terms, nt);
+    free(st);
+}
+
+static void fhir_create(call *c, const fhir_path *p)
+{
+    char id[33];
+    crypto_random_id(id);
+    char *text = prepared_body(c, p, id, 1, mv_now_us());
+    if (text == NULL)
+        return;
+    write_version(c, p, id, text, 1, 0, POLICY_CREATE, 1);
+    free(text);
+}
+
+static void fhir_update(call *c, const fhir_path *p)
+{
+    int64_t expect = if_match(c);
+    if (expect < 0) {
+        call_fail(c, 400, "invalid", "If-Match must be W/\"<version>\"");
+        return;
+    }
+    store_resource cur;
+    mv_err e;
+    int exists = store_get(c->srv->store, p->type, p->id, 0, &cur, &e) == 0;
+    if (!exists && e.code != MV_E_NOTFOUND) {
+        answer_store_error(c, p, &e);
+        return;
+    }
+    int64_t current = exists ? cur.version : 0;
+    if (exists)
+        store_resource_free(&cur);
+    if (expect > 0 && expect != current) {
+        call_fail(c, 412, "conflict", "If-Match does not name the current version");
+        return;
+    }
+    char *text = prepared_body(c, p, p->id, current + 1, mv_now_us());
+    if (text == NULL)
+        return;
+    write_version(c, p, p->id, text, current + 1, current, exists ? POLICY_UPDATE
+                  : POLICY_CREATE, !exists);
+    free(text);
+}
+
+static void fhir_delete(call *c, const fhir_path *p)
+{
+    store_resource cur;
+    mv_err e;
+    if (store_get(c->srv->store, p->type, p->id, 0, &cur, &e) != 0) {
+        answer_store_error(c, p, &e);
+        return;
+    }
+    char ref[200];
+    snprintf(ref, sizeof ref, "%s/%s/_history/%lld", p->type, p->id,
+             (long long)cur.version + 1);
+    policy_decision d;
+    char *pat = cur.patient;
+    if (decide(c, POLICY_DELETE, p->type, pat ? &pat : NULL, pat ? 1 : 0, &d) != 0)
+        goto done;
+    write_ctx wc = { .w = { .type = p->type, .id = p->id, .patient = cur.patient,
+                            .if_version = cur.version, .deleted = 1 } };
+    access a = { c, "fhir.delete", ref, cur.patient, &d, cur.deleted ? NULL : apply_write,
+                 &wc };
+    if (d.effect != POLICY_PERMIT)
+        deny(c, p, &a, &d);
+    else if (record(&a, cur.deleted ? "success: already deleted" : "success", &e) != 0)
+        call_fail_err(c, &e);
+    else
+        c->res->status = 204;
+done:
+    store_resource_free(&cur);
+}
+
+/* ---- CapabilityStatement ------------------------------------------------------------ */
+
+static void add_type(const char *type, void *ctx)
+{
+    json_t *interactions = json_pack("[{s:s},{s:s},{s:s},{s:s},{s:s},{s:s}]",
+                                     "code", "read", "code", "vread", "code", "create",
+                                     "code", "update", "code", "delete",
+                                     "code", "history-instance");
+    json_array_append_new(ctx, json_pack("{s:s, s:o, s:s, s:b, s:b}", "type", type,
+                                         "interaction", interactions,
+                                         "versioning", "versioned-update",
+                                         "readHistory", 1, "updateCreate", 1));
+}
+
+static void fhir_metadata(call *c)
+{
+    json_t *types = json_array();
+    fhir_each_resource_type(add_type, types);
+    char now[MV_TIME_STR_MAX];
+    mv_time_format(mv_now_us(), now);
+    json_t *cs = json_pack(
+        "{s:s, s:s, s:s, s:s, s:{s:s}, s:s, s:[s], s:[{s:s, s:{s:[{s:[{s:s, s:s}]}]}, s:o}]}",
+        "resourceType", "CapabilityStatement", "status", "active", "date", now,
+        "kind", "instance", "software", "name", "medvault", "fhirVersion", "4.0.1",
+        "format", FHIR_JSON, "rest", "mode", "server", "security", "service",
+        "coding", "system", "http://terminology.hl7.org/CodeSystem/restful-security-service",
+        "code", "OAuth", "resource", types);
+    char *text = cs ? json_dumps(cs, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(cs);
+    if (text == NULL) {
+        call_fail(c, 500, "exception", "out of memory");
+        return;
+    }
+    reply_body(c, 200, text, strlen(text));
+    free(text);
+}
+
+/* ---- Dispatch ---------------------------------------------------------------------- */
+
+void route_fhir(call *c, const char *rest)
+{
+    const char *m = c->req->method;
+    if (strcmp(rest, "/metadata") == 0 || strcmp(rest, "/metadata/") == 0) {
+        if (strcmp(m, "GET") == 0)
+            fhir_metadata(c);
+        else
+            call_fail(c, 405, "not-supported", "metadata is read with GET");
+        return;
+    }
+    fhir_path p;
+    if (parse_path(rest, &p) != 0) {
+        call_fail(c, 404, "not-found", "not a FHIR resource type, id or history path");
+        return;
+    }
+    if (call_authenticate(c) != 0)
+        return;
+    int get = strcmp(m, "GET") == 0;
+    if (p.id[0] == '\0' && strcmp(m, "POST") == 0 && !p.history)
+        fhir_create(c, &p);
+    else if (p.id[0] && p.history && p.vid == 0 && get)
+        fhir_history(c, &p);
+    else if (p.id[0] && get)
+        fhir_read(c, &p);
+    else if (p.id[0] && !p.history && strcmp(m, "PUT") == 0)
+        fhir_update(c, &p);
+    else if (p.id[0] && !p.history && strcmp(m, "DELETE") == 0)
+        fhir_delete(c, &p);
+    else
+        call_fail(c, 405, "not-supported", "this interaction is not supported here; "
+                  "see /fhir/metadata");
+}

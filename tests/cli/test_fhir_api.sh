@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# The FHIR REST core end to end: read, vread, create, update (If-Match),
+# delete (then 410), history, the CapabilityStatement; the deny-by-default
+# policy on real accounts (care team, no relationship, break-the-glass,
+# admin/security separation, a patient's own record, nurse limits, service
+# scopes); every decision audited; nothing readable in the database files.
+. "$(dirname "$0")/lib.sh"
+
+D="$WORK/f"; K="$WORK/f.key"
+ADMIN_PW="correct horse battery staple 1984"
+printf '%s\n' "$ADMIN_PW" |
+    "$MEDVAULT" init --data "$D" --key-file "$K" --admin-password-stdin --json > "$WORK/init.json" ||
+    { fail "init"; finish; exit 1; }
+json_get() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
+"$MEDVAULT" serve --data "$D" --key-file "$K" --listen http://127.0.0.1:0 \
+    > "$WORK/serve.out" 2> "$WORK/serve.err" &
+PID=$!
+trap 'kill $PID 2>/dev/null; rm -rf "$WORK"' EXIT
+for _ in $(seq 1 100); do
+    PORT=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$WORK/serve.out"); [ -n "$PORT" ] && break; sleep 0.05
+done
+[ -n "$PORT" ] || { fail "server did not start"; finish; exit 1; }
+BASE="http://127.0.0.1:$PORT"
+
+req() { STATUS=$(curl -s -D "$WORK/headers" -o "$WORK/body" -w '%{http_code}' "$@"); BODY=$(cat "$WORK/body"); }
+login() {  # USER PASSWORD SECRET -> prints token
+    curl -s -H 'Content-Type: application/json' \
+        -d "{\"username\":\"$1\",\"password\":\"$2\",\"totp\":\"$(oathtool --totp -b "$3")\"}" \
+        "$BASE/auth/login" | json_get token
+}
+ADMIN=$(login admin "$ADMIN_PW" "$(json_get secret < "$WORK/init.json")")
+PW="a long passphrase for testing"
+adduser() {  # NAME ROLE EXTRA -> prints the token of the new user
+    local answer secret
+    answer=$(curl -s -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
+        -d "{\"username\":\"$1\",\"role\":\"$2\",\"password\":\"$PW\"${3:-}}" "$BASE/api/users")
+    secret=$(printf '%s' "$answer" | json_get secret)
+    [ -n "$secret" ] || { fail "could not create $1: $answer"; return; }
+    login "$1" "$PW" "$secret"
+}
+REG=$(adduser reg service ',"scopes":"system/Patient.cruds system/CareTeam.cruds system/Practitioner.cruds system/Observation.rs"')
+HOUSE=$(adduser drhouse clinician ',"practitioner":"prac-1"')
+WHO=$(adduser drwho clinician ',"practitioner":"prac-2"')
+NURSE=$(adduser nurse1 nurse ',"practitioner":"prac-3"')
+SEC=$(adduser sec security)
+FJ=(-H 'Content-Type: application/fhir+json')
+as() { local t=$1; shift; req -H "Authorization: Bearer $t" "$@"; }
+
+# --- CapabilityStatement (public) ------------------------------------------------
+req "$BASE/fhir/metadata"
+expect_eq "$STATUS" "200" "metadata"
+expect_contains "$BODY" '"resourceType":"CapabilityStatement"' "CapabilityStatement"
+expect_contains "$BODY" '"type":"Observation"' "lists Observation"
+expect_not_contains "$BODY" '"search-type"' "does not claim search"
+
+# --- a service account registers a patient and a care team --------------------------
+as "$REG" "${FJ[@]}" -d '{"resourceType":"Patient","name":[{"family":"Zyxwarowska","given":["Élodie"]}],"birthDate":"1985-05-12","identifier":[{"system":"urn:oid:1.2.250.1.213.1.4.8","value":"1850578006084 91"}]}' "$BASE/fhir/Patient"
+expect_eq "$STATUS" "201" "service creates a Patient"
+P=$(printf '%s' "$BODY" | json_get id)
+grep -qi "^location: /fhir/Patient/$P/_history/1" "$WORK/headers" && pass || fail "Location"
+grep -qi '^etag: W/"1"' "$WORK/headers" && pass || fail "ETag"
+expect_contains "$BODY" '"versionId":"1"' "meta.versionId"
+as "$REG" "${FJ[@]}" -d '{"resourceType":"Patient","name":[{"family":"Quillebeuf"}]}' "$BASE/fhir/Patient"
+P2=$(printf '%s' "$BODY" | json_get id)
+as "$REG" "${FJ[@]}" -d "{\"resourceType\":\"CareTeam\",\"status\":\"active\",\"subject\":{\"reference\":\"Patient/$P\"},\"participant\":[{\"member\":{\"reference\":\"Practitioner/prac-1\"}},{\"member\":{\"reference\":\"Practitioner/prac-3\"}}]}" "$BASE/fhir/CareTeam"
+expect_eq "$STATUS" "201" "service creates a CareTeam"
+as "$REG" "${FJ[@]}" -d "{\"resourceType\":\"CareTeam\",\"status\":\"active\",\"period\":{\"end\":\"2020-01-01\"},\"subject\":{\"reference\":\"Patient/$P2\"},\"participant\":[{\"member\":{\"reference\":\"Practitioner/prac-1\"}}]}" "$BASE/fhir/CareTeam"
+expect_eq "$STATUS" "201" "an expired care team"
+
+# --- who may read the patient ----------------------------------------------------------
+as "$HOUSE" "$BASE/fhir/Patient/$P"
+expect_eq "$STATUS" "200" "care team member reads"
+expect_contains "$BODY" "Zyxwarowska" "the record comes back decrypted"
+as "$HOUSE" "$BASE/fhir/Patient/$P2"
+expect_eq "$STATUS" "404" "expired care team: hidden"
+as "$WHO" "$BASE/fhir/Patient/$P"
+expect_eq "$STATUS" "404" "no relationship: hidden as not found"
+as "$WHO" "$BASE/fhir/Patient/does-not-exist"
+NOT_FOUND_BODY=$BODY
+as "$WHO" "$BASE/fhir/Patient/$P"
+expect_eq "$(printf '%s' "$BODY" | sed "s/$P/X/")" "$(printf '%s' "$NOT_FOUND_BODY" | sed 's/does-not-exist/X/')" \
+    "a hidden patient answers exactly like a missing one"
+as "$WHO" -H 'X-Break-Glass-Reason: urgent' "$BASE/fhir/Patient/$P"
+expect_eq "$STATUS" "403" "break-the-glass reason too short"
+as "$WHO" -H 'X-Break-Glass-Reason: unconscious in the ER, no relative reachable' "$BASE/fhir/Patient/$P"
+expect_eq "$STATUS" "200" "break-the-glass"
+as "$WHO" "$BASE/fhir/Patient/$P"
+expect_eq "$STATUS" "200" "the break-the-glass grant lasts"
+as "$WHO" "$BASE/fhir/Patient/$P2"
+expect_eq "$STATUS" "404" "the grant is for one patient only"
+as "$ADMIN" "$BASE/fhir/Patient/$P"
+expect_eq "$STATUS" "403" "admin reads no clinical data"
+as "$SEC" "$BASE/fhir/Patient/$P"
+expect_eq "$STATUS" "403" "security reads no clinical data"
+req "$BASE/fhir/Patient/$P"
+expect_eq "$STATUS" "401" "no token"
+
+# --- writes: validation, compartment, nurse limits --------------------------------------
+OBS="{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"8867-4\"}],\"text\":\"Glioblastoma follow-up\"},\"subject\":{\"reference\":\"Patient/$P\"},\"valueQuantity\":{\"value\":72,\"unit\":\"/min\"}}"
+as "$HOUSE" "${FJ[@]}" -d "$OBS" "$BASE/fhir/Observation"
+expect_eq "$STATUS" "201" "clinician records an Observation"
+O=$(printf '%s' "$BODY" | json_get id)
+as "$HOUSE" "${FJ[@]}" -d '{"resourceType":"Observation","status":"final","code":{"text":"x"}}' "$BASE/fhir/Observation"
+expect_eq "$STATUS" "422" "a compartment resource naming no patient"
+as "$HOUSE" "${FJ[@]}" -d "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"x\"},\"subject\":{\"reference\":\"Patient/$P\"},\"valueFoo\":1}" "$BASE/fhir/Observation"
+expect_eq "$STATUS" "400" "unknown element"
+expect_contains "$BODY" "Observation" "the error names the path"
+as "$HOUSE" "${FJ[@]}" -d "$OBS" "$BASE/fhir/Patient"
+expect_eq "$STATUS" "400" "resourceType differs from the URL"
+as "$HOUSE" -H 'Content-Type: text/plain' -d "$OBS" "$BASE/fhir/Observation"
+expect_eq "$STATUS" "415" "wrong media type"
+MED="{\"resourceType\":\"MedicationRequest\",\"status\":\"active\",\"intent\":\"order\",\"medicationCodeableConcept\":{\"text\":\"temozolomide\"},\"subject\":{\"reference\":\"Patient/$P\"}}"
+as "$NURSE" "${FJ[@]}" -d "$MED" "$BASE/fhir/MedicationRequest"
+expect_eq "$STATUS" "403" "a nurse cannot prescribe"
+as "$HOUSE" "${FJ[@]}" -d "$MED" "$BASE/fhir/MedicationRequest"
+expect_eq "$STATUS" "201" "a clinician prescribes"
+as "$NURSE" "$BASE/fhir/Observation/$O"
+expect_eq "$STATUS" "200" "the nurse in the care team reads"
+as "$REG" "$BASE/fhir/MedicationRequest/$(printf '%s' "$BODY" | json_get id)"
+as "$REG" "${FJ[@]}" -d "$MED" "$BASE/fhir/MedicationRequest"
+expect_eq "$STATUS" "403" "a service outside its scopes"
+
+# --- versions: update with If-Match, vread, history, delete ------------------------------
+UPD=$(printf '%s' "$OBS" | sed "s/{\"resourceType\":\"Observation\",/{\"resourceType\":\"Observation\",\"id\":\"$O\",/; s/72/75/")
+as "$HOUSE" "${FJ[@]}" -X PUT -H 'If-Match: W/"1"' -d "$UPD" "$BASE/fhir/Observation/$O"
+expect_eq "$STATUS" "200" "update with If-Match"
+expect_contains "$BODY" '"versionId":"2"' "version 2"
+as "$HOUSE" "${FJ[@]}" -X PUT -H 'If-Match: W/"1"' -d "$UPD" "$BASE/fhir/Observation/$O"
+expect_eq "$STATUS" "412" "stale If-Match"
+as "$HOUSE" "$BASE/fhir/Observation/$O/_history/1"
+expect_eq "$STATUS" "200" "vread"
+expect_contains "$BODY" '"value":72' "vread gives the old version"
+as "$HOUSE" "$BASE/fhir/Observation/$O/_history"
+expect_contains "$BODY" '"type":"history"' "history bundle"
+expect_contains "$BODY" '"total":2' "two versions"
+as "$WHO" "$BASE/fhir/Observation/$O/_history"
+expect_eq "$STATUS" "200" "history under the break-the-glass grant"
+as "$HOUSE" -X DELETE "$BASE/fhir/Observation/$O"
+expect_eq "$STATUS" "204" "delete"
+as "$HOUSE" "$BASE/fhir/Observation/$O"
+expect_eq "$STATUS" "410" "read after delete"
+as "$HOUSE" "$BASE/fhir/Observation/$O/_history/1"
+expect_eq "$STATUS" "200" "older versions stay readable"
+
+# --- a patient reads its own record and nothing else ---------------------------------------
+SECRET=$(curl -s -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
+    -d "{\"username\":\"elodie\",\"role\":\"patient\",\"patient\":\"$P\",\"password\":\"$PW\"}" \
+    "$BASE/api/users" | json_get secret)
+ME=$(login elodie "$PW" "$SECRET")
+as "$ME" "$BASE/fhir/Patient/$P"
+expect_eq "$STATUS" "200" "a patient reads its own record"
+as "$ME" "$BASE/fhir/Patient/$P2"
+expect_eq "$STATUS" "404" "and not another one"
+
+# --- the trail: every decision, with patient and purpose -------------------------------------
+kill -TERM $PID; wait $PID
+run 0 "$MEDVAULT" audit verify --data "$D" --key-file "$K"
+trail=$(sqlite3 "$D/medvault.db" "SELECT action||' '||outcome||' '||ifnull(patient,'-')||' '||ifnull(purpose,'-') FROM audit WHERE action LIKE 'fhir.%'")
+expect_contains "$trail" "fhir.read success $P" "granted reads audited with the patient"
+expect_contains "$trail" "fhir.read denied: " "denied reads audited"
+expect_contains "$trail" "BTG: unconscious in the ER" "break-the-glass purpose"
+expect_contains "$trail" "fhir.create success $P" "creates audited"
+expect_contains "$trail" "fhir.delete success $P" "deletes audited"
+for s in Zyxwarowska "Élodie" 1850578006084 Glioblastoma temozolomide; do
+    expect_absent_in_tree "$D" "$s"
+done
+finish
