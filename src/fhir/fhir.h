@@ -90,6 +90,11 @@ typedef enum fhir_param_type { FHIR_PARAM_TOKEN, FHIR_PARAM_STRING, FHIR_PARAM_D
 
 /* 0 and *type when TYPE has search parameter NAME (of a supported kind); -1 otherwise. */
 int fhir_search_param(const char *type, const char *name, fhir_param_type *out);
+/* Every supported search parameter of type (its own, then the ones every
+ * resource has, such as _id), for the CapabilityStatement. */
+void fhir_each_search_param(const char *type,
+                            void (*fn)(const char *name, fhir_param_type t, void *ctx),
+                            void *ctx);
 
 typedef struct fhir_term { char *param; char *value; } fhir_term;  /* owned strings */
 

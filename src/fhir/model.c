@@ -46,6 +46,33 @@ void fhir_each_resource_type(void (*fn)(const char *type, void *ctx), void *ctx)
             fn(fhir_r4_types[i].name, ctx);
 }
 
+static void each_param_of(int type, void (*fn)(const char *, fhir_param_type, void *),
+                          void *ctx)
+{
+    for (size_t i = 0; i < fhir_r4_n_sp_resources; i++) {
+        const fhir_sp_resource *r = &fhir_r4_sp_resources[i];
+        if (r->type != type)
+            continue;
+        for (uint16_t k = 0; k < r->n_params; k++) {
+            const fhir_sp_param *p = &fhir_r4_sp_params[r->first_param + k];
+            fn(p->code, (fhir_param_type)p->type, ctx);
+        }
+    }
+}
+
+void fhir_each_search_param(const char *type,
+                            void (*fn)(const char *name, fhir_param_type t, void *ctx),
+                            void *ctx)
+{
+    int t = fhir_model_type(type, strlen(type));
+    if (t < 0)
+        return;
+    each_param_of(t, fn, ctx);
+    int base = fhir_model_type("Resource", 8);
+    if (base >= 0 && base != t)
+        each_param_of(base, fn, ctx);
+}
+
 const char *fhir_model_elem_name(const fhir_elem_def *e)
 {
     return e->path + e->name_off;

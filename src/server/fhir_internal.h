@@ -15,6 +15,9 @@ policy_facts fhir_facts(server *srv);
 int fhir_grant_put(store_txn *t, const char *account, const char *patient,
                    int64_t expires_us, const char *reason, mv_err *err);
 
+/* GET /fhir/Type?...: search over the blind indexes (routes_search.c). */
+void fhir_search(call *c, const char *type);
+
 /* /fhir/...: rest is what follows "/fhir". */
 void route_fhir(call *c, const char *rest);
 

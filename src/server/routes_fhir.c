@@ -548,16 +548,26 @@ done:
 
 /* ---- CapabilityStatement ------------------------------------------------------------ */
 
+static void add_search_param(const char *name, fhir_param_type t, void *ctx)
+{
+    static const char *const kinds[] = { "token", "string", "date", "reference" };
+    json_array_append_new(ctx, json_pack("{s:s, s:s}", "name", name, "type",
+                                         (unsigned)t < 4 ? kinds[t] : "special"));
+}
+
 static void add_type(const char *type, void *ctx)
 {
-    json_t *interactions = json_pack("[{s:s},{s:s},{s:s},{s:s},{s:s},{s:s}]",
+    json_t *interactions = json_pack("[{s:s},{s:s},{s:s},{s:s},{s:s},{s:s},{s:s}]",
                                      "code", "read", "code", "vread", "code", "create",
                                      "code", "update", "code", "delete",
-                                     "code", "history-instance");
-    json_array_append_new(ctx, json_pack("{s:s, s:o, s:s, s:b, s:b}", "type", type,
+                                     "code", "history-instance", "code", "search-type");
+    json_t *params = json_array();
+    fhir_each_search_param(type, add_search_param, params);
+    json_array_append_new(ctx, json_pack("{s:s, s:o, s:s, s:b, s:b, s:o}", "type", type,
                                          "interaction", interactions,
                                          "versioning", "versioned-update",
-                                         "readHistory", 1, "updateCreate", 1));
+                                         "readHistory", 1, "updateCreate", 1,
+                                         "searchParam", params));
 }
 
 static void fhir_metadata(call *c)
@@ -605,6 +615,8 @@ void route_fhir(call *c, const char *rest)
     int get = strcmp(m, "GET") == 0;
     if (p.id[0] == '\0' && strcmp(m, "POST") == 0 && !p.history)
         fhir_create(c, &p);
+    else if (p.id[0] == '\0' && !p.history && get)
+        fhir_search(c, p.type);
     else if (p.id[0] && p.history && p.vid == 0 && get)
         fhir_history(c, &p);
     else if (p.id[0] && get)

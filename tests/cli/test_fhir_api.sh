@@ -51,7 +51,8 @@ req "$BASE/fhir/metadata"
 expect_eq "$STATUS" "200" "metadata"
 expect_contains "$BODY" '"resourceType":"CapabilityStatement"' "CapabilityStatement"
 expect_contains "$BODY" '"type":"Observation"' "lists Observation"
-expect_not_contains "$BODY" '"search-type"' "does not claim search"
+expect_contains "$BODY" '"search-type"' "claims search"
+expect_contains "$BODY" '{"name":"family","type":"string"}' "lists Patient.family"
 
 # --- a service account registers a patient and a care team --------------------------
 as "$REG" "${FJ[@]}" -d '{"resourceType":"Patient","name":[{"family":"Zyxwarowska","given":["Élodie"]}],"birthDate":"1985-05-12","identifier":[{"system":"urn:oid:1.2.250.1.213.1.4.8","value":"1850578006084 91"}]}' "$BASE/fhir/Patient"
@@ -121,7 +122,7 @@ as "$REG" "${FJ[@]}" -d "$MED" "$BASE/fhir/MedicationRequest"
 expect_eq "$STATUS" "403" "a service outside its scopes"
 
 # --- versions: update with If-Match, vread, history, delete ------------------------------
-UPD=$(printf '%s' "$OBS" | sed "s/{\"resourceType\":\"Observation\",/{\"resourceType\":\"Observation\",\"id\":\"$O\",/; s/72/75/")
+UPD=$(printf '%s' "$OBS" | sed "s/{\"resourceType\":\"Observation\",/{\"resourceType\":\"Observation\",\"id\":\"$O\",/; s/\"value\":72/\"value\":75/")
 as "$HOUSE" "${FJ[@]}" -X PUT -H 'If-Match: W/"1"' -d "$UPD" "$BASE/fhir/Observation/$O"
 expect_eq "$STATUS" "200" "update with If-Match"
 expect_contains "$BODY" '"versionId":"2"' "version 2"
@@ -152,6 +153,43 @@ expect_eq "$STATUS" "200" "a patient reads its own record"
 as "$ME" "$BASE/fhir/Patient/$P2"
 expect_eq "$STATUS" "404" "and not another one"
 
+# --- search, from the blind indexes only ---------------------------------------------------
+total() { printf '%s' "$BODY" | sed -n 's/.*"total":\([0-9]*\).*/\1/p'; }
+as "$HOUSE" "$BASE/fhir/Patient?family=zyxwar"
+expect_eq "$STATUS" "200" "search by a name prefix"
+expect_eq "$(total)" "1" "one match"
+expect_contains "$BODY" "\"id\":\"$P\"" "the patient found"
+expect_contains "$BODY" '"type":"searchset"' "a searchset bundle"
+as "$HOUSE" "$BASE/fhir/Patient?family:exact=ZYXWAROWSKA"
+expect_eq "$(total)" "1" ":exact, case-insensitive"
+as "$HOUSE" "$BASE/fhir/Patient?given=elodie"
+expect_eq "$(total)" "1" "accent-insensitive"
+as "$HOUSE" "$BASE/fhir/Patient?identifier=urn:oid:1.2.250.1.213.1.4.8%7C1850578006084%2091"
+expect_eq "$(total)" "1" "NIR token (normalised)"
+as "$HOUSE" "$BASE/fhir/Patient?birthdate=ge1985-01-01&birthdate=le1985-12-31"
+expect_eq "$(total)" "1" "date range"
+as "$HOUSE" "$BASE/fhir/Patient?birthdate=lt1985-01-01"
+expect_eq "$(total)" "0" "date range excluding"
+as "$HOUSE" "$BASE/fhir/MedicationRequest?subject=Patient/$P"
+expect_eq "$(total)" "1" "reference search"
+as "$HOUSE" "$BASE/fhir/Patient?family=quillebeuf"
+expect_eq "$STATUS $(total)" "200 0" "a hidden patient is not counted"
+as "$REG" "$BASE/fhir/Patient?family=quillebeuf"
+expect_eq "$(total)" "1" "the service with system/Patient.s sees it"
+as "$REG" "$BASE/fhir/Patient?_count=1"
+expect_eq "$(total)" "2" "every patient for the service"
+expect_contains "$BODY" '"relation":"next"' "paging link"
+as "$REG" "$BASE/fhir/Patient?_summary=count"
+expect_not_contains "$BODY" '"entry"' "_summary=count has no entries"
+as "$ADMIN" "$BASE/fhir/Patient"
+expect_eq "$STATUS $(total)" "200 0" "admin searches disclose nothing"
+as "$WHO" "$BASE/fhir/Patient?birthdate=1985-05-12"
+expect_eq "$(total)" "1" "search under a break-the-glass grant"
+as "$HOUSE" "$BASE/fhir/Patient?shoe-size=42"
+expect_eq "$STATUS" "400" "unknown search parameter"
+as "$HOUSE" "$BASE/fhir/Patient?_count=100000"
+expect_eq "$STATUS" "400" "_count above the cap"
+
 # --- the trail: every decision, with patient and purpose -------------------------------------
 kill -TERM $PID; wait $PID
 run 0 "$MEDVAULT" audit verify --data "$D" --key-file "$K"
@@ -161,6 +199,8 @@ expect_contains "$trail" "fhir.read denied: " "denied reads audited"
 expect_contains "$trail" "BTG: unconscious in the ER" "break-the-glass purpose"
 expect_contains "$trail" "fhir.create success $P" "creates audited"
 expect_contains "$trail" "fhir.delete success $P" "deletes audited"
+expect_contains "$trail" "fhir.search success: Patient?family $P" "searches audited per disclosed patient"
+expect_not_contains "$trail" "zyxwar" "query values stay out of the trail"
 for s in Zyxwarowska "Élodie" 1850578006084 Glioblastoma temozolomide; do
     expect_absent_in_tree "$D" "$s"
 done
