@@ -26,6 +26,7 @@ typedef struct fhir_path {
     char id[FHIR_ID_MAX + 1];
     int history;            /* .../_history                   */
     int64_t vid;            /* .../_history/N, 0 = current     */
+    int everything;         /* Patient/id/$everything          */
 } fhir_path;
 
 /* ---- Paths -------------------------------------------------------------------- */
@@ -65,6 +66,10 @@ static int parse_path(const char *rest, fhir_path *p)
         return -1;
     if (n >= 2)
         snprintf(p->id, sizeof p->id, "%.64s", seg[1]);     /* valid_id: <= 64 */
+    if (n == 3 && strcmp(seg[0], "Patient") == 0 && strcmp(seg[2], "$everything") == 0) {
+        p->everything = 1;
+        return 0;
+    }
     if (n >= 3 && strcmp(seg[2], "_history") != 0)
         return -1;
     p->history = n >= 3;
@@ -546,6 +551,112 @@ done:
     store_resource_free(&cur);
 }
 
+/* ---- Patient/$everything -------------------------------------------------------------- */
+
+#define EVERYTHING_DEFAULT_COUNT 50
+#define EVERYTHING_MAX_COUNT 100   /* what one page may disclose */
+
+static long query_long(const call *c, const char *name, long dflt, long lo, long hi)
+{
+    const char *v = http_query(c->req, name);
+    if (v == NULL)
+        return dflt;
+    char *end;
+    long n = strtol(v, &end, 10);
+    return (*v && !*end && n >= lo && n <= hi) ? n : -1;
+}
+
+/* The page's resources as searchset entries; refs lists them for the trail. */
+static json_t *everything_entries(call *c, char **refs, size_t from, size_t to,
+                                  mv_buf *trail_refs)
+{
+    json_t *entries = json_array();
+    for (size_t i = from; i < to; i++) {
+        char type[64], id[FHIR_ID_MAX + 1];
+        const char *slash = strchr(refs[i], '/');
+        if (slash == NULL || (size_t)(slash - refs[i]) >= sizeof type)
+            continue;
+        snprintf(type, sizeof type, "%.*s", (int)(slash - refs[i]), refs[i]);
+        snprintf(id, sizeof id, "%.64s", slash + 1);
+        store_resource r;
+        if (store_get(c->srv->store, type, id, 0, &r, NULL) != 0)
+            continue;
+        json_t *res = json_loadb((const char *)r.body.data, r.body.len, 0, NULL);
+        if (res) {
+            json_array_append_new(entries, json_pack("{s:s, s:o, s:{s:s}}", "fullUrl",
+                                                     refs[i], "resource", res, "search",
+                                                     "mode", "match"));
+            char ref[200];
+            snprintf(ref, sizeof ref, "%s%s/_history/%lld", trail_refs->len ? " " : "",
+                     refs[i], (long long)r.version);
+            mv_buf_append(trail_refs, ref, strlen(ref), NULL);
+        }
+        store_resource_free(&r);
+    }
+    mv_buf_append(trail_refs, "", 1, NULL);
+    return entries;
+}
+
+static void fhir_everything(call *c, const fhir_path *p)
+{
+    long count = query_long(c, "_count", EVERYTHING_DEFAULT_COUNT, 1, EVERYTHING_MAX_COUNT);
+    long offset = query_long(c, "_offset", 0, 0, 1000000);
+    if (count < 0 || offset < 0) {
+        call_fail(c, 400, "invalid", "_count must be 1..100 and _offset >= 0");
+        return;
+    }
+    policy_decision d;
+    char *pat = (char *)p->id;
+    if (decide(c, POLICY_EVERYTHING, "Patient", &pat, 1, &d) != 0)
+        return;
+    access a = { c, "fhir.everything", NULL, p->id, &d, NULL, NULL };
+    if (d.effect != POLICY_PERMIT) {
+        deny(c, p, &a, &d);
+        return;
+    }
+    char **refs = NULL;
+    size_t n = 0;
+    mv_err e;
+    if (store_patient_refs(c->srv->store, p->id, &refs, &n, &e) != 0) {
+        call_internal(c, &e);
+        return;
+    }
+    if (n == 0) {
+        store_ids_free(refs, n);
+        reply_not_found(c, p);
+        return;
+    }
+    size_t from = (size_t)offset < n ? (size_t)offset : n;
+    size_t to = from + (size_t)count < n ? from + (size_t)count : n;
+    mv_buf trail_refs = {0};
+    json_t *entries = everything_entries(c, refs, from, to, &trail_refs);
+    a.resources = trail_refs.len > 1 ? (const char *)trail_refs.data : NULL;
+    json_t *links = json_array();
+    char url[200];
+    snprintf(url, sizeof url, "/fhir/Patient/%s/$everything?_count=%ld&_offset=%zu",
+             p->id, count, from);
+    json_array_append_new(links, json_pack("{s:s, s:s}", "relation", "self", "url", url));
+    if (to < n) {
+        snprintf(url, sizeof url, "/fhir/Patient/%s/$everything?_count=%ld&_offset=%zu",
+                 p->id, count, to);
+        json_array_append_new(links, json_pack("{s:s, s:s}", "relation", "next", "url", url));
+    }
+    json_t *b = json_pack("{s:s, s:s, s:I, s:o, s:o}", "resourceType", "Bundle", "type",
+                          "searchset", "total", (json_int_t)n, "link", links,
+                          "entry", entries);
+    if (record(&a, "success", &e) != 0) {
+        call_internal(c, &e);
+    } else {
+        char *text = json_dumps(b, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (text)
+            reply_body(c, 200, text, strlen(text));
+        free(text);
+    }
+    json_decref(b);
+    mv_buf_free(&trail_refs);
+    store_ids_free(refs, n);
+}
+
 /* ---- CapabilityStatement ------------------------------------------------------------ */
 
 static void add_search_param(const char *name, fhir_param_type t, void *ctx)
@@ -563,11 +674,16 @@ static void add_type(const char *type, void *ctx)
                                      "code", "history-instance", "code", "search-type");
     json_t *params = json_array();
     fhir_each_search_param(type, add_search_param, params);
-    json_array_append_new(ctx, json_pack("{s:s, s:o, s:s, s:b, s:b, s:o}", "type", type,
-                                         "interaction", interactions,
-                                         "versioning", "versioned-update",
-                                         "readHistory", 1, "updateCreate", 1,
-                                         "searchParam", params));
+    json_t *entry = json_pack("{s:s, s:o, s:s, s:b, s:b, s:o}", "type", type,
+                              "interaction", interactions,
+                              "versioning", "versioned-update",
+                              "readHistory", 1, "updateCreate", 1,
+                              "searchParam", params);
+    if (strcmp(type, "Patient") == 0)
+        json_object_set_new(entry, "operation", json_pack("[{s:s, s:s}]", "name",
+                            "everything", "definition",
+                            "http://hl7.org/fhir/OperationDefinition/Patient-everything"));
+    json_array_append_new(ctx, entry);
 }
 
 static void fhir_metadata(call *c)
@@ -613,7 +729,9 @@ void route_fhir(call *c, const char *rest)
     if (call_authenticate(c) != 0)
         return;
     int get = strcmp(m, "GET") == 0;
-    if (p.id[0] == '\0' && strcmp(m, "POST") == 0 && !p.history)
+    if (p.everything && get)
+        fhir_everything(c, &p);
+    else if (p.id[0] == '\0' && strcmp(m, "POST") == 0 && !p.history)
         fhir_create(c, &p);
     else if (p.id[0] == '\0' && !p.history && get)
         fhir_search(c, p.type);

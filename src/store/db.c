@@ -83,6 +83,12 @@ static const char *const stmt_sql[ST_COUNT] = {
                             "NULL OR patient NOT IN (SELECT patient FROM "
                             "erased)) ORDER BY id",
 
+    /* The bare columns of a MAX() aggregate come from the max row. */
+    [ST_RES_PATIENT_REFS] = "SELECT type || '/' || id FROM (SELECT type, id, "
+                            "deleted, MAX(version) FROM resources WHERE "
+                            "patient = ?1 GROUP BY type, id) WHERE deleted = 0 "
+                            "ORDER BY 1",
+
     [ST_IDX_DELETE] = "DELETE FROM search_index WHERE type = ?1 AND id = ?2",
     [ST_IDX_INSERT] = "INSERT OR IGNORE INTO search_index(type, param, token, "
                       "id) VALUES (?1, ?2, ?3, ?4)",

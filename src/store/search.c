@@ -224,6 +224,33 @@ static int current_ids(store_conn *c, const char *type, id_list *out,
     return collect_ids(c, st, out, err);
 }
 
+int store_patient_refs(mv_store *s, const char *patient, char ***refs, size_t *n,
+                       mv_err *err)
+{
+    *refs = NULL;
+    *n = 0;
+    if (patient == NULL)
+        return mv_fail(err, MV_E_INVALID, "which patient?");
+    store_read r;
+    if (read_begin(s, &r, 0, err) != 0)
+        return -1;
+    id_list l = {0};
+    sqlite3_stmt *st = conn_stmt(r.c, ST_RES_PATIENT_REFS, err);
+    int rc = -1;
+    if (st != NULL && bind_text(r.c, st, 1, patient, err) == 0)
+        rc = collect_ids(r.c, st, &l, err);
+    else
+        stmt_done(st);
+    read_end(&r);
+    if (rc != 0) {
+        id_list_free(&l);
+        return -1;
+    }
+    *refs = l.v;
+    *n = l.n;
+    return 0;
+}
+
 /* No terms: every current, non-deleted resource of the type. */
 int store_search(mv_store *s, const char *type, const store_term *terms,
                  size_t n_terms, char ***ids, size_t *n, mv_err *err)

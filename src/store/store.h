@@ -150,6 +150,11 @@ int store_search(mv_store *s, const char *type, const store_term *terms,
                  size_t n_terms, char ***ids, size_t *n, mv_err *err);
 void store_ids_free(char **ids, size_t n);
 
+/* "Type/id" of every current, non-deleted resource whose owner is patient
+ * (its compartment, as stored), sorted.  Free with store_ids_free. */
+int store_patient_refs(mv_store *s, const char *patient, char ***refs, size_t *n,
+                       mv_err *err);
+
 /* The patient ids the store holds a data key for (not erased). */
 int store_patients(mv_store *s, char ***ids, size_t *n, mv_err *err);
 /* 1 when the patient was erased, 0 when not, -1 on error. */

@@ -190,6 +190,19 @@ expect_eq "$STATUS" "400" "unknown search parameter"
 as "$HOUSE" "$BASE/fhir/Patient?_count=100000"
 expect_eq "$STATUS" "400" "_count above the cap"
 
+# --- Patient/$everything, paged --------------------------------------------------------------
+as "$HOUSE" "$BASE/fhir/Patient/$P/\$everything"
+expect_eq "$STATUS" "200" "\$everything"
+expect_eq "$(total)" "3" "patient, care team, prescription (the deleted observation is not)"
+as "$HOUSE" "$BASE/fhir/Patient/$P/\$everything?_count=1"
+expect_contains "$BODY" '"relation":"next"' "\$everything is paged"
+as "$HOUSE" "$BASE/fhir/Patient/$P/\$everything?_count=1000"
+expect_eq "$STATUS" "400" "\$everything page size capped"
+as "$HOUSE" "$BASE/fhir/Patient/$P2/\$everything"
+expect_eq "$STATUS" "404" "\$everything of a hidden patient"
+as "$ADMIN" "$BASE/fhir/Patient/$P/\$everything"
+expect_eq "$STATUS" "403" "admin: no \$everything"
+
 # --- the trail: every decision, with patient and purpose -------------------------------------
 kill -TERM $PID; wait $PID
 run 0 "$MEDVAULT" audit verify --data "$D" --key-file "$K"
@@ -199,6 +212,7 @@ expect_contains "$trail" "fhir.read denied: " "denied reads audited"
 expect_contains "$trail" "BTG: unconscious in the ER" "break-the-glass purpose"
 expect_contains "$trail" "fhir.create success $P" "creates audited"
 expect_contains "$trail" "fhir.delete success $P" "deletes audited"
+expect_contains "$trail" "fhir.everything success $P" "\$everything audited"
 expect_contains "$trail" "fhir.search success: Patient?family $P" "searches audited per disclosed patient"
 expect_not_contains "$trail" "zyxwar" "query values stay out of the trail"
 for s in Zyxwarowska "Élodie" 1850578006084 Glioblastoma temozolomide; do
