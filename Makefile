@@ -19,7 +19,7 @@ PC_MODULES := libsodium sqlite3 jansson cmocka libmicrohttpd gnutls liboath libq
 HEADERS    := /usr/include/unistr.h /usr/include/passwdqc.h
 COMMANDS   := cmake pkg-config sqlite3 curl oathtool npm
 
-.PHONY: all deps build build-asan test asan unit-test bench run clean
+.PHONY: all deps build build-asan test asan unit-test bench run clean fuzz fuzz-short
 
 all: build
 
@@ -48,7 +48,13 @@ asan: build-asan
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    ctest --output-on-failure -j $(JOBS)
 
-test: unit-test asan
+test: unit-test asan fuzz-short
+
+fuzz:
+	@./scripts/fuzz 300
+
+fuzz-short:
+	@./scripts/fuzz 20
 
 bench: build
 	@./bench/run-all $(BUILD)

@@ -18,11 +18,16 @@
 
 #define SEGMENT_MAX 64
 
-/* A growing list of distinct ids; owns its strings. */
+/* A growing list of distinct ids; owns its strings.  slots is an
+ * open-addressing hash set of 1-based indices into ids (0: empty), at most
+ * half full, so that a body naming many patients costs linear time, not
+ * quadratic (an 8 MB CareTeam took minutes with a linear scan per id). */
 typedef struct id_list {
     char **ids;
     size_t n;
     size_t cap;
+    size_t *slots;
+    size_t n_slots; /* 0 or a power of two */
 } id_list;
 
 void fhir_ids_free(char **ids, size_t n)
@@ -32,12 +37,47 @@ void fhir_ids_free(char **ids, size_t n)
     free(ids);
 }
 
+/* FNV-1a. */
+static size_t id_hash(const char *id, size_t len)
+{
+    size_t h = (size_t)14695981039346656037ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)id[i]) * (size_t)1099511628211ULL;
+    return h;
+}
+
+/* The slot holding id, or the empty slot where it belongs. */
+static size_t *id_slot(const id_list *l, const char *id, size_t len)
+{
+    size_t mask = l->n_slots - 1;
+    for (size_t h = id_hash(id, len) & mask;; h = (h + 1) & mask) {
+        size_t k = l->slots[h];
+        if (k == 0 || (strlen(l->ids[k - 1]) == len && memcmp(l->ids[k - 1], id, len) == 0))
+            return &l->slots[h];
+    }
+}
+
+static int id_set_grow(id_list *l, mv_err *err)
+{
+    size_t n_slots = l->n_slots ? l->n_slots * 2 : 16;
+    size_t *slots = calloc(n_slots, sizeof *slots);
+    if (slots == NULL)
+        return mv_fail(err, MV_E_NOMEM, "out of memory");
+    free(l->slots);
+    l->slots = slots;
+    l->n_slots = n_slots;
+    for (size_t i = 0; i < l->n; i++)
+        *id_slot(l, l->ids[i], strlen(l->ids[i])) = i + 1;
+    return 0;
+}
+
 static int id_list_add(id_list *l, const char *id, size_t len, mv_err *err)
 {
-    for (size_t i = 0; i < l->n; i++) {
-        if (strlen(l->ids[i]) == len && memcmp(l->ids[i], id, len) == 0)
-            return 0;
-    }
+    if (2 * (l->n + 1) > l->n_slots && id_set_grow(l, err) != 0)
+        return -1;
+    size_t *slot = id_slot(l, id, len);
+    if (*slot != 0)
+        return 0;
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 4;
         char **grown = realloc(l->ids, cap * sizeof *grown);
@@ -52,6 +92,7 @@ static int id_list_add(id_list *l, const char *id, size_t len, mv_err *err)
     memcpy(copy, id, len);
     copy[len] = '\0';
     l->ids[l->n++] = copy;
+    *slot = l->n;
     return 0;
 }
 
@@ -178,9 +219,10 @@ int fhir_compartment_patients(const char *json, size_t len, char ***ids, size_t 
     if (root == NULL)
         return mv_fail(err, MV_E_INVALID, "body is not valid JSON (line %d, column %d)",
                        jerr.line, jerr.column);
-    id_list l = {NULL, 0, 0};
+    id_list l = {NULL, 0, 0, NULL, 0};
     int rc = collect_all(&l, root, err);
     json_decref(root);
+    free(l.slots);
     if (rc != 0) {
         fhir_ids_free(l.ids, l.n);
         return -1;
