@@ -82,3 +82,20 @@ MVRPS=$(wrk -t2 -c32 -d"${SECS}s" -H "Authorization: Bearer $TOKEN" "$BASE/api/w
 NGRPS=$(wrk -t2 -c32 -d"${SECS}s" "http://127.0.0.1:$NPORT/whoami.json" | rps)
 echo "| GET /api/whoami, bearer-authenticated (wrk -t2 -c32 -d${SECS}s) | ${#BODY} B | $MVRPS req/s |"
 echo "| nginx static file of the same bytes (same wrk) | ${#BODY} B | $NGRPS req/s ($(echo "100 * $MVRPS / $NGRPS" | bc -l | xargs printf '%.0f')% reached by medvault) |"
+
+# An authorized FHIR read: policy decision, decryption under the patient's
+# key, and an audit entry made durable (group commit) before the answer.
+SVC_SECRET=$(curl -s -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
+    -d "{\"username\":\"bench-svc\",\"role\":\"service\",\"scopes\":\"system/Patient.cruds\",\"password\":\"$UPW\"}" \
+    "$BASE/api/users" | sed -n 's/.*"secret":"\([^"]*\)".*/\1/p')
+SVC=$(login bench-svc "$UPW" "$(oathtool --totp -b "$SVC_SECRET")")
+PID_=$(curl -s -H "Authorization: Bearer $SVC" -H 'Content-Type: application/fhir+json' \
+    -d '{"resourceType":"Patient","name":[{"family":"Martin","given":["Léa"]}],"birthDate":"1990-02-03","gender":"female","address":[{"city":"Lyon","postalCode":"69003"}]}' \
+    "$BASE/fhir/Patient" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
+[ -n "$PID_" ] || { echo "bench_http: creating the benchmark Patient failed" >&2; exit 1; }
+PBODY=$(curl -s -H "Authorization: Bearer $SVC" "$BASE/fhir/Patient/$PID_")
+printf '%s' "$PBODY" > "$W/www/patient.json"
+FRPS=$(wrk -t2 -c32 -d"${SECS}s" -H "Authorization: Bearer $SVC" "$BASE/fhir/Patient/$PID_" | rps)
+NPRPS=$(wrk -t2 -c32 -d"${SECS}s" "http://127.0.0.1:$NPORT/patient.json" | rps)
+echo "| GET /fhir/Patient/{id}: policy + decryption + durable audit entry (wrk -t2 -c32 -d${SECS}s) | ${#PBODY} B | $FRPS req/s |"
+echo "| nginx static file of the same bytes (same wrk) | ${#PBODY} B | $NPRPS req/s ($(echo "100 * $FRPS / $NPRPS" | bc -l | xargs printf '%.0f')% reached by medvault; target 50%) |"
