@@ -86,7 +86,8 @@ typedef struct http_config {
     size_t max_header;             /* default 16 KiB -> 431 above it        */
     unsigned max_conns_per_source; /* default 64                           */
     unsigned request_timeout_s;    /* default 30                           */
-    unsigned threads;              /* thread pool; default 2 x cores        */
+    unsigned threads;              /* thread pool; default 16 x cores: handlers
+                                      wait for durable audit entries        */
     FILE *access_log;              /* default stderr                        */
 } http_config;
 http_config http_default_config(void);

@@ -56,7 +56,10 @@ http_config http_default_config(void)
         .max_header = DEFAULT_MAX_HEADER,
         .max_conns_per_source = DEFAULT_CONNS_PER_SOURCE,
         .request_timeout_s = DEFAULT_TIMEOUT_S,
-        .threads = cores > 0 ? (unsigned)(2 * cores) : 2u,
+        /* Handlers block until their audit entry is durable, and group
+         * commit batches whoever is waiting: the pool is the number of
+         * requests one fsync can carry, not a CPU count. */
+        .threads = cores > 0 ? (unsigned)(16 * cores) : 16u,
         .access_log = stderr,
     };
     return c;

@@ -398,7 +398,7 @@ static void test_default_config(void **state)
     assert_int_equal(c.max_header, 16 * 1024);
     assert_int_equal(c.max_conns_per_source, 64);
     assert_int_equal(c.request_timeout_s, 30);
-    assert_int_equal(c.threads, 2 * sysconf(_SC_NPROCESSORS_ONLN));
+    assert_int_equal(c.threads, 16 * sysconf(_SC_NPROCESSORS_ONLN));
     assert_ptr_equal(c.access_log, stderr);
 }
 
