@@ -152,18 +152,7 @@ static int collect(id_list *l, json_t *v, const char *rest, mv_err *err)
 
 static const fhir_cpt_resource *compartment_of(int type)
 {
-    size_t lo = 0, hi = fhir_r4_n_cpt_resources;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int t = fhir_r4_cpt_resources[mid].type;
-        if (t == type)
-            return &fhir_r4_cpt_resources[mid];
-        if (t < type)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    return fhir_model_cpt_row(type);
 }
 
 static int collect_params(id_list *l, json_t *root, const fhir_cpt_resource *r, mv_err *err)

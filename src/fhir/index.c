@@ -119,18 +119,7 @@ static void terms_finish(term_list *l, fhir_term **out, size_t *n)
 
 static const fhir_sp_resource *sp_resource_of(int type)
 {
-    size_t lo = 0, hi = fhir_r4_n_sp_resources;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int t = fhir_r4_sp_resources[mid].type;
-        if (t == type)
-            return &fhir_r4_sp_resources[mid];
-        if (t < type)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    return fhir_model_sp_row(type);
 }
 
 static const fhir_sp_param *sp_in_row(const fhir_sp_resource *r, const char *name)

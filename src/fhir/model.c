@@ -7,6 +7,7 @@
  * depend on the table layout (index ranges, choice keys), which should be
  * known in one place only.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "fhir/fhir.h"
@@ -46,17 +47,49 @@ void fhir_each_resource_type(void (*fn)(const char *type, void *ctx), void *ctx)
             fn(fhir_r4_types[i].name, ctx);
 }
 
+/* The compartment and search-parameter tables are sorted by type and their
+ * rows start with the same uint16_t type field: one binary search serves
+ * both. */
+_Static_assert(offsetof(fhir_cpt_resource, type) == 0, "type first");
+_Static_assert(offsetof(fhir_sp_resource, type) == 0, "type first");
+
+static const void *row_of_type(const void *rows, size_t n, size_t size, int type)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const void *row = (const char *)rows + mid * size;
+        uint16_t t;
+        memcpy(&t, row, sizeof t);
+        if (t == type)
+            return row;
+        if (t < type)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+const fhir_cpt_resource *fhir_model_cpt_row(int type)
+{
+    return type < 0 ? NULL : row_of_type(fhir_r4_cpt_resources, fhir_r4_n_cpt_resources,
+                                         sizeof fhir_r4_cpt_resources[0], type);
+}
+
+const fhir_sp_resource *fhir_model_sp_row(int type)
+{
+    return type < 0 ? NULL : row_of_type(fhir_r4_sp_resources, fhir_r4_n_sp_resources,
+                                         sizeof fhir_r4_sp_resources[0], type);
+}
+
 static void each_param_of(int type, void (*fn)(const char *, fhir_param_type, void *),
                           void *ctx)
 {
-    for (size_t i = 0; i < fhir_r4_n_sp_resources; i++) {
-        const fhir_sp_resource *r = &fhir_r4_sp_resources[i];
-        if (r->type != type)
-            continue;
-        for (uint16_t k = 0; k < r->n_params; k++) {
-            const fhir_sp_param *p = &fhir_r4_sp_params[r->first_param + k];
-            fn(p->code, (fhir_param_type)p->type, ctx);
-        }
+    const fhir_sp_resource *r = fhir_model_sp_row(type);
+    for (uint16_t k = 0; r && k < r->n_params; k++) {
+        const fhir_sp_param *p = &fhir_r4_sp_params[r->first_param + k];
+        fn(p->code, (fhir_param_type)p->type, ctx);
     }
 }
 

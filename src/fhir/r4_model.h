@@ -139,5 +139,8 @@ int32_t fhir_model_structure(int32_t elem, int type);
  * choice key ("valueQuantity" -> Quantity), else the element's only type
  * (-1 for BackboneElements and content references). */
 int32_t fhir_model_child(int32_t parent, const char *key, int *type_out);
+/* The Patient-compartment row / search-parameter row of a type, or NULL. */
+const fhir_cpt_resource *fhir_model_cpt_row(int type);
+const fhir_sp_resource *fhir_model_sp_row(int type);
 
 #endif /* MV_FHIR_R4_MODEL_H */
