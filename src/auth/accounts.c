@@ -399,3 +399,16 @@ int auth_account_revoke_sessions(auth *a, const char *username,
         *n = count;
     return 0;
 }
+
+int auth_account_get_id(auth *a, const char *id, auth_account *out, mv_err *err)
+{
+    if (acct_cache_get(&a->accounts, id, mv_now_us(), out))
+        return 0;
+    acct_rec r;
+    if (acct_load_id(a->s, id, &r, err) != 0)
+        return -1;
+    *out = r.pub;
+    acct_wipe(&r);
+    acct_cache_put(&a->accounts, out, mv_now_us());
+    return 0;
+}

@@ -110,6 +110,8 @@ int auth_account_create(auth *a, const auth_new_account *spec,
                         auth_enrollment *enroll, mv_err *err);
 int auth_account_get(auth *a, const char *username, auth_account *out,
                      mv_err *err);                     /* MV_E_NOTFOUND */
+/* The account with this id (for showing who an audit entry's actor is). */
+int auth_account_get_id(auth *a, const char *id, auth_account *out, mv_err *err);
 /* Every account, sorted by username; free *out with free(). */
 int auth_account_list(auth *a, auth_account **out, size_t *n, mv_err *err);
 int auth_account_lock(auth *a, const char *username, const char *reason,

@@ -195,8 +195,12 @@ static int decide_patient(const request *r)
         return deny(r, 404, "patient: outside own compartment");
     if (!is_read_action(r->action))
         return deny(r, 403, "patient: own record is read-only");
+    /* Patients can see who opened their record: their own access log. */
     if (type_is(r, "AuditEvent"))
-        return deny(r, 403, "AuditEvent is read by security only");
+        return r->action == POLICY_READ || r->action == POLICY_VREAD ||
+               r->action == POLICY_SEARCH
+                   ? permit(r, "patient: own access log")
+                   : deny(r, 403, "patient: the access log is read or searched");
     return permit(r, "patient: own compartment");
 }
 

@@ -25,7 +25,8 @@
  *   1. admin, security: no clinical data (separation of duties), 403;
  *      directory types readable; security also reads AuditEvent
  *      (read/vread/search; the FHIR layer restricts its content further).
- *   2. patient: its own compartment, read-type actions only (writes 403);
+ *   2. patient: its own compartment, read-type actions only (writes 403),
+ *      including its own access log (AuditEvent read, vread, search);
  *      anything outside it 404 (existence is not revealed); directory types
  *      readable.
  *   3. clinician, nurse: directory types and definitions readable; patient

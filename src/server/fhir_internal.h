@@ -18,6 +18,9 @@ int fhir_grant_put(store_txn *t, const char *account, const char *patient,
 /* GET /fhir/Type?...: search over the blind indexes (routes_search.c). */
 void fhir_search(call *c, const char *type);
 
+/* GET /fhir/AuditEvent?patient=ID: the access log (routes_auditevent.c). */
+void fhir_audit_log(call *c);
+
 /* /fhir/...: rest is what follows "/fhir". */
 void route_fhir(call *c, const char *rest);
 

@@ -668,6 +668,13 @@ static void add_search_param(const char *name, fhir_param_type t, void *ctx)
 
 static void add_type(const char *type, void *ctx)
 {
+    if (strcmp(type, "AuditEvent") == 0) {
+        json_array_append_new(ctx, json_pack("{s:s, s:[{s:s}], s:[{s:s, s:s}]}", "type",
+                                             type, "interaction", "code", "search-type",
+                                             "searchParam", "name", "patient", "type",
+                                             "reference"));
+        return;
+    }
     json_t *interactions = json_pack("[{s:s},{s:s},{s:s},{s:s},{s:s},{s:s},{s:s}]",
                                      "code", "read", "code", "vread", "code", "create",
                                      "code", "update", "code", "delete",
@@ -729,6 +736,15 @@ void route_fhir(call *c, const char *rest)
     if (call_authenticate(c) != 0)
         return;
     int get = strcmp(m, "GET") == 0;
+    if (strcmp(p.type, "AuditEvent") == 0) {
+        /* AuditEvents are the trail itself, never stored resources. */
+        if (get && p.id[0] == '\0')
+            fhir_audit_log(c);
+        else
+            call_fail(c, 405, "not-supported", "AuditEvent is read from the audit "
+                      "trail: GET /fhir/AuditEvent?patient=ID");
+        return;
+    }
     if (p.everything && get)
         fhir_everything(c, &p);
     else if (p.id[0] == '\0' && strcmp(m, "POST") == 0 && !p.history)

@@ -142,6 +142,25 @@ int store_audit_scan(mv_store *s, int64_t from, int64_t to, store_audit_fn fn,
     return rc;
 }
 
+int store_audit_scan_patient(mv_store *s, const char *patient, size_t limit,
+                             store_audit_fn fn, void *ctx, mv_err *err)
+{
+    if (fn == NULL || patient == NULL)
+        return mv_fail(err, MV_E_INVALID, "a patient's audit scan needs a patient "
+                       "and a callback");
+    store_read r;
+    if (read_begin(s, &r, 0, err) != 0)
+        return -1;
+    sqlite3_stmt *st = conn_stmt(r.c, ST_AUDIT_BY_PATIENT, err);
+    int rc = -1;
+    if (st != NULL && bind_text(r.c, st, 1, patient, err) == 0 &&
+        bind_i64(r.c, st, 2, limit ? (int64_t)limit : -1, err) == 0)
+        rc = scan_rows(r.c, st, fn, ctx, err);
+    stmt_done(st);
+    read_end(&r);
+    return rc;
+}
+
 /* ---- Checkpoints ----------------------------------------------------------- */
 
 int store_checkpoint_put(store_txn *t, const store_checkpoint *cp, mv_err *err)

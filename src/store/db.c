@@ -106,6 +106,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_AUDIT_SCAN]   = "SELECT " AUDIT_COLS " FROM audit WHERE seq >= ?1 AND seq <= ?2 "
                         "ORDER BY seq",
 
+    [ST_AUDIT_BY_PATIENT] = "SELECT " AUDIT_COLS " FROM audit WHERE patient = ?1 "
+                            "ORDER BY seq DESC LIMIT ?2",
+
     [ST_CP_INSERT] = "INSERT INTO audit_checkpoints(seq, ts_us, hash, sig) "
                      "VALUES (?1, ?2, ?3, ?4)",
     [ST_CP_ALL]    = "SELECT seq, ts_us, hash, sig FROM audit_checkpoints "

@@ -48,6 +48,7 @@ static const char schema_sql[] =
     "  actor TEXT, action TEXT, outcome TEXT, resources TEXT, patient TEXT,"
     "  source TEXT, session TEXT, purpose TEXT, request_id TEXT,"
     "  prev BLOB NOT NULL, hash BLOB NOT NULL) STRICT;"
+    "CREATE INDEX audit_patient ON audit(patient, seq);"
     "CREATE TABLE audit_checkpoints(seq INTEGER PRIMARY KEY,"
     "  ts_us INTEGER NOT NULL, hash BLOB NOT NULL, sig BLOB NOT NULL) STRICT;"
     /* revoked: 0 live, else the revocation time (us). */

@@ -205,6 +205,11 @@ typedef int (*store_audit_fn)(const store_audit_row *row, void *ctx);
 int store_audit_scan(mv_store *s, int64_t from, int64_t to, store_audit_fn fn,
                      void *ctx, mv_err *err);
 
+/* The rows naming patient, newest first, at most limit (0 = all): a
+ * patient's access log, answered from an index on the patient column. */
+int store_audit_scan_patient(mv_store *s, const char *patient, size_t limit,
+                             store_audit_fn fn, void *ctx, mv_err *err);
+
 typedef struct store_checkpoint {
     int64_t seq;
     int64_t ts_us;

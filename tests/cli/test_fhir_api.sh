@@ -203,6 +203,26 @@ expect_eq "$STATUS" "404" "\$everything of a hidden patient"
 as "$ADMIN" "$BASE/fhir/Patient/$P/\$everything"
 expect_eq "$STATUS" "403" "admin: no \$everything"
 
+# --- the patient's access log: who opened my record? -------------------------------------------
+as "$ME" "$BASE/fhir/AuditEvent?patient=$P"
+expect_eq "$STATUS" "200" "a patient reads its own access log"
+expect_contains "$BODY" '"resourceType":"AuditEvent"' "AuditEvent resources"
+expect_contains "$BODY" '"display":"drhouse (clinician)"' "who: the care team's clinician"
+expect_contains "$BODY" '"display":"drwho (clinician)"' "who: the break-the-glass clinician"
+expect_contains "$BODY" '"code":"BTG"' "break-the-glass shown as BTG"
+expect_contains "$BODY" '"outcome":"4"' "refused attempts shown too"
+expect_not_contains "$BODY" "Zyxwarowska" "no clinical content in the log"
+as "$ME" "$BASE/fhir/AuditEvent?patient=$P2"
+expect_eq "$STATUS" "404" "not another patient's log"
+as "$SEC" "$BASE/fhir/AuditEvent?patient=$P2"
+expect_eq "$STATUS" "200" "security reads any access log"
+as "$HOUSE" "$BASE/fhir/AuditEvent?patient=$P"
+expect_eq "$STATUS" "403" "a clinician does not read the access log"
+as "$SEC" "$BASE/fhir/AuditEvent"
+expect_eq "$STATUS" "400" "the access log is searched by patient"
+as "$SEC" "${FJ[@]}" -d '{"resourceType":"AuditEvent"}' "$BASE/fhir/AuditEvent"
+expect_eq "$STATUS" "405" "AuditEvents are never written through the API"
+
 # --- the trail: every decision, with patient and purpose -------------------------------------
 kill -TERM $PID; wait $PID
 run 0 "$MEDVAULT" audit verify --data "$D" --key-file "$K"

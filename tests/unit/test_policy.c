@@ -175,7 +175,7 @@ static const row SECURITY[TYPE_COUNT] = {
 static const row PATIENT_ROLE[TYPE_COUNT] = {
     SAME("PPPP333P"), SAME("PPPP333P"), SAME("PPPP333P"), SAME("PPPP333P"),
     SAME("PPPP333P"), SAME("PPPP333P"),
-    /* AuditEvent */ SAME("33333333"),
+    /* AuditEvent: its own access log, read, vread, search */ SAME("PPP33333"),
     SAME("PPPP3333"), SAME("PPPP3333"),
     /* Medication: outside the compartment; $everything needs one */
     SAME("44444443"),
