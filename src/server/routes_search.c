@@ -205,30 +205,50 @@ static int matching_ids(mv_store *s, const query *q, id_set *out, mv_err *err)
 }
 
 /* A string query with several words or over 24 characters looked up only a
- * prefix: keep the match only when a whole value of that parameter starts
- * with the whole folded query. */
+ * prefix of its first word (fhir_query_terms): keep the match only when a
+ * whole value of that parameter holds the whole folded query at the start
+ * of a word.  One short word, and :exact (a whole-value token), were
+ * matched exactly by the index already. */
+#define INDEXED_PREFIX_MAX 24
+
+static int needs_post_filter(const param *p, const char *folded)
+{
+    return strcmp(p->modifier, "exact") != 0 &&
+           (strchr(folded, ' ') != NULL || strlen(folded) > INDEXED_PREFIX_MAX);
+}
+
+static int value_matches(const char *value, const char *folded)
+{
+    size_t n = strlen(folded);
+    for (const char *w = value; w; w = strchr(w, ' ') ? strchr(w, ' ') + 1 : NULL)
+        if (strncmp(w, folded, n) == 0)
+            return 1;
+    return 0;
+}
+
 static int string_post_filter_ok(const query *q, const store_resource *r)
 {
     fhir_term *t = NULL;
     size_t nt = 0;
-    int ok = 1;
+    int ok = 1, loaded = 0;
     for (size_t i = 0; i < q->n && ok; i++) {
         fhir_param_type pt;
-        if (fhir_search_param(q->type, q->p[i].name, &pt) != 0 || pt != FHIR_PARAM_STRING)
-            continue;
         char *folded = NULL;
-        if (search_fold_name(q->p[i].value, &folded, NULL) != 0)
+        if (fhir_search_param(q->type, q->p[i].name, &pt) != 0 || pt != FHIR_PARAM_STRING ||
+            search_fold_name(q->p[i].value, &folded, NULL) != 0)
             continue;
-        if (t == NULL && fhir_index_terms((const char *)r->body.data, r->body.len,
-                                          &t, &nt, NULL) != 0)
-            nt = 0;
-        int exact = strcmp(q->p[i].modifier, "exact") == 0, found = 0;
-        for (size_t k = 0; k < nt && !found; k++)
-            found = strcmp(t[k].param, q->p[i].name) == 0 &&
-                    strncmp(t[k].value, "x:", 2) == 0 &&
-                    (exact ? strcmp(t[k].value + 2, folded) == 0
-                           : strncmp(t[k].value + 2, folded, strlen(folded)) == 0);
-        ok = found;
+        if (needs_post_filter(&q->p[i], folded)) {
+            if (!loaded && fhir_index_terms((const char *)r->body.data, r->body.len,
+                                            &t, &nt, NULL) != 0)
+                nt = 0;
+            loaded = 1;
+            int found = 0;
+            for (size_t k = 0; k < nt && !found; k++)
+                found = strcmp(t[k].param, q->p[i].name) == 0 &&
+                        strncmp(t[k].value, "x:", 2) == 0 &&
+                        value_matches(t[k].value + 2, folded);
+            ok = found;
+        }
         free(folded);
     }
     fhir_terms_free(t, nt);
