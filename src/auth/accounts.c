@@ -400,6 +400,8 @@ int auth_account_revoke_sessions(auth *a, const char *username,
     return 0;
 }
 
+/* Through the cache of public views (account_cache.c): a session check
+ * and an access-log page each look accounts up by id. */
 int auth_account_get_id(auth *a, const char *id, auth_account *out, mv_err *err)
 {
     if (acct_cache_get(&a->accounts, id, mv_now_us(), out))

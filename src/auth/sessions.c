@@ -60,18 +60,12 @@ static auth_result lookup_failed(const mv_err *e, mv_err *err, const char *why)
 }
 
 /* The account behind a session: OK when it exists and is not locked. */
-static auth_result session_account(auth *a, const char *id, int64_t now,
-                                   auth_account *out, mv_err *err)
+static auth_result session_account(auth *a, const char *id, auth_account *out,
+                                   mv_err *err)
 {
-    if (!acct_cache_get(&a->accounts, id, now, out)) {
-        acct_rec r;
-        mv_err e;
-        if (acct_load_id(a->s, id, &r, &e) != 0)
-            return lookup_failed(&e, err, "the session's account is gone");
-        *out = r.pub;
-        acct_wipe(&r);
-        acct_cache_put(&a->accounts, out, now);
-    }
+    mv_err e;
+    if (auth_account_get_id(a, id, out, &e) != 0)
+        return lookup_failed(&e, err, "the session's account is gone");
     return out->locked ? denied(err, "the session's account is locked")
                        : AUTH_OK;
 }
@@ -96,7 +90,7 @@ static auth_result session_load(auth *a, const char *token, int64_t now,
         return denied(err, "the session expired (idle)");
     if (now - ss->created_us > a->cfg.absolute_timeout_us)
         return denied(err, "the session expired");
-    return session_account(a, ss->account, now, &out->account, err);
+    return session_account(a, ss->account, &out->account, err);
 }
 
 auth_result auth_check(auth *a, const char *token, const char *source,

@@ -9,6 +9,9 @@
 #include "../fhir/fhir.h"
 #include "../policy/policy.h"
 
+/* Who is asking, for the policy: the authenticated call's account. */
+policy_subject fhir_subject(const call *c);
+
 /* The facts policy_decide asks for, answered from srv's store. */
 policy_facts fhir_facts(server *srv);
 /* Record a break-the-glass grant (inside the audit transaction). */

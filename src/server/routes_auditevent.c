@@ -140,9 +140,7 @@ void fhir_audit_log(call *c)
         return;
     }
     const char *id = strncmp(patient, "Patient/", 8) == 0 ? patient + 8 : patient;
-    policy_subject who = { c->who.account.role, c->who.account.id,
-                           c->who.account.practitioner, c->who.account.patient,
-                           c->who.account.scopes };
+    policy_subject who = fhir_subject(c);
     policy_target t = { "AuditEvent", id };
     policy_facts facts = fhir_facts(c->srv);
     policy_decision d;
@@ -151,13 +149,12 @@ void fhir_audit_log(call *c)
         call_internal(c, &e);
         return;
     }
-    char actor[96], outcome[200];
-    snprintf(actor, sizeof actor, "user:%s", c->who.account.id);
+    char outcome[200];
     snprintf(outcome, sizeof outcome, d.effect == POLICY_PERMIT
              ? "success: AuditEvent?patient" : "denied: %s", d.reason);
-    audit_event ev = { .actor = actor, .action = "fhir.search", .outcome = outcome,
-                       .resources = NULL, .patient = id, .source = c->req->source,
-                       .request_id = c->req->request_id };
+    audit_event ev = { .actor = c->res->actor, .action = "fhir.search",
+                       .outcome = outcome, .patient = id, .source = c->req->source,
+                       .session = c->session_ref, .request_id = c->req->request_id };
     log_ctx l = { c, json_array(), 0 };
     int rc = d.effect == POLICY_PERMIT
                  ? store_audit_scan_patient(c->srv->store, id, (size_t)count, add_row, &l, &e)

@@ -52,6 +52,7 @@ int call_authenticate(call *c)
     }
     c->authenticated = 1;
     snprintf(c->res->actor, sizeof c->res->actor, "user:%s", c->who.account.id);
+    mv_hex_encode(c->who.session.token_hash, 8, c->session_ref);
     return 0;
 }
 

@@ -117,7 +117,7 @@ static void reply_not_found(call *c, const fhir_path *p)
 
 /* ---- Policy and audit ---------------------------------------------------------- */
 
-static policy_subject subject_of(const call *c)
+policy_subject fhir_subject(const call *c)
 {
     const auth_account *a = &c->who.account;
     policy_subject s = { a->role, a->id, a->practitioner, a->patient, a->scopes };
@@ -128,7 +128,7 @@ static policy_subject subject_of(const call *c)
 static int decide(call *c, policy_action act, const char *type, char **patients,
                   size_t n, policy_decision *d)
 {
-    policy_subject who = subject_of(c);
+    policy_subject who = fhir_subject(c);
     policy_facts facts = fhir_facts(c->srv);
     const char *btg = http_header(c->req, "X-Break-Glass-Reason");
     int64_t now = mv_now_us();
@@ -170,17 +170,15 @@ static int apply_access(store_txn *t, void *ctx, mv_err *err)
 static int record(const access *a, const char *outcome, mv_err *err)
 {
     call *c = a->c;
-    char actor[96], session[17], purpose[300] = "";
-    snprintf(actor, sizeof actor, "user:%s", c->who.account.id);
-    mv_hex_encode(c->who.session.token_hash, 8, session);
+    char purpose[300] = "";
     if (a->d && a->d->break_glass)
         snprintf(purpose, sizeof purpose, "BTG: %s",
                  http_header(c->req, "X-Break-Glass-Reason")
                      ? http_header(c->req, "X-Break-Glass-Reason") : "active grant");
     audit_event ev = {
-        .actor = actor, .action = a->action, .outcome = outcome,
+        .actor = c->res->actor, .action = a->action, .outcome = outcome,
         .resources = a->resources, .patient = a->patient, .source = c->req->source,
-        .session = session, .purpose = purpose[0] ? purpose : NULL,
+        .session = c->session_ref, .purpose = purpose[0] ? purpose : NULL,
         .request_id = c->req->request_id,
     };
     int granted = a->d && a->d->effect == POLICY_PERMIT;

@@ -274,9 +274,7 @@ static int visible_hits(call *c, const query *q, const id_set *ids, hit **out,
     hit *v = mv_calloc(ids->n ? ids->n : 1, sizeof *v, NULL);
     if (v == NULL)
         return -1;
-    policy_subject who = { c->who.account.role, c->who.account.id,
-                           c->who.account.practitioner, c->who.account.patient,
-                           c->who.account.scopes };
+    policy_subject who = fhir_subject(c);
     policy_facts facts = fhir_facts(c->srv);
     size_t n = 0;
     int64_t now = mv_now_us();
@@ -319,9 +317,8 @@ static void hits_free(hit *v, size_t n)
  * resources of that patient on this page. */
 static int audit_search(call *c, const query *q, const hit *page, size_t n, mv_err *err)
 {
-    char actor[96], session[17], params[256] = "";
-    snprintf(actor, sizeof actor, "user:%s", c->who.account.id);
-    mv_hex_encode(c->who.session.token_hash, 8, session);
+    const char *actor = c->res->actor, *session = c->session_ref;
+    char params[256] = "";
     for (size_t i = 0; i < q->n; i++) {
         size_t used = strlen(params);
         snprintf(params + used, sizeof params - used, "%s%s", used ? "," : "", q->p[i].name);

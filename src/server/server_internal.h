@@ -24,6 +24,7 @@ typedef struct call {
     http_response *res;
     auth_session_info who;
     int authenticated;
+    char session_ref[17];   /* audit reference: 16 hex of the token's hash */
 } call;
 
 /* ---- json.c ---- */
