@@ -25,6 +25,34 @@
 
 typedef struct http_server http_server;
 
+/* A name/value pair of a request made inside the process. */
+typedef struct http_pair {
+    const char *name;
+    const char *value;
+} http_pair;
+
+/* Headers and query of a request made inside the process rather than read
+ * from a socket: a Bundle entry, or `medvault seed` driving the API's own
+ * code paths.  Borrowed for the duration of the handler call. */
+typedef struct http_local {
+    const http_pair *headers;      /* names matched case-insensitively         */
+    size_t n_headers;
+    const http_pair *query;        /* already percent-decoded                  */
+    size_t n_query;
+} http_local;
+
+/* A request target "path?a=1&b=2" split for a request made in-process:
+ * the path and every name and value percent-decoded ('+' is a space in the
+ * query).  Owns its strings; free with http_target_free(). */
+typedef struct http_target {
+    char *path;
+    http_pair *query;
+    size_t n_query;
+} http_target;
+/* MV_E_INVALID for a malformed escape or an embedded NUL. */
+int  http_target_parse(const char *target, http_target *out, mv_err *err);
+void http_target_free(http_target *t);
+
 /* One complete request, valid for the duration of the handler call. */
 typedef struct http_request {
     const char *method;            /* "GET", "POST", ...                       */
@@ -34,6 +62,7 @@ typedef struct http_request {
     const char *source;            /* client address, "127.0.0.1" / "::1"      */
     const char *request_id;        /* 32 hex characters, also sent back        */
     void *internal;                /* http/ only                               */
+    const http_local *local;       /* a request made in-process (internal NULL) */
 } http_request;
 
 /* A request header (case-insensitive name) or NULL. */

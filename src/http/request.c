@@ -6,7 +6,9 @@
  * HTTP library, and every request must get an unguessable id that ties the
  * response, the access log and (above this layer) the audit trail together.
  * The accessors also accept a request built by hand (internal == NULL), so
- * the layers above can unit-test their handlers without a socket.
+ * the layers above can unit-test their handlers without a socket, and a
+ * request made inside the process (req->local: a Bundle entry, the seeder)
+ * answers from its own header and query lists.
  */
 #include "http_internal.h"
 
@@ -37,6 +39,12 @@ static struct MHD_Connection *connection_of(const http_request *r)
 
 const char *http_header(const http_request *r, const char *name)
 {
+    if (r != NULL && r->internal == NULL && r->local != NULL && name != NULL) {
+        for (size_t i = 0; i < r->local->n_headers; i++)
+            if (strcasecmp(r->local->headers[i].name, name) == 0)
+                return r->local->headers[i].value;
+        return NULL;
+    }
     struct MHD_Connection *c = connection_of(r);
     if (c == NULL || name == NULL)
         return NULL;
@@ -83,6 +91,14 @@ static enum MHD_Result visit_query(void *cls, enum MHD_ValueKind kind,
 
 int http_query_each(const http_request *r, http_query_fn fn, void *ctx)
 {
+    if (r != NULL && r->internal == NULL && r->local != NULL && fn != NULL) {
+        for (size_t i = 0; i < r->local->n_query; i++) {
+            int stop = fn(r->local->query[i].name, r->local->query[i].value, ctx);
+            if (stop != 0)
+                return stop;
+        }
+        return 0;
+    }
     struct MHD_Connection *c = connection_of(r);
     if (c == NULL || fn == NULL)
         return 0;
@@ -112,6 +128,91 @@ const char *http_query(const http_request *r, const char *name)
     query_find f = { name, NULL };
     http_query_each(r, match_query, &f);
     return f.value;
+}
+
+/* ---- Targets of requests made in-process ------------------------------------ */
+
+static int hex_value(char ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decode s[0..n) into a new string; NULL on a bad escape or NUL. */
+static char *decode(const char *s, size_t n, int plus_is_space)
+{
+    char *out = malloc(n + 1), *o = out;
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%') {
+            int hi = i + 2 < n ? hex_value(s[i + 1]) : -1;
+            int lo = i + 2 < n ? hex_value(s[i + 2]) : -1;
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+                free(out);
+                return NULL;
+            }
+            *o++ = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            *o++ = plus_is_space && s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+void http_target_free(http_target *t)
+{
+    if (t == NULL)
+        return;
+    for (size_t i = 0; i < t->n_query; i++) {
+        free((char *)t->query[i].name);
+        free((char *)t->query[i].value);
+    }
+    free(t->query);
+    free(t->path);
+    memset(t, 0, sizeof *t);
+}
+
+int http_target_parse(const char *target, http_target *out, mv_err *err)
+{
+    memset(out, 0, sizeof *out);
+    size_t plen = strcspn(target, "?");
+    out->path = decode(target, plen, 0);
+    if (out->path == NULL)
+        return mv_fail(err, MV_E_INVALID, "malformed percent-escape in the path");
+    const char *q = target[plen] == '?' ? target + plen + 1 : "";
+    size_t cap = 1;
+    for (const char *s = q; *s; s++)
+        cap += *s == '&';
+    out->query = calloc(cap, sizeof *out->query);
+    if (out->query == NULL) {
+        http_target_free(out);
+        return mv_fail(err, MV_E_NOMEM, "out of memory");
+    }
+    while (*q) {
+        size_t len = strcspn(q, "&");
+        if (len > 0) {
+            const char *eq = memchr(q, '=', len);
+            size_t nlen = eq ? (size_t)(eq - q) : len;
+            char *name = decode(q, nlen, 1);
+            char *value = eq ? decode(eq + 1, len - nlen - 1, 1) : strdup("");
+            if (name == NULL || value == NULL) {
+                free(name);
+                free(value);
+                http_target_free(out);
+                return mv_fail(err, MV_E_INVALID, "malformed percent-escape in the query");
+            }
+            out->query[out->n_query++] = (http_pair){ name, value };
+        }
+        q += len;
+        if (*q == '&')
+            q++;
+    }
+    return 0;
 }
 
 /* ---- The exchange (state of one request in flight) ------------------------ */

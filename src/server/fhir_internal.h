@@ -21,6 +21,56 @@ int fhir_grant_put(store_txn *t, const char *account, const char *patient,
 /* GET /fhir/Type?...: search over the blind indexes (routes_search.c). */
 void fhir_search(call *c, const char *type);
 
+/* One version a listing discloses (borrowed strings). */
+typedef struct fhir_disclosed {
+    const char *type, *id;
+    const char *patient;        /* NULL: a resource of no patient */
+    int64_t version;
+} fhir_disclosed;
+
+/* Record what one page of a listing (search, type history) discloses, as
+ * one durable unit before the answer leaves: one audit event per patient
+ * whose data is returned (one more for resources of no patient), each
+ * naming its "Type/id/_history/n" versions, so every patient's access log
+ * shows it; one event without a patient when nothing is.  The outcome
+ * names the query's parameters, never their values (routes_search.c). */
+int fhir_audit_disclosure(call *c, const char *action, const char *outcome,
+                          const fhir_disclosed *v, size_t n, mv_err *err);
+
+/* GET /fhir/Type/_history: the type's versions the caller may see, newest
+ * first, policy-filtered like a search (routes_history.c). */
+void fhir_type_history(call *c, const char *type);
+
+/* ---- Accesses collected for one commit (fhir_pending.c) ----------------------
+ * A Bundle's entries run one by one through the ordinary routes, but their
+ * audit entries -- and, for a transaction, their data changes -- are kept
+ * here and committed together by one audit_record(): all or nothing, one
+ * fsync, and still durable before a byte of the answer leaves. */
+typedef struct fhir_pending fhir_pending;
+
+/* atomic_writes 1 (transaction): data changes are collected too; 0 (batch):
+ * only audit entries are, each change commits on its own. */
+fhir_pending *fhir_pending_new(int atomic_writes, mv_err *err);
+void fhir_pending_free(fhir_pending *p);
+int  fhir_pending_atomic(const fhir_pending *p);
+/* Keep copies of one access: its event, its change (w may be NULL) and a
+ * break-the-glass grant to record (grant_reason NULL: none). */
+int  fhir_pending_add(fhir_pending *p, const audit_event *ev, const store_write *w,
+                      const char *grant_account, const char *grant_patient,
+                      int64_t grant_expires_us, const char *grant_reason,
+                      mv_err *err);
+/* Commit what was collected as one unit and empty the list; with
+ * events_only, the changes are dropped and only the audit entries are
+ * committed (a transaction that failed still records its denials).  On a
+ * failed change *failed_entry (may be NULL) gets its index. */
+int  fhir_pending_commit(fhir_pending *p, audit_trail *trail, int events_only,
+                         size_t *failed_entry, mv_err *err);
+/* The Bundle entry the next collected access belongs to. */
+void fhir_pending_set_entry(fhir_pending *p, size_t entry);
+
+/* POST /fhir: a transaction or batch Bundle (routes_bundle.c). */
+void fhir_bundle(call *c);
+
 /* GET /fhir/AuditEvent?patient=ID: the access log (routes_auditevent.c). */
 void fhir_audit_log(call *c);
 

@@ -35,6 +35,8 @@ static void deny_unauthenticated(call *c)
 
 int call_authenticate(call *c)
 {
+    if (c->authenticated)          /* a Bundle entry or an in-process request */
+        return 0;
     const char *token = bearer_token(c->req);
     if (token == NULL) {
         deny_unauthenticated(c);

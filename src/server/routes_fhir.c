@@ -62,6 +62,10 @@ static int parse_path(const char *rest, fhir_path *p)
     if (n == 0 || !fhir_type_known(seg[0]))
         return -1;
     snprintf(p->type, sizeof p->type, "%.63s", seg[0]);   /* known types are short */
+    if (n == 2 && strcmp(seg[1], "_history") == 0) {
+        p->history = 1;                                    /* type history */
+        return 0;
+    }
     if (n >= 2 && !valid_id(seg[1], strlen(seg[1])))
         return -1;
     if (n >= 2)
@@ -145,15 +149,25 @@ static int decide(call *c, policy_action act, const char *type, char **patients,
     return 0;
 }
 
+/* A data change waiting for its audit entry (create, update, delete). */
+typedef struct write_ctx {
+    store_write w;
+    int64_t version;         /* the new version, once stored */
+} write_ctx;
+
 typedef struct access {
     call *c;
     const char *action;          /* "fhir.read", ...                     */
     const char *resources;       /* "Type/id/_history/n"                 */
     const char *patient;
     const policy_decision *d;
-    audit_apply_fn apply;        /* the data change, if any              */
-    void *apply_ctx;
+    write_ctx *write;            /* the data change, if any              */
 } access;
+
+static const char *btg_reason(const call *c)
+{
+    return http_header(c->req, "X-Break-Glass-Reason");
+}
 
 /* The change of this access plus, when policy asks, the new BTG grant. */
 static int apply_access(store_txn *t, void *ctx, mv_err *err)
@@ -161,20 +175,38 @@ static int apply_access(store_txn *t, void *ctx, mv_err *err)
     const access *a = ctx;
     if (a->d && a->d->grant_btg && a->patient &&
         fhir_grant_put(t, a->c->who.account.id, a->patient, a->d->btg_expires_us,
-                       http_header(a->c->req, "X-Break-Glass-Reason"), err) != 0)
+                       btg_reason(a->c), err) != 0)
         return -1;
-    return a->apply ? a->apply(t, a->apply_ctx, err) : 0;
+    return a->write ? store_put(t, &a->write->w, &a->write->version, err) : 0;
 }
 
-/* Record the access (granted or denied) durably; -1 after answering 500. */
+/* Inside a Bundle: keep the access for the Bundle's one commit.  A
+ * transaction's change waits too, and its version is the one it will get
+ * (store_put refuses it at the commit if another writer came first). */
+static int collect(const access *a, const audit_event *ev, int granted, mv_err *err)
+{
+    fhir_pending *p = a->c->pending;
+    int grant = granted && a->d->grant_btg && a->patient;
+    const store_write *w = granted && a->write ? &a->write->w : NULL;
+    if (w && !fhir_pending_atomic(p)) {
+        /* a batch entry's change commits on its own, its event with it */
+        return audit_record(a->c->srv->trail, ev, 1, apply_access, (void *)a, NULL, err);
+    }
+    if (w)
+        a->write->version = w->if_version > 0 ? w->if_version + 1 : 1;
+    return fhir_pending_add(p, ev, w, grant ? a->c->who.account.id : NULL, a->patient,
+                            grant ? a->d->btg_expires_us : 0,
+                            grant ? btg_reason(a->c) : NULL, err);
+}
+
+/* Record the access (granted or denied) durably; -1 with err. */
 static int record(const access *a, const char *outcome, mv_err *err)
 {
     call *c = a->c;
     char purpose[300] = "";
     if (a->d && a->d->break_glass)
         snprintf(purpose, sizeof purpose, "BTG: %s",
-                 http_header(c->req, "X-Break-Glass-Reason")
-                     ? http_header(c->req, "X-Break-Glass-Reason") : "active grant");
+                 btg_reason(c) ? btg_reason(c) : "active grant");
     audit_event ev = {
         .actor = c->res->actor, .action = a->action, .outcome = outcome,
         .resources = a->resources, .patient = a->patient, .source = c->req->source,
@@ -182,6 +214,8 @@ static int record(const access *a, const char *outcome, mv_err *err)
         .request_id = c->req->request_id,
     };
     int granted = a->d && a->d->effect == POLICY_PERMIT;
+    if (c->pending)
+        return collect(a, &ev, granted, err);
     return audit_record(c->srv->trail, &ev, 1, granted ? apply_access : NULL,
                         (void *)a, NULL, err);
 }
@@ -229,7 +263,7 @@ static void fhir_read(call *c, const fhir_path *p)
     if (decide(c, p->vid ? POLICY_VREAD : POLICY_READ, p->type, pat ? &pat : NULL,
                pat ? 1 : 0, &d) != 0)
         goto done;
-    access a = { c, p->vid ? "fhir.vread" : "fhir.read", ref, r.patient, &d, NULL, NULL };
+    access a = { c, p->vid ? "fhir.vread" : "fhir.read", ref, r.patient, &d, NULL };
     if (d.effect != POLICY_PERMIT) {
         deny(c, p, &a, &d);
         goto done;
@@ -283,7 +317,7 @@ static void fhir_history(call *c, const fhir_path *p)
     policy_decision d;
     char *pat = v[0].patient;
     if (decide(c, POLICY_HISTORY, p->type, pat ? &pat : NULL, pat ? 1 : 0, &d) == 0) {
-        access a = { c, "fhir.history", ref, v[0].patient, &d, NULL, NULL };
+        access a = { c, "fhir.history", ref, v[0].patient, &d, NULL };
         if (d.effect != POLICY_PERMIT) {
             deny(c, p, &a, &d);
         } else if (record(&a, "success", &e) != 0) {
@@ -306,18 +340,6 @@ static void fhir_history(call *c, const fhir_path *p)
 }
 
 /* ---- create / update / delete --------------------------------------------------------- */
-
-typedef struct write_ctx {
-    store_write w;
-    store_term *terms;
-    int64_t version;
-} write_ctx;
-
-static int apply_write(store_txn *t, void *ctx, mv_err *err)
-{
-    write_ctx *wc = ctx;
-    return store_put(t, &wc->w, &wc->version, err);
-}
 
 static int is_fhir_json(const char *ct)
 {
@@ -452,7 +474,7 @@ static void write_version(call *c, const fhir_path *p, const char *id, char *tex
                             .if_version = expect, .body = text, .body_len = strlen(text),
                             .terms = st, .n_terms = nt } };
     access a = { c, created ? "fhir.create" : "fhir.update", ref, np ? pats[0] : NULL,
-                 &d, apply_write, &wc };
+                 &d, &wc };
     if (d.effect != POLICY_PERMIT) {
         deny(c, &where, &a, &d);
         goto done;
@@ -482,8 +504,11 @@ done:
 
 static void fhir_create(call *c, const fhir_path *p)
 {
-    char id[33];
-    crypto_random_id(id);
+    char id[FHIR_ID_MAX + 1];
+    if (c->preset_id)
+        snprintf(id, sizeof id, "%s", c->preset_id);
+    else
+        crypto_random_id(id);
     char *text = prepared_body(c, p, id, 1, mv_now_us());
     if (text == NULL)
         return;
@@ -537,8 +562,7 @@ static void fhir_delete(call *c, const fhir_path *p)
         goto done;
     write_ctx wc = { .w = { .type = p->type, .id = p->id, .patient = cur.patient,
                             .if_version = cur.version, .deleted = 1 } };
-    access a = { c, "fhir.delete", ref, cur.patient, &d, cur.deleted ? NULL : apply_write,
-                 &wc };
+    access a = { c, "fhir.delete", ref, cur.patient, &d, cur.deleted ? NULL : &wc };
     if (d.effect != POLICY_PERMIT)
         deny(c, p, &a, &d);
     else if (record(&a, cur.deleted ? "success: already deleted" : "success", &e) != 0)
@@ -607,7 +631,7 @@ static void fhir_everything(call *c, const fhir_path *p)
     char *pat = (char *)p->id;
     if (decide(c, POLICY_EVERYTHING, "Patient", &pat, 1, &d) != 0)
         return;
-    access a = { c, "fhir.everything", NULL, p->id, &d, NULL, NULL };
+    access a = { c, "fhir.everything", NULL, p->id, &d, NULL };
     if (d.effect != POLICY_PERMIT) {
         deny(c, p, &a, &d);
         return;
@@ -726,6 +750,14 @@ void route_fhir(call *c, const char *rest)
             call_fail(c, 405, "not-supported", "metadata is read with GET");
         return;
     }
+    if (rest[strspn(rest, "/")] == '\0') {                  /* the base: /fhir */
+        if (strcmp(m, "POST") != 0)
+            call_fail(c, 405, "not-supported", "POST a transaction or batch Bundle "
+                      "to /fhir");
+        else if (call_authenticate(c) == 0)
+            fhir_bundle(c);
+        return;
+    }
     fhir_path p;
     if (parse_path(rest, &p) != 0) {
         call_fail(c, 404, "not-found", "not a FHIR resource type, id or history path");
@@ -749,6 +781,8 @@ void route_fhir(call *c, const char *rest)
         fhir_create(c, &p);
     else if (p.id[0] == '\0' && !p.history && get)
         fhir_search(c, p.type);
+    else if (p.id[0] == '\0' && p.history && get)
+        fhir_type_history(c, p.type);
     else if (p.id[0] && p.history && p.vid == 0 && get)
         fhir_history(c, &p);
     else if (p.id[0] && get)

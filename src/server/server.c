@@ -4,6 +4,7 @@
  */
 #include "server_internal.h"
 #include "fhir_internal.h"
+#include "../crypto/crypto.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -193,6 +194,58 @@ int server_start(mv_store *s, audit_trail *t, const server_config *cfg,
         return -1;
     }
     *out = srv;
+    return 0;
+}
+
+/* ---- Requests made inside the process ------------------------------------- */
+
+int server_open_local(mv_store *s, audit_trail *t, const server_config *cfg,
+                      server **out, mv_err *err)
+{
+    server *srv = mv_calloc(1, sizeof *srv, err);
+    if (srv == NULL)
+        return -1;
+    srv->store = s;
+    srv->trail = t;
+    srv->cfg = *cfg;
+    srv->last_purge_us = mv_now_us();
+    if (auth_open(s, t, &cfg->auth, &srv->auth, err) != 0) {
+        free(srv);
+        return -1;
+    }
+    *out = srv;
+    return 0;
+}
+
+int server_local_request(server *srv, const char *username, const char *method,
+                         const char *path, const char *body, size_t body_len,
+                         int *status, mv_buf *response, mv_err *err)
+{
+    call c = { .srv = srv, .authenticated = 1 };
+    if (auth_account_get(srv->auth, username, &c.who.account, err) != 0)
+        return -1;
+    if (c.who.account.locked)
+        return mv_fail(err, MV_E_INVALID, "account '%s' is locked", username);
+    http_target target;
+    if (http_target_parse(path, &target, err) != 0)
+        return -1;
+    http_pair headers[] = { { "Content-Type", "application/fhir+json" } };
+    http_local local = { headers, 1, target.query, target.n_query };
+    char request_id[33];
+    crypto_random_id(request_id);
+    http_request req = { .method = method, .path = target.path,
+                         .body = (const unsigned char *)(body ? body : ""),
+                         .body_len = body ? body_len : 0, .source = "local",
+                         .request_id = request_id, .local = &local };
+    http_response res = { .status = 200 };
+    c.req = &req;
+    c.res = &res;
+    snprintf(res.actor, sizeof res.actor, "user:%s", c.who.account.id);
+    snprintf(c.session_ref, sizeof c.session_ref, "local");
+    route(&c);
+    http_target_free(&target);
+    *status = res.status;
+    *response = res.body;
     return 0;
 }
 

@@ -60,4 +60,20 @@ void server_tick(void *srv);
 /* Stop accepting, finish in-flight requests, free (NULL allowed). */
 void server_stop(server *srv);
 
+/* ---- Requests made inside the process -----------------------------------------
+ * `medvault seed` fills a store through exactly the code the API runs
+ * (validation, compartment, policy, sealing, blind index, audit) by handing
+ * requests to a server that has no socket.  Free it with server_stop(). */
+int server_open_local(mv_store *s, audit_trail *t, const server_config *cfg,
+                      server **out, mv_err *err);
+/* Perform METHOD PATH (PATH may carry "?name=value&..." , percent-encoded)
+ * with body (may be NULL; sent as application/fhir+json) as the account
+ * `username`, as if it had just logged in: its role, links and scopes
+ * apply, and the trail records it as that user from source "local".  A
+ * locked account: -1 (MV_E_INVALID); unknown: -1 (MV_E_NOTFOUND).  Otherwise 0,
+ * *status the HTTP status and *response the body (free with mv_buf_free). */
+int server_local_request(server *srv, const char *username, const char *method,
+                         const char *path, const char *body, size_t body_len,
+                         int *status, mv_buf *response, mv_err *err);
+
 #endif /* MV_SERVER_H */

@@ -25,6 +25,8 @@ typedef struct call {
     auth_session_info who;
     int authenticated;
     char session_ref[17];   /* audit reference: 16 hex of the token's hash */
+    struct fhir_pending *pending;  /* a Bundle entry: accesses are collected  */
+    const char *preset_id;  /* a transaction's POST: the id assigned ahead */
 } call;
 
 /* ---- json.c ---- */
