@@ -83,6 +83,14 @@ static int is_read_action(policy_action a)
            a == POLICY_HISTORY || a == POLICY_EVERYTHING;
 }
 
+/* Reads, and deletes: the URL names an existing resource, so a refusal
+ * must look like "not found" or it would tell that the resource exists.
+ * A create or update names its patient in the body: 403 reveals nothing. */
+static int hides_existence(policy_action a)
+{
+    return is_read_action(a) || a == POLICY_DELETE;
+}
+
 static int type_is(const request *r, const char *type)
 {
     return strcmp(r->what->resource_type, type) == 0;
@@ -212,6 +220,8 @@ static int permit_care(const request *r, int by_btg, int new_grant)
         return deny(r, 403, "nurse: no MedicationRequest writes");
     if (!by_btg)
         return permit(r, "care relationship");
+    if (r->action == POLICY_DELETE)
+        return deny(r, 403, "break-the-glass never permits deletion");
     return permit_btg(r, new_grant, new_grant ? "break-the-glass: new grant"
                                               : "break-the-glass: active grant");
 }
@@ -225,7 +235,7 @@ static int decide_without_care(const request *r)
     if (granted)
         return permit_care(r, 1, 0);
     if (r->btg_reason == NULL)
-        return deny(r, is_read_action(r->action) ? 404 : 403,
+        return deny(r, hides_existence(r->action) ? 404 : 403,
                     "no care relationship");
     long len = reason_length(r->btg_reason);
     if (len < 0 || (size_t)len < r->cfg->btg_min_reason)
@@ -266,6 +276,22 @@ static int decide_service(const request *r)
 }
 
 /* ---- Entry point ---------------------------------------------------------- */
+
+int policy_patient_independent(const policy_subject *who)
+{
+    return who != NULL && (who->role == AUTH_ROLE_ADMIN || who->role == AUTH_ROLE_SECURITY ||
+                           who->role == AUTH_ROLE_SERVICE);
+}
+
+int policy_btg_reason_valid(const policy_config *cfg, const char *reason)
+{
+    policy_config defaults = policy_default_config();
+    if (cfg == NULL)
+        cfg = &defaults;
+    long len = reason ? reason_length(reason) : -1;
+    return len >= 0 && (size_t)len >= cfg->btg_min_reason;
+}
+
 
 static int valid_request(const request *r)
 {

@@ -37,8 +37,10 @@
  *      btg_min_reason code points (trimmed) permits read-type actions and
  *      asks for a new grant -- nurses may break the glass too (the night-shift
  *      emergency nurse is often first at the bedside; detect/ and security
- *      review every BTG); a shorter reason 403; no reason: 404 for reads, 403
- *      for writes.  No Practitioner link: 403.
+ *      review every BTG); a shorter reason 403; no reason: 404 for reads
+ *      and deletes (their URL names an existing resource: a 403 would tell
+ *      it exists), 403 for creates and updates (their body names the
+ *      patient, existing or not).  No Practitioner link: 403.
  *   4. service: only within its system/ SMART v2 scopes, on the whole system
  *      (no care-team rule: detect/ watches service volume); user/ and
  *      patient/ scopes grant a service nothing.
@@ -132,6 +134,16 @@ int policy_is_directory_type(const char *resource_type);
 /* 1 for definitional types outside any patient compartment (Medication,
  * ValueSet, CodeSystem, ...): clinical roles read them, services write them. */
 int policy_is_definition_type(const char *resource_type);
+
+/* 1 when who's decisions never depend on which patient a resource belongs
+ * to (admin, security, service: their rules look at the type and the
+ * action only).  Routes take such a decision before looking anything up,
+ * with target.patient NULL, so that an existing and a missing resource get
+ * the same answer. */
+int policy_patient_independent(const policy_subject *who);
+/* 1 when reason would be accepted as an X-Break-Glass-Reason (cfg NULL:
+ * the defaults): at least btg_min_reason code points once trimmed, UTF-8. */
+int policy_btg_reason_valid(const policy_config *cfg, const char *reason);
 
 /* SMART v2 scopes, space-separated: (system|user|patient)/(Type|*).(c?r?u?d?s?)
  * with at least one letter, in that order.  1 when every token is valid and

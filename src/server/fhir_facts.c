@@ -7,7 +7,9 @@
  * storage); the server knows how the facts are stored.  A care relationship
  * is an active CareTeam, or an in-progress Encounter, naming both the
  * practitioner and the patient, found through the blind indexes (no
- * plaintext index exists) and then checked for an end date in the past.
+ * plaintext index exists), then read: its period, and the practitioner's
+ * own participation period, must have begun and not ended.  A date that
+ * cannot be read never makes a relationship (deny by default).
  * Break-the-glass grants are sealed "_BtgGrant" records, indexed by
  * (account, patient), valid until their expiry.
  */
@@ -15,37 +17,124 @@
 #include "fhir_internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../crypto/crypto.h"
 
 #define GRANT_TYPE "_BtgGrant"
 
-/* 1 when the JSON body's period.end (if any) is not before now. */
-static int period_current(const store_resource *r, int64_t now)
+/* ---- When a period is current ------------------------------------------- */
+
+#define US_PER_S 1000000LL
+
+/* 1 when s[0..n) are all ASCII digits. */
+static int all_digits(const char *s, size_t n)
 {
-    json_t *o = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
-    const char *end = json_string_value(json_object_get(json_object_get(o, "period"), "end"));
-    int current = 1;
-    if (end) {
-        char full[40];
-        int64_t us;
-        /* a date without time ends at the end of that day */
-        if (strlen(end) == 10)
-            snprintf(full, sizeof full, "%sT23:59:59Z", end);
-        else
-            snprintf(full, sizeof full, "%s", end);
-        if (mv_time_parse(full, &us, NULL) == 0 && us < now)
-            current = 0;
-    }
-    json_decref(o);
-    return current;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return 1;
 }
 
+/* The instants [from, to) a FHIR date or dateTime covers: "2020" the whole
+ * year, "2020-06" the month, "2020-06-01" the day, a full dateTime one
+ * instant.  -1 when it is none of these: the caller fails closed. */
+static int time_span(const char *s, int64_t *from, int64_t *to)
+{
+    size_t n = strlen(s);
+    if (n > 10) {
+        if (mv_time_parse(s, from, NULL) != 0)
+            return -1;
+        *to = *from + 1;
+        return 0;
+    }
+    int valid = (n == 4 || n == 7 || n == 10) && all_digits(s, 4) &&
+                (n < 7 || (s[4] == '-' && all_digits(s + 5, 2))) &&
+                (n < 10 || (s[7] == '-' && all_digits(s + 8, 2)));
+    if (!valid)
+        return -1;
+    struct tm tm = { .tm_year = atoi(s) - 1900, .tm_mon = n >= 7 ? atoi(s + 5) - 1 : 0,
+                     .tm_mday = n == 10 ? atoi(s + 8) : 1 };
+    int month = tm.tm_mon, day = tm.tm_mday;
+    if (month < 0 || month > 11 || day < 1 || day > 31)
+        return -1;
+    time_t start = timegm(&tm);
+    if (tm.tm_mon != month || tm.tm_mday != day)   /* normalised: no such day */
+        return -1;
+    struct tm next = { .tm_year = tm.tm_year, .tm_mon = month, .tm_mday = day };
+    if (n == 4)
+        next.tm_year++;
+    else if (n == 7)
+        next.tm_mon++;
+    else
+        next.tm_mday++;
+    *from = (int64_t)start * US_PER_S;
+    *to = (int64_t)timegm(&next) * US_PER_S;
+    return 0;
+}
+
+/* 1 when a FHIR Period (absent: always) has begun and not ended at now.
+ * A start or end that cannot be read counts as not current: a care
+ * relationship is never assumed. */
+static int period_current(json_t *period, int64_t now)
+{
+    if (period == NULL)
+        return 1;
+    if (!json_is_object(period))
+        return 0;
+    int64_t from, to;
+    json_t *start = json_object_get(period, "start");
+    json_t *end = json_object_get(period, "end");
+    if (start && (!json_is_string(start) ||
+                  time_span(json_string_value(start), &from, &to) != 0 || now < from))
+        return 0;
+    if (end && (!json_is_string(end) ||
+                time_span(json_string_value(end), &from, &to) != 0 || now >= to))
+        return 0;
+    return 1;
+}
+
+/* 1 when ref names Practitioner/<practitioner> (any version of it). */
+static int names_practitioner(const char *ref, const char *practitioner)
+{
+    if (ref == NULL || strncmp(ref, "Practitioner/", 13) != 0)
+        return 0;
+    ref += 13;
+    size_t n = strlen(practitioner);
+    return strncmp(ref, practitioner, n) == 0 &&
+           (ref[n] == '\0' || strncmp(ref + n, "/_history/", 10) == 0);
+}
+
+/* 1 when the resource's own period is current and one of its participants
+ * (CareTeam.participant.member, Encounter.participant.individual) names
+ * the practitioner with a current participation period. */
+static int relationship_current(json_t *o, const char *who_key,
+                                const char *practitioner, int64_t now)
+{
+    if (!period_current(json_object_get(o, "period"), now))
+        return 0;
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(o, "participant"), i, p) {
+        const char *ref = json_string_value(
+            json_object_get(json_object_get(p, who_key), "reference"));
+        if (names_practitioner(ref, practitioner) &&
+            period_current(json_object_get(p, "period"), now))
+            return 1;
+    }
+    return 0;
+}
+
+/* ---- Facts ---------------------------------------------------------------- */
+
 /* Any resource of type naming practitioner and patient with that status,
- * not ended: 1, 0, or -1 on a storage error. */
-static int related_through(mv_store *s, const char *type, const char *practitioner,
-                           const char *patient, const char *status, int64_t now)
+ * current for that practitioner: 1, 0, or -1 on a storage error.  The blind
+ * indexes find the candidates; the current body decides. */
+static int related_through(mv_store *s, const char *type, const char *who_key,
+                           const char *practitioner, const char *patient,
+                           const char *status, int64_t now)
 {
     char pat[128], prac[128], st[64];
     snprintf(pat, sizeof pat, "Patient/%s", patient);
@@ -59,10 +148,12 @@ static int related_through(mv_store *s, const char *type, const char *practition
     int found = 0;
     for (size_t i = 0; i < n && !found; i++) {
         store_resource r;
-        mv_err e;
-        if (store_get(s, type, ids[i], 0, &r, &e) != 0)
+        if (store_get(s, type, ids[i], 0, &r, NULL) != 0)
             continue;
-        found = !r.deleted && period_current(&r, now);
+        json_t *o = r.deleted ? NULL
+                  : json_loadb((const char *)r.body.data, r.body.len, 0, NULL);
+        found = o != NULL && relationship_current(o, who_key, practitioner, now);
+        json_decref(o);
         store_resource_free(&r);
     }
     store_ids_free(ids, n);
@@ -73,9 +164,10 @@ static int care_relationship(void *ctx, const char *practitioner,
                              const char *patient, int64_t now)
 {
     mv_store *s = ctx;
-    int r = related_through(s, "CareTeam", practitioner, patient, "active", now);
+    int r = related_through(s, "CareTeam", "member", practitioner, patient, "active", now);
     if (r == 0)
-        r = related_through(s, "Encounter", practitioner, patient, "in-progress", now);
+        r = related_through(s, "Encounter", "individual", practitioner, patient,
+                            "in-progress", now);
     return r;
 }
 

@@ -236,6 +236,78 @@ static void deny(call *c, const fhir_path *p, access *a, const policy_decision *
         call_fail(c, d->status, "forbidden", d->reason);
 }
 
+/* ---- Decisions taken before any lookup -------------------------------------------- */
+
+/* A care giver's X-Break-Glass-Reason that policy would refuse: refused for
+ * every request, whatever it names, so that it reveals nothing.  1 with *d
+ * the denial. */
+static int malformed_btg(const call *c, policy_decision *d)
+{
+    auth_role role = c->who.account.role;
+    const char *btg = btg_reason(c);
+    memset(d, 0, sizeof *d);
+    if ((role != AUTH_ROLE_CLINICIAN && role != AUTH_ROLE_NURSE) || btg == NULL ||
+        policy_btg_reason_valid(NULL, btg))
+        return 0;
+    d->effect = POLICY_DENY;
+    d->status = 403;
+    snprintf(d->reason, sizeof d->reason, "break-the-glass reason too short: give at "
+             "least %zu characters", policy_default_config().btg_min_reason);
+    return 1;
+}
+
+/* The patient the stored resource (type, id) belongs to, for the trail of a
+ * denial only (copied into out; "" when missing or not a patient's). */
+static void stored_patient(call *c, const char *type, const char *id, char *out, size_t cap)
+{
+    store_resource r;
+    out[0] = '\0';
+    if (id == NULL || id[0] == '\0' || store_get(c->srv->store, type, id, 0, &r, NULL) != 0)
+        return;
+    if (r.patient)
+        snprintf(out, cap, "%s", r.patient);
+    store_resource_free(&r);
+}
+
+/* A malformed break-the-glass reason, and every decision that cannot depend
+ * on the patient (admin, security, service), are answered before the answer
+ * could depend on what is stored: an existing and a missing resource, a
+ * visible and a hidden patient, then get the same answer.  The denial is
+ * still recorded with the patient the resource belongs to, when there is
+ * one.  patient: the one the URL names ($everything), else NULL; id: the
+ * resource the URL names, else NULL.  Returns 1 when it answered. */
+static int precheck_as(call *c, policy_action act, const char *type, const char *id,
+                       const char *patient, const char *action)
+{
+    policy_subject who = fhir_subject(c);
+    policy_decision d;
+    if (malformed_btg(c, &d)) {
+        /* answered below */
+    } else if (!policy_patient_independent(&who)) {
+        return 0;
+    } else if (decide(c, act, type, (char **)&patient, patient ? 1 : 0, &d) != 0) {
+        return 1;
+    } else if (d.effect == POLICY_PERMIT) {
+        return 0;
+    }
+    char outcome[200], owner[FHIR_ID_MAX + 1] = "";
+    mv_err err;
+    snprintf(outcome, sizeof outcome, "denied: %s", d.reason);
+    if (patient == NULL)
+        stored_patient(c, type, id, owner, sizeof owner);
+    access a = { c, action, NULL, patient ? patient : owner[0] ? owner : NULL, &d, NULL };
+    if (record(&a, outcome, &err) != 0)
+        call_internal(c, &err);
+    else
+        call_fail(c, d.status, "forbidden", d.reason);
+    return 1;
+}
+
+static int precheck(call *c, policy_action act, const fhir_path *p, const char *action)
+{
+    return precheck_as(c, act, p->type, p->id, NULL, action);
+}
+
 /* ---- read / vread / history ------------------------------------------------------- */
 
 static void answer_store_error(call *c, const fhir_path *p, const mv_err *e)
@@ -454,7 +526,7 @@ static int64_t if_match(const call *c)
  * after the policy and with the audit entry; answers everything. */
 static void write_version(call *c, const fhir_path *p, const char *id, char *text,
                           int64_t version, int64_t expect, policy_action act,
-                          int created)
+                          int created, const char *stored_patient, int stale)
 {
     char **pats = NULL;
     size_t np = 0;
@@ -464,19 +536,37 @@ static void write_version(call *c, const fhir_path *p, const char *id, char *tex
     policy_decision d;
     fhir_path where = *p;
     snprintf(where.id, sizeof where.id, "%s", id);
-    if (body_patients(c, p->type, text, &pats, &np) != 0 ||
-        decide(c, act, p->type, pats, np, &d) != 0 ||
-        index_terms(c, text, &terms, &nt, &st) != 0)
+    /* An update is decided for the patient the stored resource belongs to
+     * as well as for those its new body names: otherwise a caller could
+     * learn, from the store refusing the move, that a hidden resource
+     * exists -- and the attempt would leave no denial in the trail. */
+    char *stored = (char *)stored_patient;
+    const char *denied_patient = NULL;
+    if (body_patients(c, p->type, text, &pats, &np) != 0)
+        goto done;
+    if (malformed_btg(c, &d))
+        denied_patient = stored;
+    else if (stored && decide(c, act, p->type, &stored, 1, &d) != 0)
+        goto done;
+    else if (stored && d.effect != POLICY_PERMIT)
+        denied_patient = stored;
+    else if (decide(c, act, p->type, pats, np, &d) != 0)
+        goto done;
+    if (index_terms(c, text, &terms, &nt, &st) != 0)
         goto done;
     char ref[200];
     snprintf(ref, sizeof ref, "%s/%s/_history/%lld", p->type, id, (long long)version);
     write_ctx wc = { .w = { .type = p->type, .id = id, .patient = np ? pats[0] : NULL,
                             .if_version = expect, .body = text, .body_len = strlen(text),
                             .terms = st, .n_terms = nt } };
-    access a = { c, created ? "fhir.create" : "fhir.update", ref, np ? pats[0] : NULL,
-                 &d, &wc };
+    access a = { c, created ? "fhir.create" : "fhir.update", ref,
+                 denied_patient ? denied_patient : np ? pats[0] : NULL, &d, &wc };
     if (d.effect != POLICY_PERMIT) {
         deny(c, &where, &a, &d);
+        goto done;
+    }
+    if (stale) {        /* only now: a hidden resource's version is no answer */
+        call_fail(c, 412, "conflict", "If-Match does not name the current version");
         goto done;
     }
     mv_err e;
@@ -512,7 +602,7 @@ static void fhir_create(call *c, const fhir_path *p)
     char *text = prepared_body(c, p, id, 1, mv_now_us());
     if (text == NULL)
         return;
-    write_version(c, p, id, text, 1, 0, POLICY_CREATE, 1);
+    write_version(c, p, id, text, 1, 0, POLICY_CREATE, 1, NULL, 0);
     free(text);
 }
 
@@ -531,18 +621,14 @@ static void fhir_update(call *c, const fhir_path *p)
         return;
     }
     int64_t current = exists ? cur.version : 0;
+    char *text = prepared_body(c, p, p->id, current + 1, mv_now_us());
+    if (text != NULL)
+        write_version(c, p, p->id, text, current + 1, current,
+                      exists ? POLICY_UPDATE : POLICY_CREATE, !exists,
+                      exists ? cur.patient : NULL, expect > 0 && expect != current);
+    free(text);
     if (exists)
         store_resource_free(&cur);
-    if (expect > 0 && expect != current) {
-        call_fail(c, 412, "conflict", "If-Match does not name the current version");
-        return;
-    }
-    char *text = prepared_body(c, p, p->id, current + 1, mv_now_us());
-    if (text == NULL)
-        return;
-    write_version(c, p, p->id, text, current + 1, current, exists ? POLICY_UPDATE
-                  : POLICY_CREATE, !exists);
-    free(text);
 }
 
 static void fhir_delete(call *c, const fhir_path *p)
@@ -775,23 +861,32 @@ void route_fhir(call *c, const char *rest)
                       "trail: GET /fhir/AuditEvent?patient=ID");
         return;
     }
-    if (p.everything && get)
-        fhir_everything(c, &p);
-    else if (p.id[0] == '\0' && strcmp(m, "POST") == 0 && !p.history)
-        fhir_create(c, &p);
-    else if (p.id[0] == '\0' && !p.history && get)
-        fhir_search(c, p.type);
-    else if (p.id[0] == '\0' && p.history && get)
-        fhir_type_history(c, p.type);
-    else if (p.id[0] && p.history && p.vid == 0 && get)
-        fhir_history(c, &p);
-    else if (p.id[0] && get)
-        fhir_read(c, &p);
-    else if (p.id[0] && !p.history && strcmp(m, "PUT") == 0)
-        fhir_update(c, &p);
-    else if (p.id[0] && !p.history && strcmp(m, "DELETE") == 0)
-        fhir_delete(c, &p);
-    else
+    if (p.everything && get) {
+        /* $everything names its patient in the URL */
+        if (!precheck_as(c, POLICY_EVERYTHING, p.type, NULL, p.id, "fhir.everything"))
+            fhir_everything(c, &p);
+    } else if (p.id[0] == '\0' && strcmp(m, "POST") == 0 && !p.history) {
+        fhir_create(c, &p);         /* decided on the patients its body names */
+    } else if (p.id[0] == '\0' && !p.history && get) {
+        if (!precheck(c, POLICY_SEARCH, &p, "fhir.search"))
+            fhir_search(c, p.type);
+    } else if (p.id[0] == '\0' && p.history && get) {
+        if (!precheck(c, POLICY_HISTORY, &p, "fhir.history"))
+            fhir_type_history(c, p.type);
+    } else if (p.id[0] && p.history && p.vid == 0 && get) {
+        if (!precheck(c, POLICY_HISTORY, &p, "fhir.history"))
+            fhir_history(c, &p);
+    } else if (p.id[0] && get) {
+        if (!precheck(c, p.vid ? POLICY_VREAD : POLICY_READ, &p,
+                      p.vid ? "fhir.vread" : "fhir.read"))
+            fhir_read(c, &p);
+    } else if (p.id[0] && !p.history && strcmp(m, "PUT") == 0) {
+        fhir_update(c, &p);         /* an update or a create: the store says which */
+    } else if (p.id[0] && !p.history && strcmp(m, "DELETE") == 0) {
+        if (!precheck(c, POLICY_DELETE, &p, "fhir.delete"))
+            fhir_delete(c, &p);
+    } else {
         call_fail(c, 405, "not-supported", "this interaction is not supported here; "
                   "see /fhir/metadata");
+    }
 }

@@ -130,12 +130,12 @@ typedef struct row { const char *by_sit[SIT_COUNT]; } row;
 
 /*                   care        none        grant       reason      short */
 static const row CLINICIAN[TYPE_COUNT] = {
-    /* Patient     */ {{"PPPPPPPP", "44443334", "BBBBBBBB", "GGGG333G", "33333333"}},
-    /* Observation */ {{"PPPPPPPP", "44443334", "BBBBBBBB", "GGGG333G", "33333333"}},
-    /* Condition   */ {{"PPPPPPPP", "44443334", "BBBBBBBB", "GGGG333G", "33333333"}},
-    /* MedRequest  */ {{"PPPPPPPP", "44443334", "BBBBBBBB", "GGGG333G", "33333333"}},
-    /* Encounter   */ {{"PPPPPPPP", "44443334", "BBBBBBBB", "GGGG333G", "33333333"}},
-    /* CareTeam    */ {{"PPPPPPPP", "44443334", "BBBBBBBB", "GGGG333G", "33333333"}},
+    /* Patient     */ {{"PPPPPPPP", "44443344", "BBBBBB3B", "GGGG333G", "33333333"}},
+    /* Observation */ {{"PPPPPPPP", "44443344", "BBBBBB3B", "GGGG333G", "33333333"}},
+    /* Condition   */ {{"PPPPPPPP", "44443344", "BBBBBB3B", "GGGG333G", "33333333"}},
+    /* MedRequest  */ {{"PPPPPPPP", "44443344", "BBBBBB3B", "GGGG333G", "33333333"}},
+    /* Encounter   */ {{"PPPPPPPP", "44443344", "BBBBBB3B", "GGGG333G", "33333333"}},
+    /* CareTeam    */ {{"PPPPPPPP", "44443344", "BBBBBB3B", "GGGG333G", "33333333"}},
     /* AuditEvent  */ {{"33333333", "33333333", "33333333", "33333333", "33333333"}},
     /* Practitioner*/ {{"PPPP3333", "PPPP3333", "PPPP3333", "PPPP3333", "PPPP3333"}},
     /* Organization*/ {{"PPPP3333", "PPPP3333", "PPPP3333", "PPPP3333", "PPPP3333"}},
@@ -143,12 +143,12 @@ static const row CLINICIAN[TYPE_COUNT] = {
 };
 
 static const row NURSE[TYPE_COUNT] = {
-    /* Patient     */ {{"PPPPPPPP", "44443334", "BBBBBBBB", "GGGG333G", "33333333"}},
-    /* Observation */ {{"PPPPPPPP", "44443334", "BBBBBBBB", "GGGG333G", "33333333"}},
-    /* Condition   */ {{"PPPPPPPP", "44443334", "BBBBBBBB", "GGGG333G", "33333333"}},
-    /* MedRequest  */ {{"PPPP333P", "44443334", "BBBB333B", "GGGG333G", "33333333"}},
-    /* Encounter   */ {{"PPPPPPPP", "44443334", "BBBBBBBB", "GGGG333G", "33333333"}},
-    /* CareTeam    */ {{"PPPPPPPP", "44443334", "BBBBBBBB", "GGGG333G", "33333333"}},
+    /* Patient     */ {{"PPPPPPPP", "44443344", "BBBBBB3B", "GGGG333G", "33333333"}},
+    /* Observation */ {{"PPPPPPPP", "44443344", "BBBBBB3B", "GGGG333G", "33333333"}},
+    /* Condition   */ {{"PPPPPPPP", "44443344", "BBBBBB3B", "GGGG333G", "33333333"}},
+    /* MedRequest  */ {{"PPPP333P", "44443344", "BBBB333B", "GGGG333G", "33333333"}},
+    /* Encounter   */ {{"PPPPPPPP", "44443344", "BBBBBB3B", "GGGG333G", "33333333"}},
+    /* CareTeam    */ {{"PPPPPPPP", "44443344", "BBBBBB3B", "GGGG333G", "33333333"}},
     /* AuditEvent  */ {{"33333333", "33333333", "33333333", "33333333", "33333333"}},
     /* Practitioner*/ {{"PPPP3333", "PPPP3333", "PPPP3333", "PPPP3333", "PPPP3333"}},
     /* Organization*/ {{"PPPP3333", "PPPP3333", "PPPP3333", "PPPP3333", "PPPP3333"}},
@@ -379,6 +379,42 @@ static policy_decision decide_simple(const policy_subject *who,
     return d;
 }
 
+/* Without a relationship, a DELETE is refused like a read (404): its URL
+ * names an existing resource, and a 403 would confirm that it exists when a
+ * missing one answers 404.  Creates and updates name their patient in the
+ * body, existing or not, and stay 403 (the caller learns nothing). */
+static void test_delete_hides_existence(void **state)
+{
+    (void)state;
+    const auth_role roles[] = { AUTH_ROLE_CLINICIAN, AUTH_ROLE_NURSE };
+    for (size_t i = 0; i < 2; i++) {
+        policy_subject who = subject(roles[i]);
+        fake_facts f = {0};
+        policy_decision d = decide_simple(&who, POLICY_DELETE, "Observation",
+                                          OTHER_PATIENT, NULL, &f, 0, NULL);
+        policy_decision read = decide_simple(&who, POLICY_READ, "Observation",
+                                             OTHER_PATIENT, NULL, &f, 0, NULL);
+        assert_int_equal(d.effect, POLICY_DENY);
+        assert_int_equal(d.status, 404);
+        assert_int_equal(d.status, read.status);
+        assert_string_equal(d.reason, read.reason);
+        d = decide_simple(&who, POLICY_CREATE, "Observation", OTHER_PATIENT, NULL,
+                          &f, 0, NULL);
+        assert_int_equal(d.status, 403);
+        d = decide_simple(&who, POLICY_UPDATE, "Observation", OTHER_PATIENT, NULL,
+                          &f, 0, NULL);
+        assert_int_equal(d.status, 403);
+        /* a reason is an explicit break-the-glass attempt: it says why */
+        d = decide_simple(&who, POLICY_DELETE, "Observation", OTHER_PATIENT,
+                          SHORT_REASON, &f, 0, NULL);
+        assert_int_equal(d.status, 403);
+        d = decide_simple(&who, POLICY_DELETE, "Observation", OTHER_PATIENT,
+                          GOOD_REASON, &f, 0, NULL);
+        assert_int_equal(d.status, 403);
+        assert_int_equal(d.grant_btg, 0);
+    }
+}
+
 static void test_nurse_no_medication_request_writes(void **state)
 {
     (void)state;
@@ -396,6 +432,34 @@ static void test_nurse_no_medication_request_writes(void **state)
                           NULL, &f, 0, NULL);
         assert_int_equal(d.effect, POLICY_PERMIT);
     }
+}
+
+/* An active grant lets a clinician document emergency care (create,
+ * update) but never delete; the helpers routes use agree with the rules. */
+static void test_btg_grant_never_deletes(void **state)
+{
+    (void)state;
+    policy_subject who = subject(AUTH_ROLE_CLINICIAN);
+    fake_facts f = { .grants = { { ACCOUNT, OTHER_PATIENT } } };
+    policy_decision d = decide_simple(&who, POLICY_UPDATE, "Observation", OTHER_PATIENT,
+                                      NULL, &f, 0, NULL);
+    assert_int_equal(d.effect, POLICY_PERMIT);
+    assert_int_equal(d.break_glass, 1);
+    d = decide_simple(&who, POLICY_DELETE, "Observation", OTHER_PATIENT, NULL, &f, 0, NULL);
+    assert_int_equal(d.effect, POLICY_DENY);
+    assert_int_equal(d.status, 403);
+    assert_non_null(strstr(d.reason, "deletion"));
+
+    assert_true(policy_btg_reason_valid(NULL, GOOD_REASON));
+    assert_false(policy_btg_reason_valid(NULL, "  short  "));
+    assert_false(policy_btg_reason_valid(NULL, NULL));
+    policy_subject admin = subject(AUTH_ROLE_ADMIN), svc = subject(AUTH_ROLE_SERVICE);
+    policy_subject sec = subject(AUTH_ROLE_SECURITY), pat = subject(AUTH_ROLE_PATIENT);
+    assert_true(policy_patient_independent(&admin));
+    assert_true(policy_patient_independent(&sec));
+    assert_true(policy_patient_independent(&svc));
+    assert_false(policy_patient_independent(&who));
+    assert_false(policy_patient_independent(&pat));
 }
 
 static void test_fact_errors_deny(void **state)
@@ -706,9 +770,11 @@ int main(void)
         cmocka_unit_test(test_admin_security_no_clinical_data),
         cmocka_unit_test(test_no_relationship_no_btg_no_access),
         cmocka_unit_test(test_patient_gets_404_outside_own_compartment),
+        cmocka_unit_test(test_delete_hides_existence),
         cmocka_unit_test(test_nurse_no_medication_request_writes),
         cmocka_unit_test(test_fact_errors_deny),
         cmocka_unit_test(test_btg_flags),
+        cmocka_unit_test(test_btg_grant_never_deletes),
         cmocka_unit_test(test_btg_reason_length),
         cmocka_unit_test(test_no_practitioner_link),
         cmocka_unit_test(test_malformed_requests),
