@@ -291,6 +291,8 @@ static int validate_object(vctx *c, json_t *obj, int32_t structure, int depth,
         return fail_at(c, "nested deeper than %d levels", FHIR_MAX_DEPTH);
     if (structure < 0)
         return mv_fail(c->err, MV_E_INTERNAL, "%s: no structure", c->path);
+    if (!is_resource && json_object_size(obj) == 0)
+        return fail_at(c, "empty object");
     choices seen = {.n = 0};
     const char *key;
     json_t *v;

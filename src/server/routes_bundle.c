@@ -360,8 +360,11 @@ static json_t *response_entry(const bundle_run *b, entry_plan *e)
     } else if (e->body && (!is_write || b->representation)) {
         json_object_set(out, "resource", e->body);
     }
-    if (e->location[0] && e->status == 201)
-        json_object_set_new(out, "fullUrl", json_string(e->location));
+    if (e->location[0] && e->status == 201) {
+        const char *h = strstr(e->location, "/_history/");
+        json_object_set_new(out, "fullUrl", json_stringn(e->location, h ? (size_t)(h - e->location)
+                                                                      : strlen(e->location)));
+    }
     json_object_set_new(out, "response", resp);
     return out;
 }
@@ -466,7 +469,8 @@ static int validate_envelope(call *c, json_t *doc)
     size_t i;
     json_t *entry;
     json_array_foreach(json_object_get(shell, "entry"), i, entry)
-        json_object_del(entry, "resource");
+        if (json_object_size(entry) > 1)    /* an entry of nothing else stays whole */
+            json_object_del(entry, "resource");
     char *text = shell ? json_dumps(shell, JSON_COMPACT) : NULL;
     json_decref(shell);
     if (text == NULL) {

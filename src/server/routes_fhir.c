@@ -353,16 +353,19 @@ done:
     store_resource_free(&r);
 }
 
+/* One version as a history entry: fullUrl and request.url name the
+ * resource (bdl-8: never a version), response.location the version. */
 static json_t *history_entry(const fhir_path *p, const store_resource *r)
 {
-    char url[200], etag[32], when[MV_TIME_STR_MAX];
-    snprintf(url, sizeof url, "%s/%s/_history/%lld", p->type, p->id, (long long)r->version);
+    char full[160], location[200], etag[32], when[MV_TIME_STR_MAX];
+    snprintf(full, sizeof full, "%s/%s", p->type, p->id);
+    snprintf(location, sizeof location, "%s/_history/%lld", full, (long long)r->version);
     snprintf(etag, sizeof etag, "W/\"%lld\"", (long long)r->version);
     mv_time_format(r->updated_us, when);
-    json_t *e = json_pack("{s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s}}", "fullUrl", url,
-                          "request", "method", r->deleted ? "DELETE" : "PUT", "url", url,
+    json_t *e = json_pack("{s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s, s:s}}", "fullUrl", full,
+                          "request", "method", r->deleted ? "DELETE" : "PUT", "url", full,
                           "response", "status", r->deleted ? "204" : "200",
-                          "etag", etag, "lastModified", when);
+                          "location", location, "etag", etag, "lastModified", when);
     if (!r->deleted) {
         json_t *res = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
         if (res)
