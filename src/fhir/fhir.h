@@ -21,6 +21,7 @@
 #define MV_FHIR_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util/util.h"
 
@@ -91,7 +92,10 @@ typedef enum fhir_param_type { FHIR_PARAM_TOKEN, FHIR_PARAM_STRING, FHIR_PARAM_D
 /* 0 and *type when TYPE has search parameter NAME (of a supported kind); -1 otherwise. */
 int fhir_search_param(const char *type, const char *name, fhir_param_type *out);
 /* Every supported search parameter of type (its own, then the ones every
- * resource has, such as _id), for the CapabilityStatement. */
+ * resource has, such as _id, and last _lastUpdated), for the
+ * CapabilityStatement.  _lastUpdated is listed here but unknown to
+ * fhir_search_param and fhir_query_terms: it has no blind-index tokens (see
+ * fhir_query_instants). */
 void fhir_each_search_param(const char *type,
                             void (*fn)(const char *name, fhir_param_type t, void *ctx),
                             void *ctx);
@@ -115,5 +119,35 @@ void fhir_terms_free(fhir_term *t, size_t n);
  * post-filter the decrypted matches.  MV_E_INVALID names the parameter. */
 int fhir_query_terms(const char *type, const char *name, const char *modifier,
                      const char *value, fhir_term **out, size_t *n, mv_err *err);
+
+/* ---- Instants the server keeps itself (instant.c) --------------------------
+ *
+ * _lastUpdated is the time a version was stored, kept in clear by the store
+ * (it is not clinical data) and compared there, not through blind-index
+ * tokens.  A value "YYYY[-MM[-DD[Thh:mm[:ss[.f]][Z|+hh:mm|-hh:mm]]]]" names
+ * the range its precision covers, [from, to) in UTC microseconds
+ * ("2026-11-28" the whole day, "...T10:03" one minute); a time without a
+ * zone is UTC, and a space may stand for the '+' of a zone that was not
+ * percent-encoded. */
+#define FHIR_PARAM_LAST_UPDATED "_lastUpdated"
+
+/* The range a value names, for search parameter name (named in errors, the
+ * value never is).  MV_E_INVALID when malformed. */
+int fhir_instant_parse(const char *name, const char *value, int64_t *from_us,
+                       int64_t *to_us, mv_err *err);
+
+/* Which instants t match: (from_us <= t < to_us) != outside; INT64_MIN and
+ * INT64_MAX stand for an open end. */
+typedef struct fhir_instant_range {
+    int64_t from_us, to_us;
+    int outside;
+} fhir_instant_range;
+
+/* A query "name=[prefix]value" on an instant, prefixes eq (the default), ne,
+ * gt, lt, ge, le with FHIR's meaning for a target as precise as an instant:
+ * eq within the value's range, ne outside it, gt after it, lt before it,
+ * ge from its start, le up to its end.  No modifier is supported. */
+int fhir_query_instants(const char *name, const char *modifier, const char *value,
+                        fhir_instant_range *out, mv_err *err);
 
 #endif /* MV_FHIR_H */

@@ -104,6 +104,7 @@ void fhir_each_search_param(const char *type,
     int base = fhir_model_type("Resource", 8);
     if (base >= 0 && base != t)
         each_param_of(base, fn, ctx);
+    fn(FHIR_PARAM_LAST_UPDATED, FHIR_PARAM_DATE, ctx);   /* the store's (instant.c) */
 }
 
 const char *fhir_model_elem_name(const fhir_elem_def *e)

@@ -21,6 +21,18 @@ int fhir_grant_put(store_txn *t, const char *account, const char *patient,
 /* GET /fhir/Type?...: search over the blind indexes (routes_search.c). */
 void fhir_search(call *c, const char *type);
 
+/* The base of absolute links in Bundles, "http[s]://HOST/fhir": the scheme
+ * the server listens with and the request's Host header; "/fhir" when the
+ * request carries no usable Host (in-process requests) (routes_search.c). */
+void fhir_base_url(const call *c, char *out, size_t n);
+
+/* A listing's policy filter: allowed[i] = 1 when the caller may do act on
+ * type for patients[i] (NULL: a resource of no patient), with one decision
+ * per distinct patient.  No break-the-glass here: only active grants count.
+ * -1 when out of memory (routes_search.c). */
+int fhir_permitted_each(call *c, policy_action act, const char *type,
+                        const char *const *patients, size_t n, unsigned char *allowed);
+
 /* One version a listing discloses (borrowed strings). */
 typedef struct fhir_disclosed {
     const char *type, *id;

@@ -26,6 +26,7 @@ typedef struct pending_item {
     int has_write;
     char *type, *id, *patient;     /* the store_write, copied             */
     int64_t if_version;
+    int64_t updated_us;
     char *body;
     size_t body_len;
     int deleted;
@@ -118,6 +119,7 @@ static int copy_write(pending_item *it, const store_write *w)
     it->id = copy(w->id, &ok);
     it->patient = copy(w->patient, &ok);
     it->if_version = w->if_version;
+    it->updated_us = w->updated_us;
     it->deleted = w->deleted;
     if (w->body) {
         it->body = malloc(w->body_len + 1);
@@ -197,7 +199,8 @@ static int apply_all(store_txn *t, void *ctx, mv_err *err)
         if (!it->has_write)
             continue;
         store_write w = { .type = it->type, .id = it->id, .patient = it->patient,
-                          .if_version = it->if_version, .body = it->body,
+                          .if_version = it->if_version, .updated_us = it->updated_us,
+                          .body = it->body,
                           .body_len = it->body_len, .deleted = it->deleted,
                           .terms = it->terms, .n_terms = it->n_terms };
         int64_t version;

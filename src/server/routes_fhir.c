@@ -529,7 +529,8 @@ static int64_t if_match(const call *c)
  * after the policy and with the audit entry; answers everything. */
 static void write_version(call *c, const fhir_path *p, const char *id, char *text,
                           int64_t version, int64_t expect, policy_action act,
-                          int created, const char *stored_patient, int stale)
+                          int created, const char *stored_patient, int stale,
+                          int64_t now)
 {
     char **pats = NULL;
     size_t np = 0;
@@ -561,7 +562,7 @@ static void write_version(call *c, const fhir_path *p, const char *id, char *tex
     snprintf(ref, sizeof ref, "%s/%s/_history/%lld", p->type, id, (long long)version);
     write_ctx wc = { .w = { .type = p->type, .id = id, .patient = np ? pats[0] : NULL,
                             .if_version = expect, .body = text, .body_len = strlen(text),
-                            .terms = st, .n_terms = nt } };
+                            .terms = st, .n_terms = nt, .updated_us = now } };
     access a = { c, created ? "fhir.create" : "fhir.update", ref,
                  denied_patient ? denied_patient : np ? pats[0] : NULL, &d, &wc };
     if (d.effect != POLICY_PERMIT) {
@@ -587,7 +588,7 @@ static void write_version(call *c, const fhir_path *p, const char *id, char *tex
     snprintf(location, sizeof location, "/fhir/%s", ref);
     if (created)
         http_response_header(c->res, "Location", location);
-    version_headers(c, wc.version, mv_now_us());
+    version_headers(c, wc.version, now);
     reply_body(c, created ? 201 : 200, text, strlen(text));
 done:
     fhir_ids_free(pats, np);
@@ -602,10 +603,11 @@ static void fhir_create(call *c, const fhir_path *p)
         snprintf(id, sizeof id, "%s", c->preset_id);
     else
         crypto_random_id(id);
-    char *text = prepared_body(c, p, id, 1, mv_now_us());
+    int64_t now = mv_now_us();    /* meta.lastUpdated is the stored time */
+    char *text = prepared_body(c, p, id, 1, now);
     if (text == NULL)
         return;
-    write_version(c, p, id, text, 1, 0, POLICY_CREATE, 1, NULL, 0);
+    write_version(c, p, id, text, 1, 0, POLICY_CREATE, 1, NULL, 0, now);
     free(text);
 }
 
@@ -624,11 +626,12 @@ static void fhir_update(call *c, const fhir_path *p)
         return;
     }
     int64_t current = exists ? cur.version : 0;
-    char *text = prepared_body(c, p, p->id, current + 1, mv_now_us());
+    int64_t now = mv_now_us();    /* meta.lastUpdated is the stored time */
+    char *text = prepared_body(c, p, p->id, current + 1, now);
     if (text != NULL)
         write_version(c, p, p->id, text, current + 1, current,
                       exists ? POLICY_UPDATE : POLICY_CREATE, !exists,
-                      exists ? cur.patient : NULL, expect > 0 && expect != current);
+                      exists ? cur.patient : NULL, expect > 0 && expect != current, now);
     free(text);
     if (exists)
         store_resource_free(&cur);
@@ -743,13 +746,14 @@ static void fhir_everything(call *c, const fhir_path *p)
     json_t *entries = everything_entries(c, refs, from, to, &trail_refs);
     a.resources = trail_refs.len > 1 ? (const char *)trail_refs.data : NULL;
     json_t *links = json_array();
-    char url[200];
-    snprintf(url, sizeof url, "/fhir/Patient/%s/$everything?_count=%ld&_offset=%zu",
-             p->id, count, from);
+    char url[400], base[200];
+    fhir_base_url(c, base, sizeof base);     /* absolute, as clients follow them */
+    snprintf(url, sizeof url, "%s/Patient/%s/$everything?_count=%ld&_offset=%zu",
+             base, p->id, count, from);
     json_array_append_new(links, json_pack("{s:s, s:s}", "relation", "self", "url", url));
     if (to < n) {
-        snprintf(url, sizeof url, "/fhir/Patient/%s/$everything?_count=%ld&_offset=%zu",
-                 p->id, count, to);
+        snprintf(url, sizeof url, "%s/Patient/%s/$everything?_count=%ld&_offset=%zu",
+                 base, p->id, count, to);
         json_array_append_new(links, json_pack("{s:s, s:s}", "relation", "next", "url", url));
     }
     json_t *b = json_pack("{s:s, s:s, s:I, s:o, s:o}", "resourceType", "Bundle", "type",
@@ -786,10 +790,11 @@ static void add_type(const char *type, void *ctx)
                                              "reference"));
         return;
     }
-    json_t *interactions = json_pack("[{s:s},{s:s},{s:s},{s:s},{s:s},{s:s},{s:s}]",
+    json_t *interactions = json_pack("[{s:s},{s:s},{s:s},{s:s},{s:s},{s:s},{s:s},{s:s}]",
                                      "code", "read", "code", "vread", "code", "create",
                                      "code", "update", "code", "delete",
-                                     "code", "history-instance", "code", "search-type");
+                                     "code", "history-instance", "code", "history-type",
+                                     "code", "search-type");
     json_t *params = json_array();
     fhir_each_search_param(type, add_search_param, params);
     json_t *entry = json_pack("{s:s, s:o, s:s, s:b, s:b, s:o}", "type", type,
@@ -811,12 +816,14 @@ static void fhir_metadata(call *c)
     char now[MV_TIME_STR_MAX];
     mv_time_format(mv_now_us(), now);
     json_t *cs = json_pack(
-        "{s:s, s:s, s:s, s:s, s:{s:s}, s:s, s:[s], s:[{s:s, s:{s:[{s:[{s:s, s:s}]}]}, s:o}]}",
+        "{s:s, s:s, s:s, s:s, s:{s:s}, s:s, s:[s], s:[{s:s, s:{s:[{s:[{s:s, s:s}]}]}, s:o,"
+        " s:[{s:s}, {s:s}]}]}",
         "resourceType", "CapabilityStatement", "status", "active", "date", now,
         "kind", "instance", "software", "name", "medvault", "fhirVersion", "4.0.1",
         "format", FHIR_JSON, "rest", "mode", "server", "security", "service",
         "coding", "system", "http://terminology.hl7.org/CodeSystem/restful-security-service",
-        "code", "OAuth", "resource", types);
+        "code", "OAuth", "resource", types,
+        "interaction", "code", "transaction", "code", "batch");
     char *text = cs ? json_dumps(cs, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(cs);
     if (text == NULL) {

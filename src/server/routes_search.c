@@ -1,18 +1,22 @@
 /*
  * routes_search.c -- FHIR type-level search (GET /fhir/Type?param=value...)
- * answered from the blind indexes only.
+ * answered from the blind indexes only -- and _lastUpdated from the clear
+ * time the store keeps for each version (not clinical data).
  *
  * Each parameter becomes the canonical values fhir_query_terms() derives
  * (ORed: a date range is a covering set), the store finds the ids holding
- * each value's keyed token, parameters are ANDed.  Every match is then
+ * each value's keyed token, parameters are ANDed; _lastUpdated becomes a
+ * time range (fhir_query_instants) the store compares.  Every match is then
  * opened and put through the policy decision: what the caller may not see
  * is dropped before counting, so neither a total nor a page reveals that a
  * hidden patient exists.  One audit entry per disclosed patient names the
  * resources returned; the query's values (names, identifiers) never reach
- * the trail, only its parameter names.
+ * the trail, only its parameter names.  Paging links are absolute and carry
+ * every parameter, so a client follows them as they are.
  */
 #include "fhir_internal.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -161,10 +165,25 @@ static int collect_param(const char *name, const char *value, void *ctx)
 
 /* ---- Matching ---------------------------------------------------------------- */
 
+/* _lastUpdated: the store compares the clear times of current versions. */
+static int last_updated_ids(mv_store *s, const char *type, const param *p,
+                            id_set *out, mv_err *err)
+{
+    fhir_instant_range r;
+    if (fhir_query_instants(p->name, p->modifier, p->value, &r, err) != 0 ||
+        store_search_updated(s, type, r.from_us, r.to_us, r.outside, &out->v,
+                             &out->n, err) != 0)
+        return -1;
+    set_normalise(out);
+    return 0;
+}
+
 /* The ids matching one parameter: the union over its canonical values. */
 static int param_ids(mv_store *s, const char *type, const param *p, id_set *out,
                      mv_err *err)
 {
+    if (strcmp(p->name, FHIR_PARAM_LAST_UPDATED) == 0)
+        return last_updated_ids(s, type, p, out, err);
     fhir_term *t = NULL;
     size_t nt = 0;
     if (fhir_query_terms(type, p->name, p->modifier[0] ? p->modifier : NULL, p->value,
@@ -267,45 +286,6 @@ static int cmp_updated(const void *a, const void *b)
     return (x->r.updated_us > y->r.updated_us) - (x->r.updated_us < y->r.updated_us);
 }
 
-/* Open each match and keep what the caller may see. */
-static int visible_hits(call *c, const query *q, const id_set *ids, hit **out,
-                        size_t *n_out)
-{
-    hit *v = mv_calloc(ids->n ? ids->n : 1, sizeof *v, NULL);
-    if (v == NULL)
-        return -1;
-    policy_subject who = fhir_subject(c);
-    policy_facts facts = fhir_facts(c->srv);
-    size_t n = 0;
-    int64_t now = mv_now_us();
-    for (size_t i = 0; i < ids->n; i++) {
-        store_resource r;
-        if (store_get(c->srv->store, q->type, ids->v[i], 0, &r, NULL) != 0)
-            continue;                   /* erased meanwhile: not disclosed */
-        policy_target t = { q->type, r.patient };
-        policy_decision d;
-        int keep = !r.deleted &&
-                   policy_decide(NULL, &who, POLICY_SEARCH, &t, NULL, &facts, now, &d,
-                                 NULL) == 0 &&
-                   d.effect == POLICY_PERMIT && string_post_filter_ok(q, &r);
-        if (keep)
-            v[n++].r = r;
-        else
-            store_resource_free(&r);
-    }
-    if (q->sort)
-        qsort(v, n, sizeof *v, cmp_updated);
-    if (q->sort < 0)
-        for (size_t i = 0; i < n / 2; i++) {
-            hit tmp = v[i];
-            v[i] = v[n - 1 - i];
-            v[n - 1 - i] = tmp;
-        }
-    *out = v;
-    *n_out = n;
-    return 0;
-}
-
 static void hits_free(hit *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -313,18 +293,137 @@ static void hits_free(hit *v, size_t n)
     free(v);
 }
 
-/* One audit event per disclosed patient (plus one when none), listing the
- * resources of that patient on this page. */
-static int audit_search(call *c, const query *q, const hit *page, size_t n, mv_err *err)
+/* ---- One decision per patient ------------------------------------------------ */
+
+typedef struct patient_slot {
+    const char *patient;        /* NULL sorts first */
+    size_t i;
+} patient_slot;
+
+static int cmp_slot(const void *a, const void *b)
 {
-    const char *actor = c->res->actor, *session = c->session_ref;
-    char params[256] = "";
-    for (size_t i = 0; i < q->n; i++) {
-        size_t used = strlen(params);
-        snprintf(params + used, sizeof params - used, "%s%s", used ? "," : "", q->p[i].name);
+    const patient_slot *x = a, *y = b;
+    if (x->patient == NULL || y->patient == NULL)
+        return (x->patient != NULL) - (y->patient != NULL);
+    return strcmp(x->patient, y->patient);
+}
+
+static int permitted(call *c, policy_action act, const char *type, const char *patient,
+                     int64_t now)
+{
+    policy_subject who = fhir_subject(c);
+    policy_facts facts = fhir_facts(c->srv);
+    policy_target t = { type, patient };
+    policy_decision d;
+    return policy_decide(NULL, &who, act, &t, NULL, &facts, now, &d, NULL) == 0 &&
+           d.effect == POLICY_PERMIT;
+}
+
+int fhir_permitted_each(call *c, policy_action act, const char *type,
+                        const char *const *patients, size_t n, unsigned char *allowed)
+{
+    patient_slot *slot = mv_calloc(n ? n : 1, sizeof *slot, NULL);
+    if (slot == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        slot[i] = (patient_slot){ patients[i], i };
+    qsort(slot, n, sizeof *slot, cmp_slot);
+    int64_t now = mv_now_us();
+    unsigned char ok = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (k == 0 || cmp_slot(&slot[k], &slot[k - 1]) != 0)
+            ok = (unsigned char)permitted(c, act, type, slot[k].patient, now);
+        allowed[slot[k].i] = ok;
     }
-    char outcome[300];
-    snprintf(outcome, sizeof outcome, "success: %s?%s", q->type, params);
+    free(slot);
+    return 0;
+}
+
+/* Keep in v[0..*n) the hits the caller may see (one decision per patient). */
+static int keep_permitted(call *c, const char *type, hit *v, size_t *n)
+{
+    const char **pats = mv_calloc(*n ? *n : 1, sizeof *pats, NULL);
+    unsigned char *allowed = mv_calloc(*n ? *n : 1, 1, NULL);
+    int rc = pats && allowed ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < *n; i++)
+        pats[i] = v[i].r.patient;
+    if (rc == 0)
+        rc = fhir_permitted_each(c, POLICY_SEARCH, type, pats, *n, allowed);
+    size_t kept = 0;
+    for (size_t i = 0; rc == 0 && i < *n; i++) {
+        if (allowed[i])
+            v[kept++] = v[i];
+        else
+            store_resource_free(&v[i].r);
+    }
+    if (rc == 0)
+        *n = kept;
+    free(pats);
+    free(allowed);
+    return rc;
+}
+
+static void sort_hits(hit *v, size_t n, int sort)
+{
+    if (sort)
+        qsort(v, n, sizeof *v, cmp_updated);
+    if (sort < 0)
+        for (size_t i = 0; i < n / 2; i++) {
+            hit tmp = v[i];
+            v[i] = v[n - 1 - i];
+            v[n - 1 - i] = tmp;
+        }
+}
+
+/* Open each match and keep what the caller may see. */
+static int visible_hits(call *c, const query *q, const id_set *ids, hit **out,
+                        size_t *n_out)
+{
+    hit *v = mv_calloc(ids->n ? ids->n : 1, sizeof *v, NULL);
+    if (v == NULL)
+        return -1;
+    size_t n = 0;
+    for (size_t i = 0; i < ids->n; i++) {
+        store_resource r;
+        if (store_get(c->srv->store, q->type, ids->v[i], 0, &r, NULL) != 0)
+            continue;                   /* erased meanwhile: not disclosed */
+        if (!r.deleted && string_post_filter_ok(q, &r))
+            v[n++].r = r;
+        else
+            store_resource_free(&r);
+    }
+    if (keep_permitted(c, q->type, v, &n) != 0) {
+        hits_free(v, n);
+        return -1;
+    }
+    sort_hits(v, n, q->sort);
+    *out = v;
+    *n_out = n;
+    return 0;
+}
+
+
+/* Which event of ev[0..n) is for patient (NULL: resources of no patient). */
+static size_t event_of(const audit_event *ev, size_t n, const char *patient)
+{
+    size_t k = 0;
+    while (k < n && !(ev[k].patient == NULL ? patient == NULL
+                      : patient != NULL && strcmp(ev[k].patient, patient) == 0))
+        k++;
+    return k;
+}
+
+static void append_ref(mv_buf *refs, const fhir_disclosed *d)
+{
+    char ref[200];
+    snprintf(ref, sizeof ref, "%s%s/%s/_history/%lld", refs->len ? " " : "",
+             d->type, d->id, (long long)d->version);
+    mv_buf_append(refs, ref, strlen(ref), NULL);
+}
+
+int fhir_audit_disclosure(call *c, const char *action, const char *outcome,
+                          const fhir_disclosed *v, size_t n, mv_err *err)
+{
     audit_event *ev = mv_calloc(n + 1, sizeof *ev, err);
     mv_buf *refs = mv_calloc(n + 1, sizeof *refs, err);
     if (ev == NULL || refs == NULL) {
@@ -332,26 +431,21 @@ static int audit_search(call *c, const query *q, const hit *page, size_t n, mv_e
         free(refs);
         return -1;
     }
+    const audit_event blank = { .actor = c->res->actor, .action = action,
+                                .outcome = outcome, .source = c->req->source,
+                                .session = c->session_ref,
+                                .request_id = c->req->request_id };
     size_t ne = 0;
     for (size_t i = 0; i < n; i++) {
-        size_t k = 0;                       /* this patient's event, if any */
-        while (k < ne && !(ev[k].patient && page[i].r.patient &&
-                           strcmp(ev[k].patient, page[i].r.patient) == 0))
-            k++;
-        if (k == ne)
-            ev[ne++] = (audit_event){ .actor = actor, .action = "fhir.search",
-                                      .outcome = outcome, .patient = page[i].r.patient,
-                                      .source = c->req->source, .session = session,
-                                      .request_id = c->req->request_id };
-        char ref[200];
-        snprintf(ref, sizeof ref, "%s%s/%s/_history/%lld", refs[k].len ? " " : "",
-                 q->type, page[i].r.id, (long long)page[i].r.version);
-        mv_buf_append(&refs[k], ref, strlen(ref), NULL);
+        size_t k = event_of(ev, ne, v[i].patient);
+        if (k == ne) {
+            ev[ne] = blank;
+            ev[ne++].patient = v[i].patient;
+        }
+        append_ref(&refs[k], &v[i]);
     }
     if (ne == 0)
-        ev[ne++] = (audit_event){ .actor = actor, .action = "fhir.search",
-                                  .outcome = outcome, .source = c->req->source,
-                                  .session = session, .request_id = c->req->request_id };
+        ev[ne++] = blank;
     for (size_t k = 0; k < ne; k++) {
         mv_buf_append(&refs[k], "", 1, NULL);          /* NUL-terminate */
         ev[k].resources = refs[k].len > 1 ? (const char *)refs[k].data : NULL;
@@ -364,20 +458,95 @@ static int audit_search(call *c, const query *q, const hit *page, size_t n, mv_e
     return rc;
 }
 
-static json_t *page_link(const query *q, const char *relation, long offset)
+/* The search's disclosure: its parameter names, never their values. */
+static int audit_search(call *c, const query *q, const hit *page, size_t n, mv_err *err)
 {
-    char url[300];
-    snprintf(url, sizeof url, "/fhir/%s?_count=%ld&_offset=%ld%s", q->type, q->count,
+    char params[256] = "";
+    for (size_t i = 0; i < q->n; i++) {
+        size_t used = strlen(params);
+        snprintf(params + used, sizeof params - used, "%s%s", used ? "," : "", q->p[i].name);
+    }
+    char outcome[300];
+    snprintf(outcome, sizeof outcome, "success: %s?%s", q->type, params);
+    fhir_disclosed *v = mv_calloc(n ? n : 1, sizeof *v, err);
+    if (v == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        v[i] = (fhir_disclosed){ q->type, page[i].r.id, page[i].r.patient,
+                                 page[i].r.version };
+    int rc = fhir_audit_disclosure(c, "fhir.search", outcome, v, n, err);
+    free(v);
+    return rc;
+}
+
+/* Append s percent-encoded (all but RFC 3986 unreserved characters). */
+static void append_encoded(mv_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        char e[3] = { '%', hex[ch >> 4], hex[ch & 15] };
+        if (isalnum(ch) || strchr("-._~", ch))
+            mv_buf_append(b, s, 1, NULL);
+        else
+            mv_buf_append(b, e, 3, NULL);
+    }
+}
+
+/* A Host header fit to be echoed in a link: host name or address and port. */
+static int host_ok(const char *h)
+{
+    if (h == NULL || *h == '\0' || strlen(h) > 255)
+        return 0;
+    for (; *h; h++)
+        if (!isalnum((unsigned char)*h) && !strchr(".-:[]", *h))
+            return 0;
+    return 1;
+}
+
+void fhir_base_url(const call *c, char *out, size_t n)
+{
+    const char *host = http_header(c->req, "Host");
+    const char *listen = c->srv->cfg.http.listen;
+    if (!host_ok(host)) {
+        snprintf(out, n, "/fhir");
+        return;
+    }
+    snprintf(out, n, "%s://%s/fhir",
+             listen && strncmp(listen, "http://", 7) == 0 ? "http" : "https", host);
+}
+
+/* The same search at another offset: every parameter is carried over. */
+static json_t *page_link(call *c, const query *q, const char *relation, long offset)
+{
+    char base[300], head[600];
+    fhir_base_url(c, base, sizeof base);
+    snprintf(head, sizeof head, "%s/%s?_count=%ld&_offset=%ld%s", base, q->type, q->count,
              offset, q->sort > 0 ? "&_sort=_lastUpdated" : q->sort < 0 ? "&_sort=-_lastUpdated" : "");
-    return json_pack("{s:s, s:s}", "relation", relation, "url", url);
+    mv_buf url = {0};
+    mv_buf_append(&url, head, strlen(head), NULL);
+    for (size_t i = 0; i < q->n; i++) {
+        mv_buf_append(&url, "&", 1, NULL);
+        append_encoded(&url, q->p[i].name);
+        if (q->p[i].modifier[0]) {
+            mv_buf_append(&url, ":", 1, NULL);
+            append_encoded(&url, q->p[i].modifier);
+        }
+        mv_buf_append(&url, "=", 1, NULL);
+        append_encoded(&url, q->p[i].value);
+    }
+    json_t *link = json_pack("{s:s, s:s%}", "relation", relation, "url",
+                             url.data ? (const char *)url.data : "", url.len);
+    mv_buf_free(&url);
+    return link;
 }
 
 static void reply_bundle(call *c, const query *q, const hit *page, size_t n, size_t total)
 {
     json_t *links = json_array();
-    json_array_append_new(links, page_link(q, "self", q->offset));
-    if (!q->summary_count && (size_t)(q->offset + q->count) < total)
-        json_array_append_new(links, page_link(q, "next", q->offset + q->count));
+    json_array_append_new(links, page_link(c, q, "self", q->offset));
+    if (!q->summary_count && q->count > 0 && (size_t)(q->offset + q->count) < total)
+        json_array_append_new(links, page_link(c, q, "next", q->offset + q->count));
     json_t *b = json_pack("{s:s, s:s, s:I, s:o}", "resourceType", "Bundle", "type",
                           "searchset", "total", (json_int_t)total, "link", links);
     json_t *entries = json_array();

@@ -83,6 +83,21 @@ static const char *const stmt_sql[ST_COUNT] = {
                             "NULL OR patient NOT IN (SELECT patient FROM "
                             "erased)) ORDER BY id",
 
+    /* A type's versions by time, without bodies (the clear columns only);
+     * the join leaves out erased patients (their key row is gone). */
+    [ST_RES_TYPE_VERSIONS] = "SELECT r.id, r.version, r.patient, r.updated_us, "
+                             "r.deleted FROM resources r JOIN data_keys k ON "
+                             "k.owner = COALESCE(r.patient, '" MV_OWNER_SYSTEM "') "
+                             "WHERE r.type = ?1 AND r.updated_us >= ?2 "
+                             "ORDER BY r.seq DESC LIMIT ?3",
+    /* Current versions stored inside [?2, ?3) (?4 = 0) or outside it (?4 = 1). */
+    [ST_RES_UPDATED_IDS]  = "SELECT id FROM (SELECT id, deleted, patient, "
+                            "updated_us, MAX(version) FROM resources WHERE "
+                            "type = ?1 GROUP BY id) WHERE deleted = 0 AND "
+                            "((updated_us >= ?2 AND updated_us < ?3) <> ?4) AND "
+                            "(patient IS NULL OR patient NOT IN (SELECT patient "
+                            "FROM erased)) ORDER BY id",
+
     /* The bare columns of a MAX() aggregate come from the max row. */
     [ST_RES_PATIENT_REFS] = "SELECT type || '/' || id FROM (SELECT type, id, "
                             "deleted, MAX(version) FROM resources WHERE "
@@ -294,6 +309,12 @@ int bind_blob(store_conn *c, sqlite3_stmt *st, int i, const void *p, size_t n,
     int rc = n == 0 ? sqlite3_bind_zeroblob(st, i, 0)
                     : sqlite3_bind_blob64(st, i, p, n, SQLITE_STATIC);
     return rc == SQLITE_OK ? 0 : db_fail(c, "cannot bind a value", err);
+}
+
+int64_t db_limit(size_t limit)
+{
+    return limit == 0 || (uint64_t)limit > (uint64_t)INT64_MAX ? -1
+                                                              : (int64_t)limit;
 }
 
 int bind_i64(store_conn *c, sqlite3_stmt *st, int i, int64_t v, mv_err *err)

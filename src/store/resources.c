@@ -74,6 +74,9 @@ static int write_check(const store_write *w, mv_err *err)
     if (w->patient != NULL && (w->patient[0] == '\0' || w->patient[0] == '#'))
         return mv_fail(err, MV_E_INVALID, "%s/%s: invalid patient id",
                        w->type, w->id);
+    if (w->updated_us < 0)
+        return mv_fail(err, MV_E_INVALID, "%s/%s: invalid version time",
+                       w->type, w->id);
     if (w->if_version < -1)
         return mv_fail(err, MV_E_INVALID, "%s/%s: invalid expected version",
                        w->type, w->id);
@@ -173,7 +176,8 @@ static int insert_version(store_conn *c, const store_write *w,
         bind_text(c, st, 2, w->id, err) == 0 &&
         bind_i64(c, st, 3, version, err) == 0 &&
         bind_text(c, st, 4, w->patient, err) == 0 &&
-        bind_i64(c, st, 5, mv_now_us(), err) == 0 &&
+        bind_i64(c, st, 5, w->updated_us ? w->updated_us : mv_now_us(),
+                 err) == 0 &&
         bind_i64(c, st, 6, w->deleted ? 1 : 0, err) == 0 &&
         (w->deleted || bind_blob(c, st, 7, sealed->data, sealed->len,
                                  err) == 0))
@@ -424,8 +428,7 @@ int store_history(mv_store *s, const char *type, const char *id,
     *n = 0;
     if (type == NULL)
         return mv_fail(err, MV_E_INVALID, "history needs a resource type");
-    int64_t sql_limit = limit == 0 || (uint64_t)limit > (uint64_t)INT64_MAX
-                        ? -1 : (int64_t)limit;
+    int64_t sql_limit = db_limit(limit);
     store_read r;
     if (read_begin(s, &r, 0, err) != 0)
         return -1;

@@ -224,6 +224,37 @@ static int current_ids(store_conn *c, const char *type, id_list *out,
     return collect_ids(c, st, out, err);
 }
 
+int store_search_updated(mv_store *s, const char *type, int64_t from_us,
+                         int64_t to_us, int outside, char ***ids, size_t *n,
+                         mv_err *err)
+{
+    *ids = NULL;
+    *n = 0;
+    if (type == NULL)
+        return mv_fail(err, MV_E_INVALID, "a search needs a type");
+    store_read r;
+    if (read_begin(s, &r, 0, err) != 0)
+        return -1;
+    id_list l = {0};
+    sqlite3_stmt *st = conn_stmt(r.c, ST_RES_UPDATED_IDS, err);
+    int rc = -1;
+    if (st != NULL && bind_text(r.c, st, 1, type, err) == 0 &&
+        bind_i64(r.c, st, 2, from_us, err) == 0 &&
+        bind_i64(r.c, st, 3, to_us, err) == 0 &&
+        bind_i64(r.c, st, 4, outside ? 1 : 0, err) == 0)
+        rc = collect_ids(r.c, st, &l, err);
+    else
+        stmt_done(st);
+    read_end(&r);
+    if (rc != 0) {
+        id_list_free(&l);
+        return -1;
+    }
+    *ids = l.v;
+    *n = l.n;
+    return 0;
+}
+
 int store_patient_refs(mv_store *s, const char *patient, char ***refs, size_t *n,
                        mv_err *err)
 {

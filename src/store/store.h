@@ -99,6 +99,10 @@ typedef struct store_write {
     int deleted;               /* 1: a logical delete (new version, no body) */
     const store_term *terms;   /* replace this resource's index tokens       */
     size_t n_terms;
+    int64_t updated_us;        /* the version's time, UTC microseconds: the
+                                  body's meta.lastUpdated, so that a
+                                  _lastUpdated search finds what the body
+                                  says; 0 = the time of the put            */
 } store_write;
 
 /* Store a new version of a resource, sealed under its patient's data key (or
@@ -144,11 +148,41 @@ int store_history(mv_store *s, const char *type, const char *id,
                   size_t limit, store_resource **out, size_t *n, mv_err *err);
 void store_resources_free(store_resource *v, size_t n);
 
+/* One stored version without its body: what a listing needs to decide (by
+ * patient) and to page before a single body is opened. */
+typedef struct store_version {
+    char *id;
+    char *patient;          /* NULL for a system resource */
+    int64_t version;
+    int64_t updated_us;     /* UTC microseconds, stored in clear */
+    int deleted;
+} store_version;
+void store_versions_free(store_version *v, size_t n);
+
+/* The versions of every resource of type stored at or after since_us (0 =
+ * all), newest first (commit order), at most limit (0 = no limit): a type's
+ * history by time.  Versions of erased patients are left out.  Answered from
+ * the clear columns alone, no body is opened: open the ones to disclose with
+ * store_get(type, id, version), the one unseal path.  Caller frees with
+ * store_versions_free. */
+int store_type_versions(mv_store *s, const char *type, int64_t since_us,
+                        size_t limit, store_version **out, size_t *n,
+                        mv_err *err);
+
 /* Ids of current, non-deleted resources of type matching every term (AND),
  * answered from blind-index tokens only.  Caller frees with store_ids_free. */
 int store_search(mv_store *s, const char *type, const store_term *terms,
                  size_t n_terms, char ***ids, size_t *n, mv_err *err);
 void store_ids_free(char **ids, size_t n);
+
+/* Ids of current, non-deleted resources of type (patient not erased) whose
+ * current version's time t satisfies (from_us <= t < to_us) != outside,
+ * sorted: the _lastUpdated search.  Answered from the clear timestamp
+ * column, not a blind index: the time a version was stored is not clinical
+ * data.  INT64_MIN / INT64_MAX leave an end open.  Free with store_ids_free. */
+int store_search_updated(mv_store *s, const char *type, int64_t from_us,
+                         int64_t to_us, int outside, char ***ids, size_t *n,
+                         mv_err *err);
 
 /* "Type/id" of every current, non-deleted resource whose owner is patient
  * (its compartment, as stored), sorted.  Free with store_ids_free. */

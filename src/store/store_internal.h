@@ -35,6 +35,7 @@ typedef enum stmt_id {
     ST_ERASED_GET, ST_ERASED_INSERT,
     ST_RES_CURRENT, ST_RES_LATEST, ST_RES_VERSION, ST_RES_INSERT, ST_RES_HISTORY_ID,
     ST_RES_HISTORY_TYPE, ST_RES_CURRENT_IDS, ST_RES_PATIENT_REFS,
+    ST_RES_TYPE_VERSIONS, ST_RES_UPDATED_IDS,
     ST_IDX_DELETE, ST_IDX_INSERT, ST_IDX_FIND, ST_IDX_HAS,
     ST_IDX_DELETE_PATIENT,
     ST_AUDIT_INSERT, ST_AUDIT_LAST, ST_AUDIT_SCAN, ST_AUDIT_BY_PATIENT,
@@ -109,6 +110,9 @@ int  db_fail(store_conn *c, const char *what, mv_err *err);
 void db_fail_name(mv_err *err, const char *type, const char *id);
 /* 1 when the last error on c was a constraint violation. */
 int  db_is_constraint(store_conn *c);
+
+/* A caller's row limit as SQL's LIMIT (0 = none, which SQLite spells -1). */
+int64_t db_limit(size_t limit);
 
 /* Binding helpers: NULL text binds SQL NULL; data must outlive the step. */
 int bind_text(store_conn *c, sqlite3_stmt *st, int i, const char *s, mv_err *err);

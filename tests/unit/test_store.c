@@ -613,6 +613,176 @@ static void test_search_blind_index(void **state)
     store_ids_free(ids, 1);
 }
 
+/* ---- Versions by time ------------------------------------------------------ */
+
+/* Store a version at a given time (body NULL: a delete). */
+static void put_at(mv_store *s, const char *type, const char *id,
+                   const char *patient, const char *body, int64_t at_us)
+{
+    mv_err err;
+    store_txn *t;
+    store_write w = { .type = type, .id = id, .patient = patient,
+                      .if_version = -1, .body = body,
+                      .body_len = body ? strlen(body) : 0, .deleted = !body,
+                      .updated_us = at_us };
+    int64_t v;
+    if (store_txn_begin(s, &t, &err) != 0 || store_put(t, &w, &v, &err) != 0 ||
+        store_txn_commit(t, &err) != 0)
+        fail_msg("put %s/%s at %lld: %s", type, id, (long long)at_us, err.msg);
+}
+
+static size_t versions_n(mv_store *s, const char *type, int64_t since,
+                         size_t limit, store_version **v)
+{
+    mv_err err;
+    size_t n = 0;
+    if (store_type_versions(s, type, since, limit, v, &n, &err) != 0)
+        fail_msg("versions of %s: %s", type, err.msg);
+    return n;
+}
+
+static void assert_version(const store_version *v, const char *id,
+                           const char *patient, int64_t version,
+                           int64_t at_us, int deleted)
+{
+    assert_string_equal(v->id, id);
+    if (patient)
+        assert_string_equal(v->patient, patient);
+    else
+        assert_null(v->patient);
+    assert_int_equal(v->version, version);
+    assert_int_equal(v->updated_us, at_us);
+    assert_int_equal(v->deleted, deleted);
+}
+
+static void test_type_versions_by_time(void **state)
+{
+    fixture *f = *state;
+    put_at(f->s, "Observation", "o1", "p1", "{\"o1\":1}", 1000);
+    put_at(f->s, "Observation", "o2", "p2", "{\"o2\":1}", 2000);
+    put_at(f->s, "Organization", "org", NULL, "{\"org\":1}", 2500);
+    put_at(f->s, "Observation", "o1", "p1", "{\"o1\":2}", 3000);
+    put_at(f->s, "Observation", "o2", "p2", NULL, 4000);
+    put_ok(f->s, "Patient", "p1", "p1", "{}");
+
+    /* Every version of the type, newest first, deletes included. */
+    store_version *v;
+    assert_int_equal(versions_n(f->s, "Observation", 0, 0, &v), 4);
+    assert_version(&v[0], "o2", "p2", 2, 4000, 1);
+    assert_version(&v[1], "o1", "p1", 2, 3000, 0);
+    assert_version(&v[2], "o2", "p2", 1, 2000, 0);
+    assert_version(&v[3], "o1", "p1", 1, 1000, 0);
+    /* A listed version opens through the ordinary read. */
+    assert_body(f->s, "Observation", v[2].id, v[2].version, "{\"o2\":1}");
+    store_versions_free(v, 4);
+
+    /* _since is inclusive; a limit keeps the newest. */
+    assert_int_equal(versions_n(f->s, "Observation", 2000, 0, &v), 3);
+    assert_version(&v[2], "o2", "p2", 1, 2000, 0);
+    store_versions_free(v, 3);
+    assert_int_equal(versions_n(f->s, "Observation", 2001, 0, &v), 2);
+    store_versions_free(v, 2);
+    assert_int_equal(versions_n(f->s, "Observation", 0, 1, &v), 1);
+    assert_version(&v[0], "o2", "p2", 2, 4000, 1);
+    store_versions_free(v, 1);
+    assert_int_equal(versions_n(f->s, "Observation", 4001, 0, &v), 0);
+    store_versions_free(v, 0);
+
+    /* A system resource, and a type with nothing stored. */
+    assert_int_equal(versions_n(f->s, "Organization", 0, 0, &v), 1);
+    assert_version(&v[0], "org", NULL, 1, 2500, 0);
+    store_versions_free(v, 1);
+    assert_int_equal(versions_n(f->s, "Condition", 0, 0, &v), 0);
+    store_versions_free(v, 0);
+
+    /* An erased patient's versions are no longer listed. */
+    mv_err err;
+    store_txn *t;
+    assert_int_equal(store_txn_begin(f->s, &t, &err), 0);
+    assert_int_equal(store_erase_patient(t, "p2", &err), 0);
+    assert_int_equal(store_txn_commit(t, &err), 0);
+    assert_int_equal(versions_n(f->s, "Observation", 0, 0, &v), 2);
+    assert_string_equal(v[0].id, "o1");
+    assert_string_equal(v[1].id, "o1");
+    store_versions_free(v, 2);
+
+    size_t n;
+    assert_int_equal(store_type_versions(f->s, NULL, 0, 0, &v, &n, &err), -1);
+    assert_int_equal(err.code, MV_E_INVALID);
+}
+
+static size_t updated_n(mv_store *s, int64_t from, int64_t to, int outside,
+                        char ***ids)
+{
+    mv_err err;
+    size_t n = 0;
+    if (store_search_updated(s, "Observation", from, to, outside, ids, &n,
+                             &err) != 0)
+        fail_msg("search by time: %s", err.msg);
+    return n;
+}
+
+static void test_search_updated(void **state)
+{
+    fixture *f = *state;
+    put_at(f->s, "Observation", "a", "p1", "{}", 1000);
+    put_at(f->s, "Observation", "b", "p1", "{}", 2000);
+    put_at(f->s, "Observation", "d", "p1", "{}", 2500);
+    put_at(f->s, "Observation", "c", "p2", "{}", 3000);
+    put_at(f->s, "Observation", "c", "p2", "{\"v\":2}", 4000);
+    put_at(f->s, "Observation", "d", "p1", NULL, 5000);
+    put_at(f->s, "Condition", "x", "p1", "{}", 2000);
+
+    char **ids;
+    /* Only current versions count: c was stored at 3000, but is now 4000. */
+    assert_int_equal(updated_n(f->s, 2000, 3500, 0, &ids), 1);
+    assert_string_equal(ids[0], "b");
+    store_ids_free(ids, 1);
+    assert_int_equal(updated_n(f->s, 3500, INT64_MAX, 0, &ids), 1);
+    assert_string_equal(ids[0], "c");
+    store_ids_free(ids, 1);
+    /* Open ends; deleted d is never found; sorted by id. */
+    assert_int_equal(updated_n(f->s, INT64_MIN, INT64_MAX, 0, &ids), 3);
+    assert_string_equal(ids[0], "a");
+    assert_string_equal(ids[1], "b");
+    assert_string_equal(ids[2], "c");
+    store_ids_free(ids, 3);
+    /* The upper end is exclusive, the lower inclusive. */
+    assert_int_equal(updated_n(f->s, INT64_MIN, 1000, 0, &ids), 0);
+    store_ids_free(ids, 0);
+    assert_int_equal(updated_n(f->s, 1000, 1001, 0, &ids), 1);
+    store_ids_free(ids, 1);
+    /* outside: everything not in [2000, 4000). */
+    assert_int_equal(updated_n(f->s, 2000, 4000, 1, &ids), 2);
+    assert_string_equal(ids[0], "a");
+    assert_string_equal(ids[1], "c");
+    store_ids_free(ids, 2);
+
+    /* An erased patient's resources are not found. */
+    mv_err err;
+    store_txn *t;
+    assert_int_equal(store_txn_begin(f->s, &t, &err), 0);
+    assert_int_equal(store_erase_patient(t, "p2", &err), 0);
+    assert_int_equal(store_txn_commit(t, &err), 0);
+    assert_int_equal(updated_n(f->s, INT64_MIN, INT64_MAX, 0, &ids), 2);
+    store_ids_free(ids, 2);
+
+    /* A version time is given or taken now, never negative. */
+    assert_int_equal(put_ok(f->s, "Observation", "now", "p1", "{}"), 1);
+    store_resource r;
+    assert_int_equal(store_get(f->s, "Observation", "now", 0, &r, &err), 0);
+    assert_true(r.updated_us > 5000);
+    store_resource_free(&r);
+    store_write w = { .type = "Observation", .id = "neg", .patient = "p1",
+                      .if_version = -1, .body = "{}", .body_len = 2,
+                      .updated_us = -1 };
+    int64_t v;
+    assert_int_equal(store_txn_begin(f->s, &t, &err), 0);
+    assert_int_equal(store_put(t, &w, &v, &err), -1);
+    assert_int_equal(err.code, MV_E_INVALID);
+    store_txn_rollback(t);
+}
+
 /* ---- Rotation -------------------------------------------------------------- */
 
 #define ROT_PATIENTS 12
@@ -1152,6 +1322,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_moved_body_is_integrity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stolen_database_reveals_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_search_blind_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_type_versions_by_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_search_updated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation_interrupted_and_resumed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_erase_patient, setup, teardown),
         cmocka_unit_test_setup_teardown(test_savepoints_and_own_reads, setup, teardown),
