@@ -156,6 +156,11 @@ typedef struct auth_session_info {
     int64_t expires_in_s;        /* until the idle timeout                */
     auth_account account;
     store_session session;
+    /* A refused login, for the detector: the account id when the username
+     * exists ("" otherwise), and 1 when its password was right (the second
+     * factor was not: someone else knows the password). */
+    char refused_account[AUTH_NAME_MAX];
+    int refused_password_ok;
 } auth_session_info;
 
 /* Log in.  On AUTH_OK, *out has the new token.  On AUTH_THROTTLED,

@@ -303,6 +303,10 @@ auth_result auth_login(auth *a, const auth_login_request *req,
                            req->source, req->request_id, err);
     else
         res = login_complete(a, &r, typed, req, out, err);
+    if (res != AUTH_OK && known) {
+        memcpy(out->refused_account, r.pub.id, sizeof out->refused_account);
+        out->refused_password_ok = pw_ok;
+    }
     acct_wipe(&r);
     return res;
 }

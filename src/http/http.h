@@ -134,6 +134,13 @@ void http_server_stop(http_server *s);
  * milliseconds while waiting (periodic audit checkpoints, cleanups). */
 int http_wait_for_stop(void (*tick)(void *), void *tick_ctx, unsigned tick_ms);
 
+/* POST json to url (http:// or https://, certificates verified, no
+ * redirects) within timeout_ms: a webhook.  0 when answered 2xx; else -1
+ * (MV_E_IO naming the failure; *status, may be NULL, gets the HTTP status).
+ * Blocks: call it off the request path. */
+int http_post_json(const char *url, const char *json, unsigned timeout_ms, int *status,
+                   mv_err *err);
+
 /* Create a self-signed certificate and its private key (ECDSA P-256,
  * SHA-256, valid 397 days, CN and subjectAltName = each of the
  * comma-separated host names/addresses), refusing to overwrite; the key file

@@ -6,9 +6,80 @@
  */
 #include "server_internal.h"
 
+#include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+/* ---- Writing --------------------------------------------------------------------
+ * jansson writes a real with 17 significant digits, which shows the binary
+ * rounding of a double (36.200000000000003) and turns a FHIR decimal into
+ * another decimal.  json_dump_callback hands over the document token by
+ * token -- a real as one chunk, a string's quotes as chunks of their own --
+ * so each real outside a string is rewritten in the shortest %g form that
+ * reads back as the same double. */
+
+typedef struct text_out {
+    mv_buf buf;
+    int in_string;
+    int failed;
+} text_out;
+
+static int is_real_token(const char *p, size_t n)
+{
+    if (n == 0 || n >= 48 || !(p[0] == '-' || isdigit((unsigned char)p[0])))
+        return 0;
+    return memchr(p, '.', n) || memchr(p, 'e', n) || memchr(p, 'E', n);
+}
+
+/* The shortest text of v that strtod reads back as v, keeping a '.' or an
+ * exponent so that it stays a JSON real. */
+static size_t shortest_real(double v, char out[48])
+{
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(out, 48, "%.*g", digits, v);
+        if (strtod(out, NULL) == v)
+            break;
+    }
+    size_t n = strlen(out);
+    if (!strpbrk(out, ".eEn") && n + 2 < 48) {
+        memcpy(out + n, ".0", 3);
+        n += 2;
+    }
+    return n;
+}
+
+static int text_chunk(const char *p, size_t n, void *ctx)
+{
+    text_out *t = ctx;
+    if (n == 1 && p[0] == '"') {
+        t->in_string = !t->in_string;
+    } else if (!t->in_string && is_real_token(p, n)) {
+        char token[48], best[48];
+        memcpy(token, p, n);
+        token[n] = '\0';
+        size_t m = shortest_real(strtod(token, NULL), best);
+        t->failed |= mv_buf_append(&t->buf, best, m, NULL) != 0;
+        return t->failed ? -1 : 0;
+    }
+    t->failed |= mv_buf_append(&t->buf, p, n, NULL) != 0;
+    return t->failed ? -1 : 0;
+}
+
+char *json_text(const json_t *doc)
+{
+    text_out t = { .buf = {0} };
+    if (doc == NULL ||
+        json_dump_callback(doc, text_chunk, &t, JSON_COMPACT | JSON_PRESERVE_ORDER) != 0 ||
+        t.failed || mv_buf_append(&t.buf, "", 1, NULL) != 0) {
+        mv_buf_free(&t.buf);
+        return NULL;
+    }
+    return (char *)mv_buf_steal(&t.buf, NULL);
+}
+
+/* ---- Reading --------------------------------------------------------------------- */
 
 static int is_json_type(const char *ct)
 {
@@ -52,7 +123,7 @@ const char *json_str(json_t *o, const char *key)
 
 void call_reply_json(call *c, int status, json_t *obj)
 {
-    char *text = obj ? json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    char *text = obj ? json_text(obj) : NULL;
     json_decref(obj);
     if (text == NULL) {
         call_fail(c, 500, "exception", "out of memory");

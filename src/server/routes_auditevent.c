@@ -174,7 +174,7 @@ void fhir_audit_log(call *c)
     }
     json_t *b = json_pack("{s:s, s:s, s:I, s:o}", "resourceType", "Bundle", "type",
                           "searchset", "total", (json_int_t)l.n, "entry", l.entries);
-    char *text = json_dumps(b, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *text = json_text(b);
     json_decref(b);
     http_response_text(c->res, 200, "application/fhir+json", text ? text : "{}");
     free(text);

@@ -55,7 +55,8 @@ int call_authenticate(call *c)
     c->authenticated = 1;
     snprintf(c->res->actor, sizeof c->res->actor, "user:%s", c->who.account.id);
     mv_hex_encode(c->who.session.token_hash, 8, c->session_ref);
-    return 0;
+    /* the detector's standing verdict; the step-up itself must get through */
+    return call_gate(c, strcmp(c->req->path, "/auth/step-up") == 0) ? -1 : 0;
 }
 
 /* The answer for a refused login: one generic 401, or 423 / 429. */
@@ -110,7 +111,13 @@ void route_login(call *c)
     auth_session_info s;
     int64_t retry_after = 0;
     mv_err err;
+    if (call_gate(c, 0)) {                 /* a source the detector blocked */
+        json_decref(body);
+        return;
+    }
     auth_result r = auth_login(c->srv->auth, &lr, &s, &retry_after, &err);
+    if (r != AUTH_ERROR)
+        call_observe_login(c, username, r == AUTH_OK, &s);
     /* jansson holds the password in its own string: wipe it before freeing. */
     json_t *pw = json_object_get(body, "password");
     if (pw)
@@ -165,9 +172,11 @@ void route_step_up(call *c)
         call_internal(c, &err);
     else if (r != AUTH_OK)
         call_fail(c, 401, "login", "invalid second factor");
-    else
+    else {
+        call_observe(c, "auth.step-up", DETECT_GRANTED, NULL, NULL, 0, 0, 0);
         call_reply_json(c, 200, json_pack("{s:I}", "mfa_valid_for",
                         (json_int_t)(c->srv->cfg.auth.step_up_valid_us / 1000000)));
+    }
 }
 
 void route_whoami(call *c)

@@ -276,7 +276,7 @@ static void run_entry(bundle_run *b, entry_plan *e)
     char *body = NULL;
     json_t *resource = json_object_get(e->entry, "resource");
     if (resource)
-        body = json_dumps(resource, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        body = json_text(resource);
     char path[URL_MAX + 1];
     snprintf(path, sizeof path, "/%s", e->url);
     http_target target;
@@ -377,7 +377,7 @@ static void reply_bundle(bundle_run *b)
     json_t *out = json_pack("{s:s, s:s, s:o}", "resourceType", "Bundle", "type",
                             b->transaction ? "transaction-response" : "batch-response",
                             "entry", entries);
-    char *text = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *text = json_text(out);
     json_decref(out);
     if (text == NULL) {
         call_fail(b->c, 500, "exception", "out of memory");

@@ -199,6 +199,25 @@ static int collect(const access *a, const audit_event *ev, int granted, mv_err *
                             grant ? btg_reason(a->c) : NULL, err);
 }
 
+/* The detector sees the access once it is recorded; its verdict is applied
+ * before the answer leaves (detection.c). */
+static void observe_access(const access *a, int granted)
+{
+    call *c = a->c;
+    unsigned flags = 0;
+    if (a->patient)
+        flags = a->d && a->d->break_glass ? DETECT_PAT_BTG : DETECT_PAT_EXPLAINED;
+    detect_patient p = { a->patient, flags };
+    detect_outcome o = granted ? DETECT_GRANTED
+                     : a->d && a->d->status == 404 ? DETECT_HIDDEN : DETECT_DENIED;
+    const char *slash = a->resources ? strchr(a->resources, '/') : NULL;
+    char type[64] = "";
+    if (slash && (size_t)(slash - a->resources) < sizeof type)
+        snprintf(type, sizeof type, "%.*s", (int)(slash - a->resources), a->resources);
+    call_observe(c, a->action, o, type[0] ? type : NULL, a->patient ? &p : NULL,
+                 a->patient != NULL, 0, 0);
+}
+
 /* Record the access (granted or denied) durably; -1 with err. */
 static int record(const access *a, const char *outcome, mv_err *err)
 {
@@ -214,10 +233,12 @@ static int record(const access *a, const char *outcome, mv_err *err)
         .request_id = c->req->request_id,
     };
     int granted = a->d && a->d->effect == POLICY_PERMIT;
-    if (c->pending)
-        return collect(a, &ev, granted, err);
-    return audit_record(c->srv->trail, &ev, 1, granted ? apply_access : NULL,
-                        (void *)a, NULL, err);
+    int rc = c->pending ? collect(a, &ev, granted, err)
+                        : audit_record(c->srv->trail, &ev, 1, granted ? apply_access : NULL,
+                                       (void *)a, NULL, err);
+    if (rc == 0)
+        observe_access(a, granted);
+    return rc;
 }
 
 /* A denial: audited, then answered (404 indistinguishable from missing). */
@@ -404,7 +425,7 @@ static void fhir_history(call *c, const fhir_path *p)
             json_t *b = json_pack("{s:s, s:s, s:I, s:o}", "resourceType", "Bundle",
                                   "type", "history", "total", (json_int_t)n,
                                   "entry", entries);
-            char *text = json_dumps(b, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            char *text = json_text(b);
             json_decref(b);
             if (text)
                 reply_body(c, 200, text, strlen(text));
@@ -466,7 +487,7 @@ static char *prepared_body(call *c, const fhir_path *p, const char *id,
     }
     json_object_set_new(meta, "versionId", json_string(vid));
     json_object_set_new(meta, "lastUpdated", json_string(when));
-    char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *text = json_text(o);
     json_decref(o);
     if (text == NULL)
         call_fail(c, 500, "exception", "out of memory");
@@ -714,6 +735,8 @@ static json_t *everything_entries(call *c, char **refs, size_t from, size_t to,
 static void fhir_everything(call *c, const fhir_path *p)
 {
     long count = query_long(c, "_count", EVERYTHING_DEFAULT_COUNT, 1, EVERYTHING_MAX_COUNT);
+    if (count > 0)
+        count = call_page_cap(c, (int)count);     /* the detector's allowance */
     long offset = query_long(c, "_offset", 0, 0, 1000000);
     if (count < 0 || offset < 0) {
         call_fail(c, 400, "invalid", "_count must be 1..100 and _offset >= 0");
@@ -762,7 +785,7 @@ static void fhir_everything(call *c, const fhir_path *p)
     if (record(&a, "success", &e) != 0) {
         call_internal(c, &e);
     } else {
-        char *text = json_dumps(b, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        char *text = json_text(b);
         if (text)
             reply_body(c, 200, text, strlen(text));
         free(text);
@@ -824,7 +847,7 @@ static void fhir_metadata(call *c)
         "coding", "system", "http://terminology.hl7.org/CodeSystem/restful-security-service",
         "code", "OAuth", "resource", types,
         "interaction", "code", "transaction", "code", "batch");
-    char *text = cs ? json_dumps(cs, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    char *text = cs ? json_text(cs) : NULL;
     json_decref(cs);
     if (text == NULL) {
         call_fail(c, 500, "exception", "out of memory");

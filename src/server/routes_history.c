@@ -171,7 +171,7 @@ static void reply_bundle(call *c, const history_query *q, json_t *entries, size_
                           "history", "total", (json_int_t)total, "link", links);
     if (json_array_size(entries))
         json_object_set(b, "entry", entries);
-    char *text = b ? json_dumps(b, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    char *text = b ? json_text(b) : NULL;
     json_decref(b);
     if (text == NULL) {
         call_fail(c, 500, "exception", "out of memory");
@@ -214,6 +214,7 @@ void fhir_type_history(call *c, const char *type)
         call_fail(c, 400, "invalid", q.error);
         return;
     }
+    q.count = call_page_cap(c, (int)q.count);   /* the detector's allowance */
     store_version *v = NULL;
     size_t n = 0;
     mv_err e;

@@ -421,6 +421,20 @@ static void append_ref(mv_buf *refs, const fhir_disclosed *d)
     mv_buf_append(refs, ref, strlen(ref), NULL);
 }
 
+/* The detector sees the page: every patient whose data it carries. */
+static void observe_disclosure(call *c, const char *action, const fhir_disclosed *v,
+                               size_t n, const audit_event *ev, size_t ne)
+{
+    detect_patient *p = calloc(ne ? ne : 1, sizeof *p);
+    size_t np = 0;
+    for (size_t k = 0; p && k < ne; k++)
+        if (ev[k].patient)
+            p[np++] = (detect_patient){ ev[k].patient, DETECT_PAT_EXPLAINED };
+    call_observe(c, action, DETECT_GRANTED, n ? v[0].type : NULL, p, np, (int)n,
+                 np > 1 ? DETECT_EV_BROAD_SEARCH : 0);
+    free(p);
+}
+
 int fhir_audit_disclosure(call *c, const char *action, const char *outcome,
                           const fhir_disclosed *v, size_t n, mv_err *err)
 {
@@ -451,6 +465,8 @@ int fhir_audit_disclosure(call *c, const char *action, const char *outcome,
         ev[k].resources = refs[k].len > 1 ? (const char *)refs[k].data : NULL;
     }
     int rc = audit_record(c->srv->trail, ev, ne, NULL, NULL, NULL, err);
+    if (rc == 0)
+        observe_disclosure(c, action, v, n, ev, ne);
     for (size_t k = 0; k <= n; k++)
         mv_buf_free(&refs[k]);
     free(refs);
@@ -562,7 +578,7 @@ static void reply_bundle(call *c, const query *q, const hit *page, size_t n, siz
         json_object_set_new(b, "entry", entries);
     else
         json_decref(entries);
-    char *text = json_dumps(b, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *text = json_text(b);
     json_decref(b);
     http_response_text(c->res, 200, FHIR_JSON, text ? text : "{}");
     free(text);
@@ -576,6 +592,7 @@ void fhir_search(call *c, const char *type)
         call_fail(c, 400, "invalid", q.error);
         return;
     }
+    q.count = call_page_cap(c, (int)q.count);   /* the detector's allowance */
     mv_err e;
     id_set ids = {0};
     if (matching_ids(c->srv->store, &q, &ids, &e) != 0) {

@@ -16,7 +16,7 @@
 
 server_config server_default_config(void)
 {
-    server_config c = { http_default_config(), auth_default_config(), { NULL } };
+    server_config c = { .http = http_default_config(), .auth = auth_default_config() };
     return c;
 }
 
@@ -79,6 +79,14 @@ static int apply_setting(server_config *c, const char *k, const char *v)
     if (!strcmp(k, "listen"))   return keep(c, 0, &c->http.listen, v);
     if (!strcmp(k, "tls_cert")) return keep(c, 1, &c->http.tls_cert, v);
     if (!strcmp(k, "tls_key"))  return keep(c, 2, &c->http.tls_key, v);
+    if (!strcmp(k, "syslog"))   return keep(c, 3, &c->syslog, v);
+    if (!strcmp(k, "detect")) {
+        if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
+            return -1;
+        c->detect_off = strcmp(v, "off") == 0;
+        return 0;
+    }
+    if (!strcmp(k, "alert_webhook")) return keep(c, 4, &c->alert_webhook, v);
     struct { const char *name; int64_t *field; } durations[] = {
         { "idle_timeout", &c->auth.idle_timeout_us },
         { "absolute_timeout", &c->auth.absolute_timeout_us },
@@ -157,6 +165,8 @@ static void route(call *c)
         route_whoami(c);
     else if (strncmp(p, "/api/users", 10) == 0 && (p[10] == '\0' || p[10] == '/'))
         route_users(c, p + 10);
+    else if (strncmp(p, "/api/alerts", 11) == 0 && (p[11] == '\0' || p[11] == '/'))
+        route_alerts(c, p + 11);
     else if (strncmp(p, "/fhir", 5) == 0 && (p[5] == '\0' || p[5] == '/'))
         route_fhir(c, p + 5);
     else if (strncmp(p, "/auth/", 6) == 0)
@@ -167,9 +177,11 @@ static void route(call *c)
 
 static void handle(const http_request *req, http_response *res, void *ctx)
 {
-    call c = { .srv = ctx, .req = req, .res = res };
+    call_verdict verdict = { DETECT_NONE, 0, "" };
+    call c = { .srv = ctx, .req = req, .res = res, .verdict = &verdict };
     snprintf(res->actor, sizeof res->actor, "-");
     route(&c);
+    call_apply_verdict(&c);
 }
 
 /* ---- Lifecycle ----------------------------------------------------------- */
@@ -188,7 +200,9 @@ int server_start(mv_store *s, audit_trail *t, const server_config *cfg,
         free(srv);
         return -1;
     }
-    if (http_server_start(&cfg->http, handle, srv, &srv->http, port, err) != 0) {
+    if (detection_open(srv, err) != 0 ||
+        http_server_start(&cfg->http, handle, srv, &srv->http, port, err) != 0) {
+        detection_close(srv);
         auth_close(srv->auth);
         free(srv);
         return -1;
@@ -221,7 +235,8 @@ int server_local_request(server *srv, const char *username, const char *method,
                          const char *path, const char *body, size_t body_len,
                          int *status, mv_buf *response, mv_err *err)
 {
-    call c = { .srv = srv, .authenticated = 1 };
+    call_verdict verdict = { DETECT_NONE, 0, "" };
+    call c = { .srv = srv, .authenticated = 1, .verdict = &verdict };
     if (auth_account_get(srv->auth, username, &c.who.account, err) != 0)
         return -1;
     if (c.who.account.locked)
@@ -243,6 +258,7 @@ int server_local_request(server *srv, const char *username, const char *method,
     snprintf(res.actor, sizeof res.actor, "user:%s", c.who.account.id);
     snprintf(c.session_ref, sizeof c.session_ref, "local");
     route(&c);
+    call_apply_verdict(&c);
     http_target_free(&target);
     *status = res.status;
     *response = res.body;
@@ -283,6 +299,7 @@ void server_stop(server *srv)
     if (srv == NULL)
         return;
     http_server_stop(srv->http);
+    detection_close(srv);
     auth_close(srv->auth);
     free(srv);
 }

@@ -34,7 +34,12 @@
 typedef struct server_config {
     http_config http;
     auth_config auth;
-    char *owned[3];      /* listen, tls_cert, tls_key read from a file   */
+    int detect_off;              /* "detect = off": no misuse detection (tests of
+                                    other features; never in production)      */
+    const char *syslog;          /* "udp://HOST:PORT": alerts as RFC 5424 lines */
+    const char *alert_webhook;   /* http(s) URL: alerts POSTed as JSON         */
+    char *owned[5];      /* listen, tls_cert, tls_key, syslog, alert_webhook
+                            read from a file                               */
 } server_config;
 server_config server_default_config(void);
 /* Free the strings server_config_load() copied into cfg (after the server
@@ -45,8 +50,9 @@ void server_config_release(server_config *cfg);
  * values are errors naming the line.  Keys: listen, tls_cert, tls_key,
  * max_body, max_header, threads, request_timeout, max_conns_per_source,
  * idle_timeout, absolute_timeout, step_up_valid, lock_after, delay_base,
- * delay_max, source_max_failures, source_window (durations: 250ms, 30s, 15m,
- * 12h, or plain seconds). */
+ * delay_max, source_max_failures, source_window, detect (on|off), syslog,
+ * alert_webhook
+ * (durations: 250ms, 30s, 15m, 12h, or plain seconds). */
 int server_config_load(const char *path, server_config *cfg, mv_err *err);
 
 typedef struct server server;
@@ -75,5 +81,30 @@ int server_open_local(mv_store *s, audit_trail *t, const server_config *cfg,
 int server_local_request(server *srv, const char *username, const char *method,
                          const char *path, const char *body, size_t body_len,
                          int *status, mv_buf *response, mv_err *err);
+
+/* ---- Alerts: what the detector raised, and what security made of it -----------
+ * Sealed "_Alert" records (system key), indexed by status and actor; every
+ * change is a new version committed with its audit entry.  Shared by the
+ * API (/api/alerts) and the CLI (medvault alerts).  Documents are JSON text:
+ * id, time, time_us, actor, actor_username, source, detectors [..], score,
+ * model_score, evidence {..}, explanation, response, status ("open",
+ * "acknowledged", "closed"), resolution ("benign"|"incident"),
+ * acknowledged_by/at, closed_by/at, note. */
+
+/* Store a new alert (its status becomes "open"). */
+int server_alert_save(audit_trail *trail, const char *alert_json, mv_err *err);
+/* One alert (free *json_out); *version (may be NULL) its current version. */
+int server_alert_get(mv_store *s, const char *id, char **json_out, int64_t *version,
+                     mv_err *err);
+/* A JSON array of alerts, newest first; status NULL for all.  Free it. */
+int server_alert_list(mv_store *s, const char *status, char **json_array_out,
+                      mv_err *err);
+/* action "ack" (open -> acknowledged) or "close" (resolution "benign" or
+ * "incident"), by whom (an actor reference), from where; MV_E_CONFLICT when
+ * the status does not allow it.  *json_out (may be NULL) the new document. */
+int server_alert_transition(mv_store *s, audit_trail *trail, const char *id,
+                            const char *action, const char *resolution,
+                            const char *note, const char *by, const char *source,
+                            char **json_out, mv_err *err);
 
 #endif /* MV_SERVER_H */

@@ -6,7 +6,12 @@
 #define MV_SERVER_INTERNAL_H
 
 #include <jansson.h>
+#include <stdio.h>
 #include "server.h"
+#include "../detect/detect.h"
+
+typedef struct notifier notifier;
+
 
 struct server {
     mv_store *store;
@@ -15,7 +20,17 @@ struct server {
     http_server *http;
     server_config cfg;
     int64_t last_purge_us;
+    detect_engine *detect;      /* sees every audited access (detection.c) */
+    notifier *notify;           /* sends alerts out (notify.c)             */
 };
+
+/* The strongest verdict the detector gave while one request (and, for a
+ * Bundle, all its entries) ran; applied before the answer leaves. */
+typedef struct call_verdict {
+    detect_response response;
+    int64_t retry_after_s;
+    char alert_id[DETECT_ALERT_ID_MAX];
+} call_verdict;
 
 /* One request on its way through: who is calling once authenticated. */
 typedef struct call {
@@ -27,6 +42,7 @@ typedef struct call {
     char session_ref[17];   /* audit reference: 16 hex of the token's hash */
     struct fhir_pending *pending;  /* a Bundle entry: accesses are collected  */
     const char *preset_id;  /* a transaction's POST: the id assigned ahead */
+    call_verdict *verdict;  /* shared by a Bundle's entries                */
 } call;
 
 /* ---- json.c ---- */
@@ -34,6 +50,11 @@ typedef struct call {
 json_t *call_json_body(call *c);
 /* A string member, or NULL when absent or not a string. */
 const char *json_str(json_t *o, const char *key);
+/* How every JSON document leaves (json.c): compact, in its own key order,
+ * and each decimal in the shortest form that reads back as the same double
+ * -- 36.2 stays 36.2, not jansson's 36.200000000000003, and a coordinate of
+ * 17 significant digits keeps all of them.  NULL when out of memory. */
+char *json_text(const json_t *doc);
 /* Send obj (stolen) as the JSON body with status. */
 void call_reply_json(call *c, int status, json_t *obj);
 /* Answer an error as an OperationOutcome. */
@@ -42,6 +63,38 @@ void call_fail(call *c, int status, const char *code, const char *diagnostics);
 void call_internal(call *c, const mv_err *err);
 /* Map an mv_err from auth/store to a status and answer it. */
 void call_fail_err(call *c, const mv_err *err);
+
+/* ---- detection.c: the detector in the request path ---- */
+/* Create the engine and rebuild its state from the last day of the trail. */
+int  detection_open(server *srv, mv_err *err);
+void detection_close(server *srv);
+/* The standing verdict before any work: answers 401 step-up / 429 / 403
+ * and returns 1 when the caller may not proceed.  allow_step_up: the
+ * request is the step-up itself. */
+int  call_gate(call *c, int allow_step_up);
+/* One audited access of the authenticated caller: the detector sees it and
+ * the strongest verdict is kept (applied by call_apply_verdict). */
+void call_observe(call *c, const char *action, detect_outcome outcome,
+                  const char *type, const detect_patient *patients, size_t n,
+                  int page_size, unsigned flags);
+/* A login attempt (any result). */
+void call_observe_login(call *c, const char *username, int ok,
+                        const auth_session_info *s);
+/* After the route: a withholding verdict replaces the answer. */
+void call_apply_verdict(call *c);
+/* The page size to serve: requested, capped by what the detector allows. */
+int  call_page_cap(call *c, int requested);
+
+/* ---- notify.c: alerts out (syslog line, webhook) ---- */
+int  notifier_start(const char *syslog_target, const char *webhook, FILE *log,
+                    notifier **out, mv_err *err);
+void notifier_send(notifier *nt, const char *alert_json);
+void notifier_stop(notifier *nt);
+/* The RFC 5424 line of an alert (JSON text). */
+int  notify_syslog_line(const char *alert_json, char *out, size_t cap);
+
+/* ---- routes_alerts.c ---- */
+void route_alerts(call *c, const char *path_rest);
 
 /* ---- routes_auth.c ---- */
 /* Require a valid bearer session; on failure answers 401 and returns -1. */

@@ -29,7 +29,7 @@ printf '%s\n' "$ADMIN_PW" |
     "$MEDVAULT" init --data "$D" --key-file "$K" --admin-password-stdin --json > "$WORK/init.json" ||
     { fail "init"; finish; exit 1; }
 json_get() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
-"$MEDVAULT" serve --data "$D" --key-file "$K" --listen http://127.0.0.1:0 \
+"$MEDVAULT" serve --data "$D" --key-file "$K" --config "$WORK/nodetect.conf" --listen http://127.0.0.1:0 \
     > "$WORK/serve.out" 2> "$WORK/serve.err" &
 PID=$!
 trap 'kill $PID 2>/dev/null; rm -rf "$WORK"' EXIT

@@ -12,7 +12,7 @@ printf '%s\n' "$ADMIN_PW" |
     "$MEDVAULT" init --data "$D" --key-file "$K" --admin-password-stdin --json > "$WORK/init.json" ||
     { fail "init"; finish; exit 1; }
 json_get() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
-"$MEDVAULT" serve --data "$D" --key-file "$K" --listen http://127.0.0.1:0 \
+"$MEDVAULT" serve --data "$D" --key-file "$K" --config "$WORK/nodetect.conf" --listen http://127.0.0.1:0 \
     > "$WORK/serve.out" 2> "$WORK/serve.err" &
 PID=$!
 trap 'kill $PID 2>/dev/null; rm -rf "$WORK"' EXIT
@@ -101,6 +101,13 @@ OBS="{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"coding\"
 as "$HOUSE" "${FJ[@]}" -d "$OBS" "$BASE/fhir/Observation"
 expect_eq "$STATUS" "201" "clinician records an Observation"
 O=$(printf '%s' "$BODY" | json_get id)
+# decimals come back as written, not with the binary rounding of a double
+as "$HOUSE" "${FJ[@]}" -d "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"temp\"},\"subject\":{\"reference\":\"Patient/$P\"},\"valueQuantity\":{\"value\":36.2,\"unit\":\"Cel\"}}" "$BASE/fhir/Observation"
+T=$(printf '%s' "$BODY" | json_get id)
+as "$HOUSE" "$BASE/fhir/Observation/$T"
+expect_contains "$BODY" '"value":36.2,' "36.2 reads back as 36.2"
+as "$HOUSE" -X DELETE "$BASE/fhir/Observation/$T"
+expect_eq "$STATUS" "204" "the temperature is deleted again"
 as "$HOUSE" "${FJ[@]}" -d '{"resourceType":"Observation","status":"final","code":{"text":"x"}}' "$BASE/fhir/Observation"
 expect_eq "$STATUS" "422" "a compartment resource naming no patient"
 as "$HOUSE" "${FJ[@]}" -d "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"x\"},\"subject\":{\"reference\":\"Patient/$P\"},\"valueFoo\":1}" "$BASE/fhir/Observation"

@@ -26,7 +26,7 @@ printf '%s\n' "$ADMIN_PW" |
     { fail "init"; finish; exit 1; }
 ADMIN_SECRET=$(sed -n 's/.*"secret":"\([^"]*\)".*/\1/p' "$WORK/init.json")
 
-"$MEDVAULT" serve --data "$D" --key-file "$K" --listen http://127.0.0.1:0 \
+"$MEDVAULT" serve --data "$D" --key-file "$K" --config "$WORK/nodetect.conf" --listen http://127.0.0.1:0 \
     > "$WORK/serve.out" 2> "$WORK/serve.err" &
 PID=$!
 trap 'kill $PID 2>/dev/null; rm -rf "$WORK"' EXIT

@@ -61,7 +61,7 @@ js_start_server() {
     printf '%s\n' "$admin_pw" |
         "$MEDVAULT" init --data "$D" --key-file "$K" --admin-password-stdin --json \
             > "$WORK/init.json" || { fail "init"; return 1; }
-    "$MEDVAULT" serve --data "$D" --key-file "$K" --listen http://127.0.0.1:0 \
+    "$MEDVAULT" serve --data "$D" --key-file "$K" --config "$WORK/nodetect.conf" --listen http://127.0.0.1:0 \
         > "$WORK/serve.out" 2> "$WORK/serve.err" &
     PID=$!
     trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$WORK"' EXIT

@@ -1,0 +1,484 @@
+/*
+ * actor.c -- what the detector remembers about one account: the patients it
+ * touched recently, its sliding windows, its learned limits, its networks,
+ * sessions and usual hours.
+ *
+ * Why it exists: the volume, relationship, enumeration and context signals
+ * all ask questions about one actor's recent past ("how many distinct
+ * patients in the last 5 minutes, hour, day?  is this network new?").  The
+ * answers come from fixed-size structures: a small set-associative table of
+ * recently touched patients (a patient counts once per day in the windows),
+ * 60 one-minute buckets and 24 one-hour buckets of counters, and a handful of
+ * networks and sessions.  The baseline (decayed daily peaks) is learned from
+ * the actor's own days; a day that looked anomalous teaches at most the
+ * limit it crossed.
+ */
+#include "detect_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+#define MINUTES_PER_DAY (24 * 60)
+
+int role_index(const char *name)
+{
+    static const char *const names[] = {
+        "clinician", "nurse", "admin", "security", "patient", "service" };
+    for (int i = 0; name != NULL && i < ROLE_OTHER; i++)
+        if (strcmp(name, names[i]) == 0)
+            return i;
+    return ROLE_OTHER;
+}
+
+static uint16_t add16(uint16_t v, int n)
+{
+    long s = (long)v + n;
+    return (uint16_t)(s > UINT16_MAX ? UINT16_MAX : s);
+}
+
+static minute_bucket *minute_at(actor *a, int32_t minute)
+{
+    minute_bucket *b = &a->minutes[minute % MINUTES];
+    if (b->minute != minute) {
+        memset(b, 0, sizeof *b);
+        b->minute = minute;
+    }
+    return b;
+}
+
+static hour_bucket *hour_at(actor *a, int32_t hour)
+{
+    hour_bucket *b = &a->hours[hour % HOURS];
+    if (b->hour != hour) {
+        memset(b, 0, sizeof *b);
+        b->hour = hour;
+    }
+    return b;
+}
+
+/* The slot remembering patient hash h, or a slot to reuse for it (the one
+ * counted longest ago); *found says which. */
+static recent_patient *recent_slot(actor *a, uint64_t h, int *found)
+{
+    recent_patient *set = a->recent[(h >> 7) % RECENT_SETS];
+    recent_patient *oldest = &set[0];
+    for (int i = 0; i < RECENT_WAYS; i++) {
+        if (set[i].hash == h) {
+            *found = 1;
+            return &set[i];
+        }
+        if (set[i].hash == 0 || set[i].minute < oldest->minute)
+            oldest = &set[i];
+        if (set[i].hash == 0)
+            break;
+    }
+    *found = 0;
+    return oldest;
+}
+
+/* Count one patient of a granted response. */
+static void count_patient(detect_engine *e, actor *a, const detect_event *ev,
+                          const detect_patient *p, int32_t minute,
+                          minute_bucket *mb, hour_bucket *hb, touch_result *t)
+{
+    uint64_t h = detect_hash(e->cfg.hash_seed, p->id);
+    int found;
+    recent_patient *r = recent_slot(a, h, &found);
+    if (!found || minute - r->minute >= MINUTES_PER_DAY) {
+        r->hash = h;
+        r->minute = minute;
+        r->counted = 0;
+        mb->patients = add16(mb->patients, 1);
+        hb->patients++;
+        t->new_patients++;
+    }
+    int unexplained = (p->flags & DETECT_PAT_BTG) ||
+                      !(p->flags & DETECT_PAT_EXPLAINED);
+    if (a->role != ROLE_PATIENT && unexplained &&
+        !(r->counted & SEEN_RELATION)) {
+        r->counted |= SEEN_RELATION;
+        mb->relation = add16(mb->relation, 1);
+        hb->relation++;
+        t->new_relation++;
+    }
+    if (ev->action && strcmp(ev->action, "fhir.everything") == 0 &&
+        !(r->counted & SEEN_EVERYTHING)) {
+        r->counted |= SEEN_EVERYTHING;
+        mb->everything = add16(mb->everything, 1);
+        t->new_everything++;
+    }
+    if ((p->flags & DETECT_PAT_VIP) && unexplained) {
+        t->vips_unexplained++;
+        t->vip_id = p->id;
+    }
+    if (p->flags & DETECT_PAT_SAME_FAMILY) {
+        if (unexplained)
+            t->same_family++;
+        else
+            t->same_family_explained++;
+    }
+    if ((p->flags & DETECT_PAT_OWN_RECORD) && a->role != ROLE_PATIENT)
+        t->own_record++;
+}
+
+static int starts_with(const char *s, const char *prefix)
+{
+    return s != NULL && strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+void actor_count_event(detect_engine *e, actor *a, const detect_event *ev,
+                       int64_t now_us, touch_result *t)
+{
+    memset(t, 0, sizeof *t);
+    int32_t minute = (int32_t)(now_us / US_PER_MIN);
+    minute_bucket *mb = minute_at(a, minute);
+    hour_bucket *hb = hour_at(a, minute / 60);
+    const char *act = ev->action;
+    int fhir = starts_with(act, "fhir.");
+    if (fhir && ev->outcome != DETECT_GRANTED && ev->outcome != DETECT_FAILED)
+        mb->denials = add16(mb->denials, 1);
+    if (fhir && strcmp(act, "fhir.search") == 0) {
+        mb->searches = add16(mb->searches, 1);
+        if (ev->flags & DETECT_EV_BROAD_SEARCH)
+            mb->broad = add16(mb->broad, 1);
+    }
+    if (ev->page_size >= e->cfg.max_page)
+        mb->big_pages = add16(mb->big_pages, 1);
+    if (starts_with(act, "auth.login") && ev->outcome == DETECT_FAILED)
+        mb->auth_failures = add16(mb->auth_failures, 1);
+    if (strcmp(act, "auth.login.second-factor-wrong") == 0)
+        mb->auth_failures = add16(mb->auth_failures, 1);
+    for (size_t i = 0; i < ev->n_patients; i++) {
+        const detect_patient *p = &ev->patients[i];
+        if (p->id == NULL || p->id[0] == '\0')
+            continue;
+        if (p->flags & DETECT_PAT_DECOY) {    /* any touch, any outcome */
+            t->decoys++;
+            t->decoy_id = p->id;
+        }
+        if (ev->outcome == DETECT_GRANTED)
+            count_patient(e, a, ev, p, minute, mb, hb, t);
+    }
+}
+
+void actor_forget_withheld(detect_engine *e, actor *a, const detect_event *ev,
+                           int64_t now_us)
+{
+    int32_t minute = (int32_t)(now_us / US_PER_MIN);
+    for (size_t i = 0; i < ev->n_patients; i++) {
+        const detect_patient *p = &ev->patients[i];
+        if (p->id == NULL || p->id[0] == '\0')
+            continue;
+        int found;
+        recent_patient *r = recent_slot(a, detect_hash(e->cfg.hash_seed, p->id), &found);
+        if (found && r->minute == minute) {
+            r->minute = INT32_MIN / 2;    /* counts again when asked again */
+            r->counted = 0;
+        }
+    }
+}
+
+void actor_sums(const actor *a, int64_t now_us, window_sums *s)
+{
+    memset(s, 0, sizeof *s);
+    int32_t now_min = (int32_t)(now_us / US_PER_MIN);
+    for (int i = 0; i < MINUTES; i++) {
+        const minute_bucket *b = &a->minutes[i];
+        int32_t age = now_min - b->minute;
+        if (b->minute == 0 || age < 0 || age >= MINUTES)
+            continue;
+        s->patients[WIN_1H] += b->patients;
+        s->relation_1h += b->relation;
+        s->everything_1h += b->everything;
+        if (age < 15)
+            s->auth_failures_15m += b->auth_failures;
+        if (age < 5) {
+            s->patients[WIN_5M] += b->patients;
+            s->denials_5m += b->denials;
+            s->searches_5m += b->searches;
+            s->broad_5m += b->broad;
+            s->big_pages_5m += b->big_pages;
+        }
+    }
+    int32_t now_hour = now_min / 60;
+    for (int i = 0; i < HOURS; i++) {
+        const hour_bucket *b = &a->hours[i];
+        int32_t age = now_hour - b->hour;
+        if (b->hour == 0 || age < 0 || age >= HOURS)
+            continue;
+        s->patients[WIN_24H] += (int)b->patients;
+        s->relation_24h += (int)b->relation;
+    }
+}
+
+/* ---- Declarations ------------------------------------------------------------ */
+
+const account_cfg *actor_cfg(detect_engine *e, actor *a, int64_t now_us)
+{
+    if (a->cfg_gen != e->cfg_gen) {
+        a->cfg_slot = -1;
+        for (size_t i = 0; i < e->cfg.max_declarations; i++)
+            if (e->accounts[i].used &&
+                strcmp(e->accounts[i].actor, a->h.key) == 0) {
+                a->cfg_slot = (int32_t)i;
+                break;
+            }
+        a->cfg_gen = e->cfg_gen;
+    }
+    (void)now_us;
+    return a->cfg_slot < 0 ? NULL : &e->accounts[a->cfg_slot];
+}
+
+static int64_t declared_volume(detect_engine *e, actor *a, int64_t now_us)
+{
+    const account_cfg *c = actor_cfg(e, a, now_us);
+    if (c == NULL || c->expected_per_day <= 0 || now_us >= c->until_us)
+        return 0;
+    return c->expected_per_day;
+}
+
+/* ---- Limits and baseline ---------------------------------------------------- */
+
+int actor_has_baseline(const detect_engine *e, const actor *a)
+{
+    return a->active_days >= e->cfg.baseline_days;
+}
+
+static void new_actor_caps(const detect_config *c, int caps[WIN_COUNT])
+{
+    caps[WIN_5M] = c->new_actor_limit_5m;
+    caps[WIN_1H] = c->new_actor_limit_1h;
+    caps[WIN_24H] = c->new_actor_limit_24h;
+}
+
+/* The role's limit for window w: mean + 3 sd of its actors' daily maxima,
+ * or 0 while the role has learned too little. */
+static int role_limit(const detect_engine *e, int role, int w)
+{
+    if (e->role_days[role] < 5)
+        return 0;
+    double m = e->role_peak[role][w], v = e->role_peak_var[role][w];
+    return (int)ceil(m + 3.0 * sqrt(v > 0 ? v : 0) + 2.0);
+}
+
+static void limits_for(const detect_engine *e, const actor *a,
+                       int64_t declared, int limits[WIN_COUNT])
+{
+    int caps[WIN_COUNT];
+    new_actor_caps(&e->cfg, caps);
+    for (int w = 0; w < WIN_COUNT; w++) {
+        int rl = role_limit(e, a->role, w);
+        int role_based = rl == 0 ? caps[w] : rl < caps[w] / 2 ? caps[w] / 2
+                       : rl > caps[w] ? caps[w] : rl;
+        int baseline = actor_has_baseline(e, a);
+        if (declared > 0 && (w == WIN_24H || !baseline)) {
+            /* The declared daily volume; in the short windows too until the
+             * actor's own rhythm is learned (an export comes in one go). */
+            limits[w] = declared > INT32_MAX ? INT32_MAX : (int)declared;
+        } else if (baseline) {
+            int own = (int)ceil(a->peak[w] * e->cfg.volume_margin + 2.0);
+            int floor = caps[w] / 3;
+            limits[w] = own > floor ? own : floor;
+            if (limits[w] < role_based)
+                limits[w] = role_based;
+        } else {
+            limits[w] = role_based;
+        }
+    }
+}
+
+void actor_limits(detect_engine *e, actor *a, int64_t now_us,
+                  int limits[WIN_COUNT], int64_t *declared)
+{
+    *declared = declared_volume(e, a, now_us);
+    limits_for(e, a, *declared, limits);
+}
+
+static void learn_role_peak(detect_engine *e, int role, int w, double x)
+{
+    double alpha = e->role_days[role] < 20 ? 1.0 / (e->role_days[role] + 1) : 0.05;
+    double d = x - e->role_peak[role][w];
+    e->role_peak[role][w] += (float)(alpha * d);
+    e->role_peak_var[role][w] =
+        (float)((1.0 - alpha) * (e->role_peak_var[role][w] + alpha * d * d));
+}
+
+/* Close the actor's previous day: its maxima (never above the limits they
+ * were held to) teach its peaks, its role's, and its usual daily volume. */
+static void close_day(detect_engine *e, actor *a, int64_t now_us)
+{
+    int limits[WIN_COUNT];
+    limits_for(e, a, declared_volume(e, a, now_us), limits);
+    for (int w = 0; w < WIN_COUNT; w++) {
+        float x = a->day_max[w];
+        if (x > limits[w])
+            x = (float)limits[w];
+        float decayed = a->peak[w] * 0.97f;
+        a->peak[w] = x > decayed ? x : decayed;
+        learn_role_peak(e, a->role, w, x);
+    }
+    float day = a->day_max[WIN_24H];
+    a->usual_day = a->active_days == 0 ? day : 0.8f * a->usual_day + 0.2f * day;
+    if (a->active_days < UINT16_MAX)
+        a->active_days++;
+    e->role_days[a->role]++;
+}
+
+void actor_roll_day(detect_engine *e, actor *a, int64_t now_us)
+{
+    int32_t day = (int32_t)((now_us + e->cfg.utc_offset_min * US_PER_MIN) / US_PER_DAY);
+    if (day == a->day)
+        return;
+    if (a->day != 0 && a->day_max[WIN_24H] > 0)
+        close_day(e, a, now_us);
+    memset(a->day_max, 0, sizeof a->day_max);
+    a->day = day;
+}
+
+void actor_learn_day_max(actor *a, const window_sums *s,
+                         const int limits[WIN_COUNT])
+{
+    for (int w = 0; w < WIN_COUNT; w++) {
+        float x = (float)s->patients[w];
+        if (x > limits[w])
+            x = (float)limits[w];
+        if (x > a->day_max[w])
+            a->day_max[w] = x;
+    }
+}
+
+/* ---- Context ----------------------------------------------------------------- */
+
+/* The actor's slot for a network; when absent, a new slot (replacing the
+ * least recently used) if record, else NULL. */
+static actor_net *net_slot(actor *a, uint64_t net, int64_t now_us, int record)
+{
+    actor_net *oldest = &a->nets[0];
+    for (int i = 0; i < ACTOR_NETS; i++) {
+        if (a->nets[i].net == net)
+            return &a->nets[i];
+        if (a->nets[i].last_seen_us < oldest->last_seen_us)
+            oldest = &a->nets[i];
+    }
+    if (!record)
+        return NULL;
+    oldest->net = net;
+    oldest->first_seen_us = now_us;
+    return oldest;
+}
+
+static int live_session_networks(actor *a, const detect_event *ev,
+                                 uint64_t net, int64_t now_us, int64_t window)
+{
+    uint64_t s = detect_hash(0x5e55, ev->session);
+    actor_session *slot = NULL, *oldest = &a->sessions[0];
+    for (int i = 0; i < ACTOR_SESSIONS; i++) {
+        if (a->sessions[i].session == s)
+            slot = &a->sessions[i];
+        if (a->sessions[i].last_seen_us < oldest->last_seen_us)
+            oldest = &a->sessions[i];
+    }
+    int moved = slot != NULL && slot->net != net &&
+                now_us - slot->last_seen_us < window;
+    if (slot == NULL)
+        slot = oldest;
+    slot->session = s;
+    slot->net = net;
+    slot->last_seen_us = now_us;
+    uint64_t seen[ACTOR_SESSIONS];
+    int n = 0;
+    for (int i = 0; i < ACTOR_SESSIONS; i++) {
+        const actor_session *x = &a->sessions[i];
+        if (x->session == 0 || now_us - x->last_seen_us > window)
+            continue;
+        int dup = 0;
+        for (int j = 0; j < n; j++)
+            dup |= seen[j] == x->net;
+        if (!dup)
+            seen[n++] = x->net;
+    }
+    return moved && n < 2 ? 2 : n;   /* one session, two places at once */
+}
+
+static int local_hour(const detect_engine *e, int64_t now_us)
+{
+    int64_t t = now_us + e->cfg.utc_offset_min * US_PER_MIN;
+    return (int)((t / US_PER_HOUR) % 24);
+}
+
+/* Off-hours: an hour of the day (and its neighbours) in which this actor,
+ * with enough history, has almost never worked. */
+static int off_hours(const detect_engine *e, actor *a, int64_t now_us,
+                     int record)
+{
+    uint32_t total = 0;
+    for (int i = 0; i < 24; i++)
+        total += a->hour_profile[i];
+    int h = local_hour(e, now_us);
+    int unusual = actor_has_baseline(e, a) && total >= 60 &&
+        a->hour_profile[h] * 100u < total &&
+        a->hour_profile[(h + 23) % 24] * 50u < total &&
+        a->hour_profile[(h + 1) % 24] * 50u < total;
+    int64_t bucket = now_us / MODEL_BUCKET_US;
+    if (record && bucket != a->profile_bucket) {
+        a->profile_bucket = bucket;
+        if (a->hour_profile[h] == UINT16_MAX)
+            for (int i = 0; i < 24; i++)
+                a->hour_profile[i] /= 2;
+        a->hour_profile[h]++;
+    }
+    return unusual;
+}
+
+void actor_context(detect_engine *e, actor *a, const detect_event *ev,
+                   int64_t now_us, context_facts *c)
+{
+    memset(c, 0, sizeof *c);
+    uint64_t net = net_of(e->cfg.hash_seed, ev->source);
+    /* Only granted events teach networks: failed logins from an attacker's
+     * address must not make it familiar. */
+    int record = ev->outcome == DETECT_GRANTED, unfamiliar = 0;
+    if (net != 0) {
+        actor_net *n = net_slot(a, net, now_us, record);
+        if (n == NULL) {
+            c->new_network = actor_has_baseline(e, a);
+            unfamiliar = 1;
+        } else {
+            n->last_seen_us = now_us;
+            c->new_network = actor_has_baseline(e, a) &&
+                n->first_seen_us - a->first_seen_us > US_PER_DAY &&
+                now_us - n->first_seen_us < US_PER_HOUR;
+            unfamiliar = now_us - n->first_seen_us < US_PER_DAY;
+        }
+    }
+    /* Sessions live from several networks matter when one of them is not
+     * an established network of the account (a ward PC and another ward's
+     * are both familiar; an attacker's address is not). */
+    if (record && ev->session != NULL && ev->session[0] != '\0') {
+        int n = live_session_networks(a, ev, net, now_us,
+                                      (int64_t)e->cfg.concurrent_window_s * US_PER_S);
+        if (unfamiliar)
+            c->concurrent_networks = n;
+    }
+    c->off_hours = off_hours(e, a, now_us, record);
+    const account_cfg *cfg = actor_cfg(e, a, now_us);
+    if (cfg != NULL && cfg->n_nets > 0 && ev->source != NULL)
+        c->outside_networks = !cidr_match(cfg->nets, cfg->n_nets, ev->source);
+}
+
+void actor_forget_windows(actor *a)
+{
+    memset(a->recent, 0, sizeof a->recent);
+    memset(a->minutes, 0, sizeof a->minutes);
+    memset(a->hours, 0, sizeof a->hours);
+    memset(a->sessions, 0, sizeof a->sessions);
+    a->model.count = 0;
+    a->model.cusum = 0;
+    a->contained = 0;
+    a->throttled_until_us = 0;
+    a->throttles = 0;
+    a->step_up_required_us = 0;
+    a->factor_wrong_run = 0;
+    a->alert_level = DETECT_NONE;
+    a->alert_detectors = 0;
+}

@@ -1,0 +1,374 @@
+/*
+ * detect_internal.h -- the detector's state, shared by the files of
+ * src/detect/ and by no one else.
+ *
+ * Why it exists: the engine is split by concern (tables, windows, model,
+ * rules, alerts) and these are the structures they share.  Every structure
+ * here has a fixed size: the engine allocates all of them once, in
+ * detect_new(), so observing an event allocates nothing and memory never
+ * grows.  Everything is guarded by the engine's one mutex.
+ */
+#ifndef MV_DETECT_INTERNAL_H
+#define MV_DETECT_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "detect.h"
+
+/* ---- Time units ---------------------------------------------------------- */
+
+#define US_PER_S      1000000LL
+#define US_PER_MIN    (60LL * US_PER_S)
+#define US_PER_HOUR   (60LL * US_PER_MIN)
+#define US_PER_DAY    (24LL * US_PER_HOUR)
+#define MODEL_BUCKET_US (10LL * US_PER_MIN)
+
+/* ---- Bounded LRU hash tables (table.c) ------------------------------------ */
+
+#define NO_SLOT UINT32_MAX
+
+/* The head of every table entry.  key is the actor id, the source address or
+ * the patient id (truncated to DETECT_ID_MAX-1: ids are shorter). */
+typedef struct lru_hdr {
+    uint64_t hash;
+    uint32_t chain;            /* next entry in the same hash bucket        */
+    uint32_t prev, next;       /* LRU list: prev is more recent             */
+    uint8_t used;
+    char key[DETECT_ID_MAX];
+} lru_hdr;
+
+typedef struct lru_table {
+    unsigned char *entries;    /* cap entries of stride bytes, lru_hdr first */
+    size_t stride, cap, used;
+    uint32_t *buckets;         /* nbuckets heads                             */
+    size_t nbuckets;           /* a power of two                             */
+    uint32_t mru, lru;         /* most / least recently used                 */
+    uint64_t evictions;
+} lru_table;
+
+int  lru_init(lru_table *t, size_t cap, size_t stride, mv_err *err);
+void lru_fini(lru_table *t);
+size_t lru_bytes(size_t cap, size_t stride);
+/* The entry for key, moved to the front; NULL when absent. */
+void *lru_find(lru_table *t, const char *key, uint64_t hash);
+/* The entry for key, created zeroed (evicting the least recently used
+ * entry when full) when absent; *created says which. */
+void *lru_get(lru_table *t, const char *key, uint64_t hash, int *created);
+/* Forget an entry. */
+void lru_remove(lru_table *t, void *entry);
+
+uint64_t detect_hash(uint64_t seed, const char *s);
+
+/* ---- Addresses (net.c) ------------------------------------------------------ */
+
+typedef struct cidr {
+    uint8_t family;            /* 4 or 6                                     */
+    uint8_t prefix;
+    uint8_t addr[16];
+} cidr;
+
+/* The network an address belongs to (IPv4 /24, IPv6 /48) as a hash; 0 when
+ * the address does not parse (it then still counts by its text). */
+uint64_t net_of(uint64_t seed, const char *addr);
+int  cidr_parse(const char *text, cidr *out);
+/* 1 when addr lies in one of the n networks. */
+int  cidr_match(const cidr *nets, int n, const char *addr);
+
+/* ---- Per-actor state (actor.c) --------------------------------------------- */
+
+#define RECENT_SETS   8
+#define RECENT_WAYS   8            /* 64 recently touched patients           */
+#define MINUTES       60
+#define HOURS         24
+#define ACTOR_NETS    8
+#define ACTOR_SESSIONS 4
+#define MAX_NETS      8            /* CIDRs per service account              */
+
+enum { ROLE_CLINICIAN, ROLE_NURSE, ROLE_ADMIN, ROLE_SECURITY, ROLE_PATIENT,
+       ROLE_SERVICE, ROLE_OTHER, ROLE_COUNT };
+int role_index(const char *name);
+
+/* Windows of distinct patients. */
+enum { WIN_5M, WIN_1H, WIN_24H, WIN_COUNT };
+
+/* A patient this actor touched, and what has been counted for it. */
+enum { SEEN_RELATION = 1, SEEN_EVERYTHING = 2 };
+typedef struct recent_patient {
+    uint64_t hash;             /* 0: empty                                    */
+    int32_t minute;            /* when it was last counted                   */
+    uint8_t counted;           /* SEEN_*                                     */
+} recent_patient;
+
+typedef struct minute_bucket {
+    int32_t minute;            /* minutes since the epoch held here          */
+    uint16_t patients;         /* new distinct patients                      */
+    uint16_t relation;         /* of which break-the-glass / unexplained     */
+    uint16_t denials;          /* 403 / hidden 404 / not found               */
+    uint16_t searches;         /* searches and their pages                   */
+    uint16_t broad;            /* searches not narrowed to one patient       */
+    uint16_t everything;       /* distinct patients through $everything      */
+    uint16_t big_pages;        /* pages asked at the maximum size            */
+    uint16_t auth_failures;    /* failed logins on this account              */
+} minute_bucket;
+
+typedef struct hour_bucket {
+    int32_t hour;
+    uint32_t patients;
+    uint32_t relation;
+} hour_bucket;
+
+typedef struct actor_net {
+    uint64_t net;
+    int64_t first_seen_us;
+    int64_t last_seen_us;
+} actor_net;
+
+typedef struct actor_session {
+    uint64_t session;
+    uint64_t net;
+    int64_t last_seen_us;
+} actor_session;
+
+/* The online model of one actor (or one role): per-bucket counts learned
+ * overall and per hour of the week type (weekday / weekend x 24 hours), so
+ * that a morning peak or a quiet Sunday is compared with its like. */
+#define MODEL_SLOTS 48
+typedef struct model_slot {
+    float mean, var;
+    uint16_t n;
+} model_slot;
+
+typedef struct model_state {
+    int64_t bucket;            /* current 10-minute bucket index              */
+    uint32_t count;            /* new distinct patients in it                 */
+    uint32_t n;                /* buckets learned                             */
+    float mean, var;           /* EWMA of per-bucket counts, all hours        */
+    float cusum;
+    model_slot slot[MODEL_SLOTS];
+} model_state;
+
+typedef struct actor {
+    lru_hdr h;
+    int role;
+    int64_t first_seen_us, last_seen_us;
+    /* windows */
+    recent_patient recent[RECENT_SETS][RECENT_WAYS];
+    minute_bucket minutes[MINUTES];
+    hour_bucket hours[HOURS];
+    /* baseline (rules) */
+    int32_t day;               /* day index of day_max                       */
+    uint16_t active_days;
+    float day_max[WIN_COUNT];  /* today's largest window counts              */
+    float peak[WIN_COUNT];     /* decayed maximum over past days             */
+    float usual_day;           /* EWMA of distinct patients per active day   */
+    uint16_t hour_profile[24]; /* active 10-minute buckets per local hour    */
+    int64_t profile_bucket;    /* last bucket counted in hour_profile        */
+    /* context */
+    actor_net nets[ACTOR_NETS];
+    actor_session sessions[ACTOR_SESSIONS];
+    /* authentication */
+    uint8_t factor_wrong_run;  /* right password, wrong TOTP, in a row       */
+    int64_t factor_wrong_us;
+    /* model */
+    model_state model;
+    /* standing response */
+    uint8_t contained;
+    int64_t throttled_until_us;
+    uint8_t throttles;         /* consecutive throttles (backoff)            */
+    int64_t step_up_required_us;
+    int64_t step_up_done_us;
+    /* alert de-duplication */
+    detect_response alert_level;
+    unsigned alert_detectors;
+    int64_t last_alert_us;
+    /* declarations / networks cache */
+    uint32_t cfg_gen;
+    int32_t cfg_slot;          /* index in the declarations table, -1 none  */
+} actor;
+
+/* ---- Per-source state ----------------------------------------------------------- */
+
+#define SOURCE_ACCOUNTS 12
+#define AUTH_WINDOW_MIN 15
+#define AUTH_WINDOW_US  (AUTH_WINDOW_MIN * US_PER_MIN)
+
+typedef struct source_account {
+    uint64_t account;
+    int64_t last_us;
+} source_account;
+
+typedef struct source {
+    lru_hdr h;
+    int32_t fail_minute[AUTH_WINDOW_MIN];   /* failures per minute (ring) */
+    uint16_t fail_count[AUTH_WINDOW_MIN];
+    source_account accounts[SOURCE_ACCOUNTS];
+    int64_t blocked_until_us;
+    int64_t throttled_until_us;
+    detect_response alert_level;
+    int64_t last_alert_us;
+} source;
+
+/* ---- VIP patients ---------------------------------------------------------------- */
+
+#define VIP_ACTORS 16
+typedef struct vip_actor {
+    uint64_t actor;
+    int64_t last_us;
+} vip_actor;
+
+typedef struct vip_patient {
+    lru_hdr h;
+    vip_actor actors[VIP_ACTORS];
+} vip_patient;
+
+/* ---- Declarations and service networks ---------------------------------------- */
+
+typedef struct account_cfg {
+    uint8_t used;
+    char actor[DETECT_ID_MAX];
+    int64_t expected_per_day;   /* 0: no declaration                         */
+    int64_t until_us;
+    char approved_by[DETECT_ID_MAX];
+    int n_nets;
+    cidr nets[MAX_NETS];
+} account_cfg;
+
+/* ---- Second factors left wrong -------------------------------------------------- */
+
+/* A right password followed by a wrong TOTP code is a typo when a login
+ * succeeds within minutes, and an alert when none does. */
+#define PENDING_FACTORS 64
+#define AUTH_PENDING_US (10 * US_PER_MIN)
+typedef struct pending_factor {
+    int64_t t_us;
+    char actor[DETECT_ID_MAX];
+    char source[DETECT_ID_MAX];
+} pending_factor;
+
+/* ---- The engine ----------------------------------------------------------------- */
+
+#define AUTH_GLOBAL_SLOTS AUTH_WINDOW_MIN   /* minutes of failures across accounts */
+
+struct detect_engine {
+    detect_config cfg;
+    pthread_mutex_t mu;
+    lru_table actors, sources, vips;
+    account_cfg *accounts;      /* cfg.max_declarations                      */
+    uint32_t cfg_gen;
+    model_state role_model[ROLE_COUNT];
+    float role_peak[ROLE_COUNT][WIN_COUNT];   /* EWMA of actors' daily maxima */
+    float role_peak_var[ROLE_COUNT][WIN_COUNT];
+    uint32_t role_days[ROLE_COUNT];
+    /* failed logins across all accounts (credential stuffing) */
+    int32_t global_minute[AUTH_GLOBAL_SLOTS];
+    uint32_t global_fail[AUTH_GLOBAL_SLOTS];
+    int64_t global_alert_us;
+    uint64_t alert_counter;
+    uint64_t events, alerts;
+    int64_t latest_us;          /* the latest event time seen (expiry)       */
+    pending_factor pending[PENDING_FACTORS];   /* a ring, oldest at head     */
+    int pending_head, pending_n;
+};
+
+/* ---- actor.c ---------------------------------------------------------------------- */
+
+/* What one event added to the actor's windows. */
+typedef struct touch_result {
+    int new_patients, new_relation, new_everything;
+    int decoys, vips_unexplained, same_family, same_family_explained;
+    int own_record;
+    int vip_actors;            /* most distinct actors on one VIP patient (24 h) */
+    const char *decoy_id;      /* borrowed from the event                    */
+    const char *vip_id;
+} touch_result;
+
+void actor_roll_day(detect_engine *e, actor *a, int64_t now_us);
+void actor_count_event(detect_engine *e, actor *a, const detect_event *ev,
+                       int64_t now_us, touch_result *t);
+/* Sums over a window ending now. */
+typedef struct window_sums {
+    int patients[WIN_COUNT];
+    int relation_1h, relation_24h;
+    int denials_5m, searches_5m, broad_5m, big_pages_5m, everything_1h;
+    int auth_failures_15m;
+} window_sums;
+void actor_sums(const actor *a, int64_t now_us, window_sums *s);
+/* The response to ev was withheld: its patients were counted as asked for,
+ * and count again when asked for again (retrying is no free pass). */
+void actor_forget_withheld(detect_engine *e, actor *a, const detect_event *ev,
+                           int64_t now_us);
+/* The actor's volume limits now (declaration, own baseline or role). */
+void actor_limits(detect_engine *e, actor *a, int64_t now_us,
+                  int limits[WIN_COUNT], int64_t *declared);
+/* Raise today's maxima with the windows now (each at most its limit). */
+void actor_learn_day_max(actor *a, const window_sums *s,
+                         const int limits[WIN_COUNT]);
+int  actor_has_baseline(const detect_engine *e, const actor *a);
+const account_cfg *actor_cfg(detect_engine *e, actor *a, int64_t now_us);
+/* Context facts: 1 when the event's network is new for a baselined actor,
+ * the number of distinct networks with live sessions, off-hours. */
+typedef struct context_facts {
+    int new_network, concurrent_networks, off_hours, outside_networks;
+} context_facts;
+void actor_context(detect_engine *e, actor *a, const detect_event *ev,
+                   int64_t now_us, context_facts *c);
+void actor_forget_windows(actor *a);
+
+/* ---- model.c -------------------------------------------------------------------- */
+
+/* Advance a model to the bucket of now (closing finished buckets) and add n
+ * new patients to the current one; learn unless frozen. */
+typedef struct model_params {
+    double k, h;               /* CUSUM slack and decision interval          */
+    int64_t utc_offset_us;     /* local time, for the hour slots             */
+} model_params;
+void model_add(model_state *m, int64_t now_us, uint32_t n, int may_learn,
+               model_state *role, const model_params *p);
+/* The CUSUM statistic if the current bucket closed now (>= 0), and z of the
+ * current bucket; uses the role's estimate while the actor's is young. */
+double model_score(const model_state *m, const model_state *role,
+                   const model_params *p, double *z, int *from_role);
+
+/* ---- rules.c -------------------------------------------------------------------- */
+
+typedef struct detect_facts {
+    const detect_event *ev;
+    int role;
+    int declared;
+    int64_t declared_per_day;
+    const char *approved_by;
+    int has_baseline;
+    window_sums sums;
+    int limits[WIN_COUNT];
+    touch_result touch;
+    context_facts ctx;
+    int factor_wrong_run;
+    int src_accounts, src_failures, global_failures;
+    const char *source_why;           /* the source's rule, when it scored */
+    int unresolved;                   /* a wrong TOTP no login followed     */
+    double cusum, z;
+    int model_from_role;              /* the estimate is the role's        */
+    float usual_peak_5m, usual_day;
+    double points[DETECT_SIG_COUNT];  /* per signal, index = bit position   */
+    const char *why[DETECT_SIG_COUNT];   /* the sub-rule that decided       */
+    int volume_window;                /* the window that decided volume     */
+} detect_facts;
+
+/* Score every signal into f->points; returns the combined score with and
+ * without the model. */
+void rules_score(const detect_engine *e, detect_facts *f);
+double rules_combine(const double *points, int n);
+/* Points for a source address from its failed logins. */
+double rules_source_points(const detect_config *c, int accounts, int failures,
+                           int global_failures, const char **why);
+
+/* ---- alert.c -------------------------------------------------------------------- */
+
+/* Fill out (its strings owned by the caller's verdict); -1 on no memory. */
+int alert_build(detect_engine *e, const detect_facts *f, const char *actor_id,
+                const char *source_addr, double score, double model_score,
+                unsigned detectors, detect_response response, int64_t now_us,
+                detect_alert *out);
+
+#endif /* MV_DETECT_INTERNAL_H */

@@ -1,0 +1,270 @@
+/*
+ * rules.c -- the seven signals of issue 5 as points, and how points combine
+ * into one score.
+ *
+ * Why it exists: every signal must be explainable in plain words, so each
+ * one is a small table of thresholds mapped to points on one scale (the
+ * ladder: 40 alert, 60 step-up, 75 throttle, 90 contain by default), and
+ * rules_score() records which sub-rule decided (facts->why).  Points
+ * combine as p1 + p2/2 + p3/4 + ... (sorted, capped at 100): one strong
+ * signal decides alone, several weak ones add up, and a weak signal repeated
+ * in many forms cannot climb forever.
+ *
+ * Points per signal (defaults of detect_config):
+ *   volume        over the limit 45, +25% 65, x1.5 80, x2 or over the 5-minute
+ *                 hard cap 95; declared: over the declared volume 45,
+ *                 x1.25 65, x1.5 95
+ *   relationship  one unexplained / break-the-glass patient this hour 20,
+ *                 2 45, 4 65, 6 80, 8 95; 5 in 24 hours 45
+ *   enumeration   6 refusals in 5 min 45, 13 65, 20 95; 30 searches 45;
+ *                 5 broad searches 45; 3 maximal pages 30; deep paging 40;
+ *                 $everything on 5 patients in an hour 45, 10 75
+ *   decoy         any touch 100
+ *   context       outside a service's networks 80, sessions from several
+ *                 networks 30, new network 15, off-hours 10
+ *   auth          right password + wrong TOTP: 25 (45 from a new network),
+ *                 twice in a row 45, 3 times 75, 5 times 95; 5 failures on
+ *                 the account in 15 min 45
+ *   patient       unexplained VIP 50; same family name 50 (20 explained);
+ *                 own record 50; many actors on one VIP 30 / 45
+ *   model         45 x CUSUM / h from h/2 on, at most 80 below 3h, 95 above
+ */
+#include "detect_internal.h"
+
+#include <string.h>
+
+enum { IX_VOLUME, IX_RELATIONSHIP, IX_ENUMERATION, IX_DECOY, IX_CONTEXT,
+       IX_AUTH, IX_PATIENT, IX_MODEL };
+
+static void raise_to(detect_facts *f, int ix, double pts, const char *why)
+{
+    if (pts > f->points[ix]) {
+        f->points[ix] = pts;
+        f->why[ix] = why;
+    }
+}
+
+/* ---- 1. volume ------------------------------------------------------------------- */
+
+static double window_points(int count, int limit, int hard_cap, int w)
+{
+    if (w == WIN_5M && hard_cap > 0 && limit <= hard_cap && count > hard_cap)
+        return 95;
+    if (count > 2 * limit)
+        return 95;
+    if (count * 2 > 3 * limit)
+        return 80;
+    int quarter = limit / 4 > 2 ? limit / 4 : 2;
+    if (count > limit + quarter)
+        return 65;
+    if (count > limit)
+        return 45;
+    return 0;
+}
+
+static void score_volume(const detect_config *c, detect_facts *f)
+{
+    int windows = WIN_COUNT;
+    if (f->declared) {
+        int64_t n = f->sums.patients[WIN_24H], d = f->declared_per_day;
+        double pts = 2 * n > 3 * d ? 95 : 4 * n > 5 * d ? 65 : n > d ? 45 : 0;
+        f->volume_window = WIN_24H;
+        raise_to(f, IX_VOLUME, pts, "beyond the declared volume");
+        if (!f->has_baseline)
+            return;
+        windows = WIN_24H;    /* its learned short windows still hold */
+    }
+    for (int w = 0; w < windows; w++) {
+        double pts = window_points(f->sums.patients[w], f->limits[w],
+                                   f->declared ? 0 : c->hard_cap_5m, w);
+        if (pts > f->points[IX_VOLUME])
+            f->volume_window = w;
+        raise_to(f, IX_VOLUME, pts, "distinct patients over the limit");
+    }
+}
+
+/* ---- 2. relationship ------------------------------------------------------------- */
+
+static void score_relationship(const detect_config *c, detect_facts *f)
+{
+    if (f->role == ROLE_PATIENT || f->declared)
+        return;     /* a declaration is the explanation of bulk access */
+    int r1 = f->sums.relation_1h, r24 = f->sums.relation_24h;
+    int mid = (c->btg_step_up_1h + c->btg_contain_1h) / 2;
+    double pts = r1 >= c->btg_contain_1h ? 95 : r1 >= mid ? 80
+               : r1 >= c->btg_step_up_1h ? 65 : r1 >= c->btg_alert_1h ? 45
+               : r1 >= 1 ? 20 : 0;
+    raise_to(f, IX_RELATIONSHIP, pts, "patients without care relationship in an hour");
+    int contain_24h = 2 * c->btg_alert_24h, mid_24h = (c->btg_alert_24h + contain_24h) / 2;
+    pts = r24 >= contain_24h ? 95 : r24 >= mid_24h ? 65
+        : r24 >= c->btg_alert_24h ? 45 : 0;
+    raise_to(f, IX_RELATIONSHIP, pts, "patients without care relationship in a day");
+}
+
+/* ---- 3. enumeration -------------------------------------------------------------- */
+
+static void score_enumeration(const detect_config *c, detect_facts *f)
+{
+    const window_sums *s = &f->sums;
+    int mid = (c->denials_alert_5m + c->denials_contain_5m + 1) / 2;
+    double pts = s->denials_5m >= c->denials_contain_5m ? 95
+               : s->denials_5m >= mid ? 65
+               : s->denials_5m >= c->denials_alert_5m ? 45 : 0;
+    raise_to(f, IX_ENUMERATION, pts, "refused or missing resources");
+    int search_limit = f->role == ROLE_SERVICE ? 3 * c->searches_alert_5m
+                                               : c->searches_alert_5m;
+    if (s->searches_5m >= search_limit)
+        raise_to(f, IX_ENUMERATION, 45, "many searches");
+    if (f->declared)
+        return;    /* a declared bulk reader pages through broad searches */
+    if (f->role != ROLE_SERVICE && s->broad_5m >= c->broad_searches_alert_5m)
+        raise_to(f, IX_ENUMERATION, 45, "broad searches");
+    if (s->big_pages_5m >= 3)
+        raise_to(f, IX_ENUMERATION, 30, "pages at the maximum size");
+    if (f->ev->page_index >= 10)
+        raise_to(f, IX_ENUMERATION, 40, "deep paging through a result set");
+    pts = s->everything_1h >= 3 * c->everything_alert_1h ? 95
+        : s->everything_1h >= 2 * c->everything_alert_1h ? 75
+        : s->everything_1h >= c->everything_alert_1h ? 45 : 0;
+    raise_to(f, IX_ENUMERATION, pts, "$everything on many patients");
+}
+
+/* ---- 4. decoys, 5. context, 7. patient --------------------------------------------- */
+
+static void score_decoy(detect_facts *f)
+{
+    if (f->touch.decoys > 0)
+        raise_to(f, IX_DECOY, 100, "decoy patient touched");
+}
+
+static void score_context(detect_facts *f)
+{
+    double p[4] = { f->ctx.outside_networks ? 80 : 0,
+                    f->ctx.concurrent_networks >= 2 ? 30 : 0,
+                    f->ctx.new_network ? 15 : 0,
+                    f->ctx.off_hours ? 10 : 0 };
+    static const char *const why[4] = {
+        "outside its configured networks", "sessions from several networks",
+        "new network", "outside usual hours" };
+    double total = rules_combine(p, 4);
+    int top = -1;
+    for (int i = 0; i < 4; i++)
+        if (p[i] > 0 && (top < 0 || p[i] > p[top]))
+            top = i;
+    if (top >= 0)
+        raise_to(f, IX_CONTEXT, total, why[top]);
+}
+
+static void score_patient(const detect_config *c, detect_facts *f)
+{
+    const touch_result *t = &f->touch;
+    if (t->vips_unexplained > 0)
+        raise_to(f, IX_PATIENT, 50, "VIP patient without care relationship");
+    if (t->same_family > 0)
+        raise_to(f, IX_PATIENT, 50, "patient with the same family name");
+    if (t->same_family_explained > 0)
+        raise_to(f, IX_PATIENT, 15, "patient with the same family name");
+    if (t->own_record > 0)
+        raise_to(f, IX_PATIENT, 50, "its own patient record");
+    if (t->vip_actors >= 2 * c->vip_actors_alert_24h)
+        raise_to(f, IX_PATIENT, 45, "many accounts on one VIP patient");
+    else if (t->vip_actors >= c->vip_actors_alert_24h)
+        raise_to(f, IX_PATIENT, 30, "many accounts on one VIP patient");
+}
+
+/* ---- 6. authentication (the account's side) ------------------------------------------ */
+
+static void score_auth(const detect_config *c, detect_facts *f)
+{
+    int run = f->factor_wrong_run;
+    if (run > 0) {
+        /* A typo corrected by a login within minutes is common; the same
+         * from a network new for the account is not (and an unresolved one
+         * is alerted on after AUTH_PENDING, engine.c). */
+        double pts = run >= c->auth_factor_wrong_contain ? 95 : run >= 3 ? 75
+                   : f->ctx.new_network ? 45 : run == 2 ? 35 : 25;
+        raise_to(f, IX_AUTH, pts, "password right, TOTP wrong");
+    }
+    int fails = f->sums.auth_failures_15m;
+    if (fails >= c->auth_account_fail_alert)
+        raise_to(f, IX_AUTH, 45, "failed logins on the account");
+}
+
+/* ---- model -------------------------------------------------------------------------- */
+
+static void score_model(const detect_config *c, detect_facts *f)
+{
+    if (!c->model_enabled || f->declared)
+        return;
+    double s = f->cusum, h = c->model_h;
+    if (s < h / 2)
+        return;
+    double pts = 45.0 * s / h;
+    if (s >= 3 * h)
+        pts = 95;
+    else if (pts > 80)
+        pts = 80;
+    if (f->model_from_role && pts > 30)
+        pts = 30;             /* a new actor measured by its role's rhythm */
+    raise_to(f, IX_MODEL, pts, "sustained excess over the learned baseline");
+}
+
+/* ---- Combining ------------------------------------------------------------------------ */
+
+double rules_combine(const double *points, int n)
+{
+    double p[DETECT_SIG_COUNT];
+    if (n > DETECT_SIG_COUNT)
+        n = DETECT_SIG_COUNT;
+    memcpy(p, points, (size_t)n * sizeof *p);
+    for (int i = 1; i < n; i++)          /* insertion sort, descending */
+        for (int j = i; j > 0 && p[j] > p[j - 1]; j--) {
+            double t = p[j];
+            p[j] = p[j - 1];
+            p[j - 1] = t;
+        }
+    double score = 0, weight = 1;
+    for (int i = 0; i < n; i++, weight /= 2)
+        score += p[i] * weight;
+    return score > 100 ? 100 : score;
+}
+
+void rules_score(const detect_engine *e, detect_facts *f)
+{
+    const detect_config *c = &e->cfg;
+    memset(f->points, 0, sizeof f->points);
+    memset(f->why, 0, sizeof f->why);
+    score_volume(c, f);
+    score_relationship(c, f);
+    score_enumeration(c, f);
+    score_decoy(f);
+    score_context(f);
+    score_auth(c, f);
+    score_patient(c, f);
+    score_model(c, f);
+}
+
+/* ---- The source's side: spraying and stuffing ----------------------------------------- */
+
+double rules_source_points(const detect_config *c, int accounts, int failures,
+                           int global_failures, const char **why)
+{
+    *why = NULL;
+    if (accounts >= c->auth_source_accounts_block) {
+        *why = "failed logins on many accounts from one address (spraying)";
+        return 95;
+    }
+    if (accounts >= c->auth_source_accounts_alert) {
+        *why = "failed logins on several accounts from one address";
+        return 75;
+    }
+    if (failures >= 20) {
+        *why = "many failed logins from one address";
+        return 75;
+    }
+    if (global_failures >= c->auth_global_fail_alert && failures >= 2) {
+        *why = "repeated failures during a wave of failed logins (stuffing)";
+        return 75;
+    }
+    return 0;
+}

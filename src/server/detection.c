@@ -1,0 +1,343 @@
+/*
+ * detection.c -- the detector (detect/) in the request path.
+ *
+ * Why it exists: detect/ decides but never touches a request, the store or
+ * an account.  This file is the other half: it turns each audited access
+ * into a detect_event, keeps the strongest verdict of the request, applies
+ * it before the answer leaves (a withheld answer is wiped and replaced by
+ * 401 step-up, 429 or 403, and the withholding is itself audited), contains
+ * an actor (locks the account, which revokes its sessions at once), stores
+ * and sends out the alerts, caps page sizes, and -- at start -- rebuilds
+ * the detector's state by replaying the last day of the audit trail, so a
+ * restart forgets nothing an attacker could exploit.
+ */
+#include "server_internal.h"
+#include "fhir_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../crypto/crypto.h"
+
+#define REPLAY_WINDOW_US (24LL * 3600 * 1000000)
+
+static void new_alert_id(void *ctx, char out[DETECT_ALERT_ID_MAX])
+{
+    (void)ctx;
+    crypto_random_id(out);
+}
+
+/* ---- Replay: the last day of the trail ----------------------------------------------- */
+
+typedef struct replay_ctx {
+    server *srv;
+    json_t *roles;              /* account id -> role name (cache) */
+    size_t events;
+} replay_ctx;
+
+static const char *role_of(replay_ctx *rc, const char *account_id)
+{
+    json_t *known = json_object_get(rc->roles, account_id);
+    if (known)
+        return json_string_value(known);
+    auth_account a;
+    const char *role = auth_account_get_id(rc->srv->auth, account_id, &a, NULL) == 0
+                       ? auth_role_name(a.role) : "";
+    json_object_set_new(rc->roles, account_id, json_string(role));
+    return json_string_value(json_object_get(rc->roles, account_id));
+}
+
+static detect_outcome outcome_of(const char *o)
+{
+    if (strncmp(o, "success", 7) == 0)
+        return DETECT_GRANTED;
+    if (strncmp(o, "denied", 6) == 0)
+        return DETECT_DENIED;
+    return DETECT_FAILED;
+}
+
+static int replay_row(const store_audit_row *r, void *ctx)
+{
+    replay_ctx *rc = ctx;
+    const char *actor = r->actor && strncmp(r->actor, "user:", 5) == 0 ? r->actor + 5 : NULL;
+    const char *action = r->action;
+    if (strcmp(action, "auth.login") == 0 && strstr(r->outcome, "second factor wrong"))
+        action = "auth.login.second-factor-wrong";
+    int btg = r->purpose && strncmp(r->purpose, "BTG", 3) == 0;
+    detect_patient p = { r->patient, btg ? DETECT_PAT_BTG : DETECT_PAT_EXPLAINED };
+    const char *slash = r->resources ? strchr(r->resources, '/') : NULL;
+    char type[64] = "";
+    if (slash && (size_t)(slash - r->resources) < sizeof type)
+        snprintf(type, sizeof type, "%.*s", (int)(slash - r->resources), r->resources);
+    detect_event ev = { .time_us = r->ts_us, .actor = actor,
+                        .role = actor ? role_of(rc, actor) : NULL, .session = r->session,
+                        .source = r->source, .action = action,
+                        .outcome = outcome_of(r->outcome), .resource_type = type,
+                        .patients = r->patient ? &p : NULL, .n_patients = r->patient != NULL };
+    detect_verdict v;
+    if (detect_observe(rc->srv->detect, &ev, DETECT_REPLAY, &v, NULL) == 0)
+        rc->events++;
+    return 0;
+}
+
+typedef struct ts_probe { int64_t ts; } ts_probe;
+
+static int probe_row(const store_audit_row *r, void *ctx)
+{
+    ((ts_probe *)ctx)->ts = r->ts_us;
+    return 0;
+}
+
+/* The first entry at or after since_us (binary search: seq grows with time). */
+static int64_t first_since(mv_store *s, int64_t last, int64_t since_us)
+{
+    int64_t lo = 1, hi = last + 1;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        ts_probe p = { 0 };
+        if (store_audit_scan(s, mid, mid, probe_row, &p, NULL) != 0)
+            return 1;
+        if (p.ts < since_us)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static int replay(server *srv, mv_err *err)
+{
+    int64_t last = 0;
+    unsigned char head[MV_HASH_BYTES];
+    if (store_audit_last(srv->store, &last, head, err) != 0)
+        return -1;
+    if (last == 0)
+        return 0;
+    int64_t from = first_since(srv->store, last, mv_now_us() - REPLAY_WINDOW_US);
+    replay_ctx rc = { srv, json_object(), 0 };
+    int r = from <= last ? store_audit_scan(srv->store, from, last, replay_row, &rc, err) : 0;
+    json_decref(rc.roles);
+    if (r == 0)
+        fprintf(srv->cfg.http.access_log ? srv->cfg.http.access_log : stderr,
+                "medvault serve: detector state rebuilt from %zu audit entries of the "
+                "last 24 h\n", rc.events);
+    return r;
+}
+
+int detection_open(server *srv, mv_err *err)
+{
+    if (srv->cfg.detect_off) {
+        fprintf(srv->cfg.http.access_log ? srv->cfg.http.access_log : stderr,
+                "medvault serve: WARNING: misuse detection is off (detect = off)\n");
+        return 0;
+    }
+    detect_config dc;
+    detect_config_default(&dc);
+    crypto_random(&dc.hash_seed, sizeof dc.hash_seed);
+    dc.alert_id = new_alert_id;
+    srv->detect = detect_new(&dc, err);
+    if (srv->detect == NULL)
+        return -1;
+    if (replay(srv, err) != 0 ||
+        notifier_start(srv->cfg.syslog, srv->cfg.alert_webhook, srv->cfg.http.access_log,
+                       &srv->notify, err) != 0) {
+        detection_close(srv);
+        return -1;
+    }
+    return 0;
+}
+
+void detection_close(server *srv)
+{
+    notifier_stop(srv->notify);
+    srv->notify = NULL;
+    detect_free(srv->detect);
+    srv->detect = NULL;
+}
+
+/* ---- Alerts ---------------------------------------------------------------------------- */
+
+static json_t *detectors_json(unsigned set)
+{
+    json_t *a = json_array();
+    for (unsigned bit = 0; bit < DETECT_SIG_COUNT; bit++)
+        if (set & (1u << bit))
+            json_array_append_new(a, json_string(detect_signal_name(1u << bit)));
+    return a;
+}
+
+/* Store the alert, then hand it to the notifier. */
+static void raise_alert(call *c, const detect_alert *al)
+{
+    char when[MV_TIME_STR_MAX];
+    mv_time_format(al->time_us, when);
+    json_t *evidence = al->evidence_json ? json_loads(al->evidence_json, 0, NULL) : NULL;
+    json_t *doc = json_pack("{s:s, s:s, s:I, s:s, s:s, s:o, s:f, s:f, s:o, s:s, s:s}",
+                            "id", al->id, "time", when, "time_us", (json_int_t)al->time_us,
+                            "actor", al->actor, "source", al->source,
+                            "detectors", detectors_json(al->detectors),
+                            "score", al->score, "model_score", al->model_score,
+                            "evidence", evidence ? evidence : json_object(),
+                            "explanation", al->explanation ? al->explanation : "",
+                            "response", detect_response_name(al->response));
+    if (c->authenticated && strcmp(al->actor, c->who.account.id) == 0)
+        json_object_set_new(doc, "actor_username", json_string(c->who.account.username));
+    char *text = doc ? json_text(doc) : NULL;
+    json_decref(doc);
+    mv_err err;
+    if (text && server_alert_save(c->srv->trail, text, &err) != 0)
+        fprintf(stderr, "medvault serve: could not store alert %s: %s\n", al->id, err.msg);
+    if (text)
+        notifier_send(c->srv->notify, text);
+    free(text);
+}
+
+/* Lock the actor's account (its sessions stop working at once). */
+static void contain(call *c, const char *alert_id)
+{
+    char reason[128];
+    snprintf(reason, sizeof reason, "contained by the detector (alert %s)", alert_id);
+    mv_err err;
+    if (auth_account_lock(c->srv->auth, c->who.account.username, reason, "system:detect",
+                          &err) != 0)
+        fprintf(stderr, "medvault serve: could not contain %s: %s\n",
+                c->who.account.id, err.msg);
+}
+
+static void keep_verdict(call *c, const detect_verdict *v)
+{
+    call_verdict *cv = c->verdict;
+    if (cv == NULL || v->response <= cv->response)
+        return;
+    cv->response = v->response;
+    cv->retry_after_s = v->retry_after_s;
+    if (v->n_alerts)
+        snprintf(cv->alert_id, sizeof cv->alert_id, "%s", v->alerts[0].id);
+}
+
+static void handle_verdict(call *c, detect_verdict *v)
+{
+    for (size_t i = 0; i < v->n_alerts; i++)
+        raise_alert(c, &v->alerts[i]);
+    if (v->response == DETECT_CONTAIN && c->authenticated)
+        contain(c, v->n_alerts ? v->alerts[0].id : "-");
+    keep_verdict(c, v);
+    detect_verdict_clear(v);
+}
+
+/* ---- The request path -------------------------------------------------------------------- */
+
+void call_observe(call *c, const char *action, detect_outcome outcome,
+                  const char *type, const detect_patient *patients, size_t n,
+                  int page_size, unsigned flags)
+{
+    if (c->srv->detect == NULL || !c->authenticated)
+        return;
+    detect_event ev = { .time_us = mv_now_us(), .actor = c->who.account.id,
+                        .role = auth_role_name(c->who.account.role),
+                        .session = c->session_ref, .source = c->req->source,
+                        .action = action, .outcome = outcome, .resource_type = type,
+                        .patients = patients, .n_patients = n, .page_size = page_size,
+                        .flags = flags };
+    detect_verdict v;
+    if (detect_observe(c->srv->detect, &ev, DETECT_LIVE, &v, NULL) == 0)
+        handle_verdict(c, &v);
+}
+
+void call_observe_login(call *c, const char *username, int ok, const auth_session_info *s)
+{
+    if (c->srv->detect == NULL)
+        return;
+    char pseudonym[40] = "";
+    const char *actor = ok ? s->account.id : s->refused_account;
+    if (actor[0] == '\0' && username) {        /* unknown name: a stable pseudonym */
+        unsigned long h = 5381;
+        for (const char *p = username; *p; p++)
+            h = h * 33 + (unsigned char)*p;
+        snprintf(pseudonym, sizeof pseudonym, "unknown:%08lx", h & 0xffffffffUL);
+        actor = pseudonym;
+    }
+    detect_event ev = { .time_us = mv_now_us(), .actor = actor,
+                        .role = ok ? auth_role_name(s->account.role) : NULL,
+                        .source = c->req->source,
+                        .action = !ok && s->refused_password_ok
+                                  ? "auth.login.second-factor-wrong" : "auth.login",
+                        .outcome = ok ? DETECT_GRANTED : DETECT_FAILED };
+    detect_verdict v;
+    if (detect_observe(c->srv->detect, &ev, DETECT_LIVE, &v, NULL) != 0)
+        return;
+    for (size_t i = 0; i < v.n_alerts; i++)
+        raise_alert(c, &v.alerts[i]);
+    detect_verdict_clear(&v);
+}
+
+static void answer_standing(call *c, detect_response r, int64_t retry_after)
+{
+    char msg[200], secs[24];
+    switch (r) {
+    case DETECT_STEP_UP:
+        http_response_header(c->res, "WWW-Authenticate", "Bearer realm=\"medvault\", "
+                             "error=\"insufficient_user_authentication\"");
+        call_fail(c, 401, "login", "step-up required: unusual activity; confirm with a "
+                  "fresh TOTP code at POST /auth/step-up");
+        break;
+    case DETECT_THROTTLE:
+        snprintf(secs, sizeof secs, "%lld", (long long)(retry_after > 0 ? retry_after : 1));
+        http_response_header(c->res, "Retry-After", secs);
+        call_fail(c, 429, "throttled", "slowed down: unusual activity");
+        break;
+    default:
+        snprintf(msg, sizeof msg, "access suspended by the detector; a security officer "
+                 "must review it");
+        call_fail(c, 403, "security", msg);
+        break;
+    }
+}
+
+int call_gate(call *c, int allow_step_up)
+{
+    if (c->srv->detect == NULL)
+        return 0;
+    int64_t retry = 0;
+    detect_response r = detect_gate(c->srv->detect,
+                                    c->authenticated ? c->who.account.id : NULL,
+                                    c->req->source, mv_now_us(), &retry);
+    if (r == DETECT_NONE || r == DETECT_ALERT || (r == DETECT_STEP_UP && allow_step_up))
+        return 0;
+    answer_standing(c, r, retry);
+    return 1;
+}
+
+void call_apply_verdict(call *c)
+{
+    call_verdict *cv = c->verdict;
+    if (cv == NULL || cv->response < DETECT_STEP_UP)
+        return;
+    /* The prepared answer never leaves: wipe it, and record that it was
+     * withheld, so that an incident's scope does not count it. */
+    if (c->res->body.data)
+        crypto_wipe(c->res->body.data, c->res->body.cap);
+    mv_buf_free(&c->res->body);
+    c->res->n_headers = 0;
+    char outcome[96];
+    snprintf(outcome, sizeof outcome, "withheld: %s (alert %s)",
+             detect_response_name(cv->response), cv->alert_id[0] ? cv->alert_id : "-");
+    audit_event ev = { .actor = c->res->actor, .action = "detect.withheld",
+                       .outcome = outcome, .source = c->req->source,
+                       .session = c->session_ref, .request_id = c->req->request_id };
+    mv_err err;
+    if (audit_record(c->srv->trail, &ev, 1, NULL, NULL, NULL, &err) != 0)
+        fprintf(stderr, "medvault serve: could not record a withheld answer: %s\n", err.msg);
+    answer_standing(c, cv->response, cv->retry_after_s);
+}
+
+int call_page_cap(call *c, int requested)
+{
+    if (c->srv->detect == NULL || !c->authenticated)
+        return requested;
+    int max = detect_max_page(c->srv->detect, c->who.account.id, mv_now_us());
+    if (max < 1)
+        max = 1;
+    return requested > max ? max : requested;
+}
