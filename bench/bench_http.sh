@@ -25,6 +25,7 @@ cat > "$W/conf" <<CONF
 lock_after = 1000000
 source_max_failures = 100000
 idle_timeout = 1h
+detect = ${DETECT:-on}
 CONF
 "$MV" serve --data "$W/d" --key-file "$W/k" --config "$W/conf" --listen http://127.0.0.1:0 \
     > "$W/out" 2> "$W/access.log" &

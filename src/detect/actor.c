@@ -56,20 +56,26 @@ static hour_bucket *hour_at(actor *a, int32_t hour)
     return b;
 }
 
+static uint32_t tag_of(uint64_t h)
+{
+    return ((uint32_t)(h >> 32) & ~(uint32_t)SEEN_MASK) | 4u;   /* never 0 */
+}
+
 /* The slot remembering patient hash h, or a slot to reuse for it (the one
  * counted longest ago); *found says which. */
 static recent_patient *recent_slot(actor *a, uint64_t h, int *found)
 {
     recent_patient *set = a->recent[(h >> 7) % RECENT_SETS];
     recent_patient *oldest = &set[0];
+    uint32_t tag = tag_of(h);
     for (int i = 0; i < RECENT_WAYS; i++) {
-        if (set[i].hash == h) {
+        if ((set[i].tag & ~(uint32_t)SEEN_MASK) == tag) {
             *found = 1;
             return &set[i];
         }
-        if (set[i].hash == 0 || set[i].minute < oldest->minute)
+        if (set[i].tag == 0 || set[i].minute < oldest->minute)
             oldest = &set[i];
-        if (set[i].hash == 0)
+        if (set[i].tag == 0)
             break;
     }
     *found = 0;
@@ -85,9 +91,8 @@ static void count_patient(detect_engine *e, actor *a, const detect_event *ev,
     int found;
     recent_patient *r = recent_slot(a, h, &found);
     if (!found || minute - r->minute >= MINUTES_PER_DAY) {
-        r->hash = h;
+        r->tag = tag_of(h);
         r->minute = minute;
-        r->counted = 0;
         mb->patients = add16(mb->patients, 1);
         hb->patients++;
         t->new_patients++;
@@ -95,17 +100,15 @@ static void count_patient(detect_engine *e, actor *a, const detect_event *ev,
     int unexplained = (p->flags & DETECT_PAT_BTG) ||
                       !(p->flags & DETECT_PAT_EXPLAINED);
     if (a->role != ROLE_PATIENT && unexplained &&
-        !(r->counted & SEEN_RELATION)) {
-        r->counted |= SEEN_RELATION;
+        !(r->tag & SEEN_RELATION)) {
+        r->tag |= SEEN_RELATION;
         mb->relation = add16(mb->relation, 1);
         hb->relation++;
-        t->new_relation++;
     }
     if (ev->action && strcmp(ev->action, "fhir.everything") == 0 &&
-        !(r->counted & SEEN_EVERYTHING)) {
-        r->counted |= SEEN_EVERYTHING;
+        !(r->tag & SEEN_EVERYTHING)) {
+        r->tag |= SEEN_EVERYTHING;
         mb->everything = add16(mb->everything, 1);
-        t->new_everything++;
     }
     if ((p->flags & DETECT_PAT_VIP) && unexplained) {
         t->vips_unexplained++;
@@ -173,7 +176,7 @@ void actor_forget_withheld(detect_engine *e, actor *a, const detect_event *ev,
         recent_patient *r = recent_slot(a, detect_hash(e->cfg.hash_seed, p->id), &found);
         if (found && r->minute == minute) {
             r->minute = INT32_MIN / 2;    /* counts again when asked again */
-            r->counted = 0;
+            r->tag &= ~(uint32_t)SEEN_MASK;
         }
     }
 }
@@ -213,7 +216,7 @@ void actor_sums(const actor *a, int64_t now_us, window_sums *s)
 
 /* ---- Declarations ------------------------------------------------------------ */
 
-const account_cfg *actor_cfg(detect_engine *e, actor *a, int64_t now_us)
+const account_cfg *actor_cfg(detect_engine *e, actor *a)
 {
     if (a->cfg_gen != e->cfg_gen) {
         a->cfg_slot = -1;
@@ -225,13 +228,12 @@ const account_cfg *actor_cfg(detect_engine *e, actor *a, int64_t now_us)
             }
         a->cfg_gen = e->cfg_gen;
     }
-    (void)now_us;
     return a->cfg_slot < 0 ? NULL : &e->accounts[a->cfg_slot];
 }
 
 static int64_t declared_volume(detect_engine *e, actor *a, int64_t now_us)
 {
-    const account_cfg *c = actor_cfg(e, a, now_us);
+    const account_cfg *c = actor_cfg(e, a);
     if (c == NULL || c->expected_per_day <= 0 || now_us >= c->until_us)
         return 0;
     return c->expected_per_day;
@@ -438,6 +440,8 @@ void actor_context(detect_engine *e, actor *a, const detect_event *ev,
     /* Only granted events teach networks: failed logins from an attacker's
      * address must not make it familiar. */
     int record = ev->outcome == DETECT_GRANTED, unfamiliar = 0;
+    if (net != 0)
+        c->unfamiliar = !net_familiar(e, net, a->h.hash, now_us, record);
     if (net != 0) {
         actor_net *n = net_slot(a, net, now_us, record);
         if (n == NULL) {
@@ -461,7 +465,7 @@ void actor_context(detect_engine *e, actor *a, const detect_event *ev,
             c->concurrent_networks = n;
     }
     c->off_hours = off_hours(e, a, now_us, record);
-    const account_cfg *cfg = actor_cfg(e, a, now_us);
+    const account_cfg *cfg = actor_cfg(e, a);
     if (cfg != NULL && cfg->n_nets > 0 && ev->source != NULL)
         c->outside_networks = !cidr_match(cfg->nets, cfg->n_nets, ev->source);
 }
@@ -478,6 +482,7 @@ void actor_forget_windows(actor *a)
     a->throttled_until_us = 0;
     a->throttles = 0;
     a->step_up_required_us = 0;
+    a->step_up_refusals = 0;
     a->factor_wrong_run = 0;
     a->alert_level = DETECT_NONE;
     a->alert_detectors = 0;

@@ -131,6 +131,9 @@ static void explain(text *t, const detect_facts *f, const char *actor_id,
     int n = snprintf(t->buf, sizeof t->buf, "%s: ", actor_id[0] ? actor_id
                      : f->ev->source ? f->ev->source : "?");
     t->len = n > 0 && (size_t)n < sizeof t->buf ? (size_t)n : 0;
+    if (f->ignored_step_ups > 0)
+        say(t, "asked for a fresh second factor, it went on without one (%d requests "
+            "refused): a session whose owner is not there", f->ignored_step_ups);
     if (detectors & DETECT_SIG_DECOY)
         say(t, "touched decoy patient %s, which no legitimate workflow reaches",
             f->touch.decoy_id ? f->touch.decoy_id : "?");

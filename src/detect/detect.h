@@ -46,9 +46,15 @@
  * Actors beyond max_actors evict the least recently seen actor (its
  * baseline is lost: it is treated as new again, i.e. watched more tightly);
  * the same for max_sources and max_vip_patients.  detect_memory_bytes()
- * gives the exact worst case for a config; with the defaults (10,000
- * actors, 20,000 sources, 4,096 VIP patients, 256 declarations/network
- * lists) it is about 30 MB (see detect_memory_bytes).
+ * gives the exact worst case for a config: 3.7 KB an actor, 440 B a source
+ * address, 376 B a VIP patient, 368 B a declaration, 180 KB fixed; with the
+ * defaults (10,000 actors, 20,000 sources, 4,096 VIP patients, 256
+ * declarations) 48.3 MB, all allocated at detect_new().
+ *
+ * Restarts: the learned baselines need baseline_days of history (and the
+ * model two days of each hour slot, weekend hours included), so the server
+ * replays detect_replay_window_us() of the trail at start, not just the
+ * last day.
  */
 #ifndef MV_DETECT_H
 #define MV_DETECT_H
@@ -108,7 +114,10 @@ typedef struct detect_config {
     double score_throttle;        /* 75 */
     double score_contain;         /* 90 */
     int64_t throttle_s;           /* 60: first Retry-After; doubles when repeated */
-    int64_t step_up_valid_s;      /* 900: a step-up done waives step-up this long */
+    int64_t step_up_valid_s;      /* 900: a step-up done in a session waives step-up
+                                     for that session this long                    */
+    int step_up_ignored_max;      /* 10: requests refused while a step-up is asked
+                                     and not done, before detect_gate() contains   */
     int64_t realert_s;            /* 3600: same detectors, same level: one alert per this */
 
     /* 1. volume: distinct patients per actor.  Until an actor has a learned
@@ -119,12 +128,15 @@ typedef struct detect_config {
     int new_actor_limit_24h;      /* 120 */
     int baseline_days;            /* 3 active days before an actor's own baseline counts */
     double volume_margin;         /* 1.5: limit = max(floor, usual peak x margin + 2) */
-    int hard_cap_5m;              /* 20: whatever the baseline, more than this many new
-                                     distinct patients in 5 minutes without a declaration
-                                     is contained (the issue's target) -- 0 disables */
+    int hard_cap_5m;              /* 20: more than this many new distinct patients in 5
+                                     minutes is contained (the issue's target), unless
+                                     the actor is declared or its own learned 5-minute
+                                     limit is higher -- 0 disables */
 
-    /* 2. relationship: break-the-glass / unexplained patients per hour. */
-    int btg_alert_1h;             /* 2  */
+    /* 2. relationship: break-the-glass / unexplained patients (no care team,
+     * encounter or order; for a service, no active encounter or order) per
+     * hour; in 24 hours, alert at btg_alert_24h, contain at twice that. */
+    int btg_alert_1h;             /* 3  (every BTG is reviewed anyway) */
     int btg_step_up_1h;           /* 4  */
     int btg_contain_1h;           /* 8  */
     int btg_alert_24h;            /* 5  */
@@ -164,6 +176,11 @@ typedef struct detect_config {
 
 /* Fill c with the defaults above. */
 void detect_config_default(detect_config *c);
+
+/* How much of the audit trail to replay at start so that the baselines
+ * survive a restart: baseline_days + 1 days, at least 8 (a week, weekend
+ * hours included). */
+int64_t detect_replay_window_us(const detect_config *c);
 
 /* ---- The engine ---------------------------------------------------------- */
 
@@ -284,7 +301,12 @@ int detect_observe(detect_engine *e, const detect_event *ev, int mode,
 /* The standing response for a request before any work is done: CONTAIN for a
  * contained actor or a blocked source, THROTTLE (with *retry_after_s) while
  * a throttle runs, STEP_UP while a required step-up is not done, else NONE.
- * actor and source may be NULL. */
+ * Each STEP_UP answer counts: an actor that goes on requesting without
+ * stepping up (step_up_ignored_max times: a stolen session cannot answer) is
+ * contained there and then -- detect_gate() answers CONTAIN, the server
+ * locks the account as for a CONTAIN verdict, and the alert leaves with the
+ * next verdict of detect_observe() (any actor's).  actor and source may be
+ * NULL. */
 detect_response detect_gate(detect_engine *e, const char *actor,
                             const char *source, int64_t now_us,
                             int64_t *retry_after_s);
@@ -296,7 +318,8 @@ detect_response detect_gate(detect_engine *e, const char *actor,
 int detect_max_page(detect_engine *e, const char *actor, int64_t now_us);
 
 /* A security officer unlocked the actor (or unblocked the source): forget
- * its containment, throttle and short windows; its baseline is kept. */
+ * its containment, throttle and short windows; its baseline is kept.  The
+ * server calls it on every unlock, or detect_gate() keeps refusing. */
 void detect_release(detect_engine *e, const char *actor);
 void detect_release_source(detect_engine *e, const char *source);
 
@@ -304,9 +327,13 @@ void detect_release_source(detect_engine *e, const char *source);
 
 /* Legitimate bulk access, approved by a second person with the security role
  * (checked by the caller; detect records approved_by for the evidence): the
- * actor's volume limits become the declared volume until until_us.  It is
- * still watched: beyond the declared patients per day it alerts, beyond 1.5x
- * it is contained; decoys, context and authentication still apply.
+ * actor's 24-hour limit becomes the declared volume until until_us, and so
+ * do its 5-minute and hourly limits until its own rhythm is learned (an
+ * export comes in one go).  The declaration explains its accesses (no
+ * relationship, VIP or enumeration signals).  It is still watched: beyond
+ * the declared patients per day it alerts, beyond 1.25x it asks a step-up,
+ * beyond 1.5x it is contained; once learned, its short windows hold;
+ * decoys, context and authentication still apply.
  * Replaces an earlier declaration of the same actor.  -1 when the table is
  * full of unexpired declarations or the arguments are wrong. */
 int detect_declare_bulk(detect_engine *e, const char *actor,

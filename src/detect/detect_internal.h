@@ -62,6 +62,19 @@ uint64_t detect_hash(uint64_t seed, const char *s);
 
 /* ---- Addresses (net.c) ------------------------------------------------------ */
 
+/* Networks the whole hospital uses (wards, sites, the VPN): a network from
+ * which several accounts work is familiar, one nobody uses is not.  A small
+ * open-addressing table; the least recently seen entry of a probe run makes
+ * room. */
+#define KNOWN_NETS   4096
+#define KNOWN_PROBE  8
+#define KNOWN_ACTORS 3             /* distinct accounts that make it familiar */
+typedef struct known_net {
+    uint64_t net;
+    uint64_t actors[KNOWN_ACTORS];
+    int64_t last_seen_us;
+} known_net;
+
 typedef struct cidr {
     uint8_t family;            /* 4 or 6                                     */
     uint8_t prefix;
@@ -74,11 +87,16 @@ uint64_t net_of(uint64_t seed, const char *addr);
 int  cidr_parse(const char *text, cidr *out);
 /* 1 when addr lies in one of the n networks. */
 int  cidr_match(const cidr *nets, int n, const char *addr);
+/* 1 when KNOWN_ACTORS accounts have worked from net; with record, actor is
+ * counted as working from it now. */
+struct detect_engine;
+int  net_familiar(struct detect_engine *e, uint64_t net, uint64_t who,
+                  int64_t now_us, int record);
 
 /* ---- Per-actor state (actor.c) --------------------------------------------- */
 
 #define RECENT_SETS   8
-#define RECENT_WAYS   8            /* 64 recently touched patients           */
+#define RECENT_WAYS   16           /* 128 recently touched patients          */
 #define MINUTES       60
 #define HOURS         24
 #define ACTOR_NETS    8
@@ -92,12 +110,12 @@ int role_index(const char *name);
 /* Windows of distinct patients. */
 enum { WIN_5M, WIN_1H, WIN_24H, WIN_COUNT };
 
-/* A patient this actor touched, and what has been counted for it. */
-enum { SEEN_RELATION = 1, SEEN_EVERYTHING = 2 };
+/* A patient this actor touched, and what has been counted for it: 32 bits
+ * of its hash with the two low bits holding SEEN_* (8 bytes a patient). */
+enum { SEEN_RELATION = 1, SEEN_EVERYTHING = 2, SEEN_MASK = 3 };
 typedef struct recent_patient {
-    uint64_t hash;             /* 0: empty                                    */
+    uint32_t tag;              /* hash bits | SEEN_*; 0: empty               */
     int32_t minute;            /* when it was last counted                   */
-    uint8_t counted;           /* SEEN_*                                     */
 } recent_patient;
 
 typedef struct minute_bucket {
@@ -178,6 +196,8 @@ typedef struct actor {
     uint8_t throttles;         /* consecutive throttles (backoff)            */
     int64_t step_up_required_us;
     int64_t step_up_done_us;
+    uint64_t step_up_session;  /* the session that did it                   */
+    uint16_t step_up_refusals; /* requests refused while it was not done    */
     /* alert de-duplication */
     detect_response alert_level;
     unsigned alert_detectors;
@@ -246,6 +266,17 @@ typedef struct pending_factor {
     char source[DETECT_ID_MAX];
 } pending_factor;
 
+/* Actors contained by detect_gate() (a step-up asked for and ignored): their
+ * alert leaves with the next verdict. */
+#define GATE_CONTAINED 16
+typedef struct gate_contained {
+    int64_t t_us;
+    char actor[DETECT_ID_MAX];
+    char source[DETECT_ID_MAX];
+    unsigned detectors;
+    int refusals;
+} gate_contained;
+
 /* ---- The engine ----------------------------------------------------------------- */
 
 #define AUTH_GLOBAL_SLOTS AUTH_WINDOW_MIN   /* minutes of failures across accounts */
@@ -268,6 +299,9 @@ struct detect_engine {
     uint64_t events, alerts;
     int64_t latest_us;          /* the latest event time seen (expiry)       */
     pending_factor pending[PENDING_FACTORS];   /* a ring, oldest at head     */
+    gate_contained gated[GATE_CONTAINED];
+    int n_gated;
+    known_net known_nets[KNOWN_NETS];
     int pending_head, pending_n;
 };
 
@@ -275,7 +309,7 @@ struct detect_engine {
 
 /* What one event added to the actor's windows. */
 typedef struct touch_result {
-    int new_patients, new_relation, new_everything;
+    int new_patients;
     int decoys, vips_unexplained, same_family, same_family_explained;
     int own_record;
     int vip_actors;            /* most distinct actors on one VIP patient (24 h) */
@@ -305,11 +339,12 @@ void actor_limits(detect_engine *e, actor *a, int64_t now_us,
 void actor_learn_day_max(actor *a, const window_sums *s,
                          const int limits[WIN_COUNT]);
 int  actor_has_baseline(const detect_engine *e, const actor *a);
-const account_cfg *actor_cfg(detect_engine *e, actor *a, int64_t now_us);
+const account_cfg *actor_cfg(detect_engine *e, actor *a);
 /* Context facts: 1 when the event's network is new for a baselined actor,
  * the number of distinct networks with live sessions, off-hours. */
 typedef struct context_facts {
     int new_network, concurrent_networks, off_hours, outside_networks;
+    int unfamiliar;           /* nobody (or too few accounts) works from it */
 } context_facts;
 void actor_context(detect_engine *e, actor *a, const detect_event *ev,
                    int64_t now_us, context_facts *c);
@@ -317,14 +352,15 @@ void actor_forget_windows(actor *a);
 
 /* ---- model.c -------------------------------------------------------------------- */
 
-/* Advance a model to the bucket of now (closing finished buckets) and add n
- * new patients to the current one; learn unless frozen. */
+/* Advance a model to the bucket of now (closing finished buckets, which
+ * updates the CUSUM and teaches the actor's and the role's estimates) and
+ * add n new patients to the current one. */
 typedef struct model_params {
     double k, h;               /* CUSUM slack and decision interval          */
     int64_t utc_offset_us;     /* local time, for the hour slots             */
 } model_params;
-void model_add(model_state *m, int64_t now_us, uint32_t n, int may_learn,
-               model_state *role, const model_params *p);
+void model_add(model_state *m, int64_t now_us, uint32_t n, model_state *role,
+               const model_params *p);
 /* The CUSUM statistic if the current bucket closed now (>= 0), and z of the
  * current bucket; uses the role's estimate while the actor's is young. */
 double model_score(const model_state *m, const model_state *role,
@@ -347,6 +383,7 @@ typedef struct detect_facts {
     int src_accounts, src_failures, global_failures;
     const char *source_why;           /* the source's rule, when it scored */
     int unresolved;                   /* a wrong TOTP no login followed     */
+    int ignored_step_ups;             /* refused while a step-up was asked  */
     double cusum, z;
     int model_from_role;              /* the estimate is the role's        */
     float usual_peak_5m, usual_day;

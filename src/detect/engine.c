@@ -65,6 +65,7 @@ void detect_config_default(detect_config *c)
     c->score_contain = 90;
     c->throttle_s = 60;
     c->step_up_valid_s = 900;
+    c->step_up_ignored_max = 10;
     c->realert_s = 3600;
     c->new_actor_limit_5m = 12;
     c->new_actor_limit_1h = 40;
@@ -72,7 +73,7 @@ void detect_config_default(detect_config *c)
     c->baseline_days = 3;
     c->volume_margin = 1.5;
     c->hard_cap_5m = 20;
-    c->btg_alert_1h = 2;
+    c->btg_alert_1h = 3;
     c->btg_step_up_1h = 4;
     c->btg_contain_1h = 8;
     c->btg_alert_24h = 5;
@@ -93,6 +94,12 @@ void detect_config_default(detect_config *c)
     c->model_enabled = 1;
     c->model_k = 0.5;
     c->model_h = 10;
+}
+
+int64_t detect_replay_window_us(const detect_config *c)
+{
+    int days = c->baseline_days + 1 > 8 ? c->baseline_days + 1 : 8;
+    return days * US_PER_DAY;
 }
 
 static int check_config(const detect_config *c, mv_err *err)
@@ -352,11 +359,16 @@ static void note_authentication(actor *a, const detect_event *ev, int64_t now_us
         if (a->factor_wrong_run < UINT8_MAX)
             a->factor_wrong_run++;
         a->factor_wrong_us = now_us;
-    } else if ((is_action(ev, "auth.login") || is_action(ev, "auth.step-up")) &&
-               ev->outcome == DETECT_GRANTED) {
-        /* A fresh second factor: the person is there. */
+    } else if (is_action(ev, "auth.login") && ev->outcome == DETECT_GRANTED) {
+        a->factor_wrong_run = 0;
+    } else if (is_action(ev, "auth.step-up") && ev->outcome == DETECT_GRANTED) {
+        /* A fresh second factor in this session: the person is there.  It
+         * vouches for this session only (a thief's other session gets no
+         * free pass from the owner's step-up, nor from the owner's login). */
         a->factor_wrong_run = 0;
         a->step_up_done_us = now_us;
+        a->step_up_session = detect_hash(0x5e55, nonempty(ev->session) ? ev->session : "");
+        a->step_up_refusals = 0;
     }
 }
 
@@ -370,7 +382,7 @@ static void gather_actor_facts(detect_engine *e, actor *a, const detect_event *e
     if (e->cfg.model_enabled) {
         model_params mp = { e->cfg.model_k, e->cfg.model_h,
                             e->cfg.utc_offset_min * US_PER_MIN };
-        model_add(&a->model, now_us, (uint32_t)f->touch.new_patients, 1,
+        model_add(&a->model, now_us, (uint32_t)f->touch.new_patients,
                   &e->role_model[a->role], &mp);
         f->cusum = model_score(&a->model, &e->role_model[a->role], &mp, &f->z,
                                &f->model_from_role);
@@ -379,7 +391,7 @@ static void gather_actor_facts(detect_engine *e, actor *a, const detect_event *e
     actor_limits(e, a, now_us, f->limits, &f->declared_per_day);
     f->declared = f->declared_per_day > 0;
     if (f->declared) {
-        const account_cfg *c = actor_cfg(e, a, now_us);
+        const account_cfg *c = actor_cfg(e, a);
         f->approved_by = c ? c->approved_by : NULL;
     }
     actor_context(e, a, ev, now_us, &f->ctx);
@@ -410,13 +422,15 @@ static detect_response actor_standing(const detect_engine *e, const actor *a,
 /* Apply the level of this event to the actor's standing state; returns the
  * response for this request. */
 static detect_response escalate_actor(detect_engine *e, actor *a,
-                                      detect_response level, int64_t now_us,
-                                      int64_t *retry_after_s)
+                                      const detect_event *ev, detect_response level,
+                                      int64_t now_us, int64_t *retry_after_s)
 {
     const detect_config *c = &e->cfg;
+    uint64_t session = detect_hash(0x5e55, nonempty(ev->session) ? ev->session : "");
     if (level == DETECT_STEP_UP && a->step_up_done_us > 0 &&
+        a->step_up_session == session &&
         now_us - a->step_up_done_us < c->step_up_valid_s * US_PER_S)
-        level = DETECT_ALERT;       /* a fresh second factor vouches */
+        level = DETECT_ALERT;       /* this session's fresh second factor vouches */
     if (a->throttled_until_us > 0 &&
         now_us - a->throttled_until_us > US_PER_HOUR)
         a->throttles = 0;
@@ -430,8 +444,11 @@ static detect_response escalate_actor(detect_engine *e, actor *a,
         int shift = a->throttles < MAX_BACKOFF ? a->throttles : MAX_BACKOFF;
         a->throttled_until_us = now_us + (c->throttle_s << shift) * US_PER_S;
         a->throttles++;
-    } else if (level == DETECT_STEP_UP)
+    } else if (level == DETECT_STEP_UP) {
+        if (a->step_up_required_us <= a->step_up_done_us)
+            a->step_up_refusals = 0;      /* a new request for a step-up */
         a->step_up_required_us = now_us;
+    }
     detect_response standing = actor_standing(e, a, now_us, retry_after_s);
     return standing > level ? standing : level;
 }
@@ -479,7 +496,7 @@ static void decide_actor(detect_engine *e, actor *a, const detect_facts *f,
     unsigned fired = fired_signals(f);
     out->score = score;
     out->detectors = fired;
-    out->response = escalate_actor(e, a, level, now_us, &out->retry_after_s);
+    out->response = escalate_actor(e, a, f->ev, level, now_us, &out->retry_after_s);
     if (!actor_needs_alert(e, a, level, fired, now_us))
         return;
     a->alert_level = level > a->alert_level ? level : a->alert_level;
@@ -620,6 +637,45 @@ static void pending_sweep(detect_engine *e, int64_t now_us, detect_verdict *out)
     }
 }
 
+/* ---- Step-ups asked for and ignored ------------------------------------------------------ */
+
+/* One more request refused for a step-up not done; CONTAIN once there are
+ * too many (the alert is queued for the next verdict). */
+static detect_response step_up_ignored(detect_engine *e, actor *a,
+                                       const char *source_addr, int64_t now_us)
+{
+    if (a->step_up_refusals < UINT16_MAX)
+        a->step_up_refusals++;
+    if (e->cfg.step_up_ignored_max <= 0 ||
+        a->step_up_refusals < e->cfg.step_up_ignored_max)
+        return DETECT_STEP_UP;
+    a->contained = 1;
+    if (e->n_gated < GATE_CONTAINED) {
+        gate_contained *g = &e->gated[e->n_gated++];
+        g->t_us = now_us;
+        copy_text(g->actor, a->h.key);
+        copy_text(g->source, source_addr);
+        g->detectors = a->alert_detectors;
+        g->refusals = a->step_up_refusals;
+    }
+    return DETECT_CONTAIN;
+}
+
+static void gated_sweep(detect_engine *e, detect_verdict *out)
+{
+    while (e->n_gated > 0 && out->n_alerts < DETECT_MAX_ALERTS) {
+        const gate_contained *g = &e->gated[--e->n_gated];
+        detect_event ev = { .time_us = g->t_us, .actor = g->actor, .source = g->source,
+                            .action = "detect.step-up-ignored", .outcome = DETECT_DENIED };
+        detect_facts f;
+        memset(&f, 0, sizeof f);
+        f.ev = &ev;
+        f.ignored_step_ups = g->refusals;
+        add_alert(e, &f, g->actor, g->source, e->cfg.score_contain, 0,
+                  g->detectors, DETECT_CONTAIN, g->t_us, out);
+    }
+}
+
 /* ---- detect_observe --------------------------------------------------------------------- */
 
 static void observe_locked(detect_engine *e, const detect_event *ev, int live,
@@ -685,8 +741,10 @@ int detect_observe(detect_engine *e, const detect_event *ev, int mode,
     if (ev->time_us > e->latest_us)
         e->latest_us = ev->time_us;
     observe_locked(e, ev, mode != DETECT_REPLAY, out);
-    if (mode != DETECT_REPLAY)
+    if (mode != DETECT_REPLAY) {
         pending_sweep(e, e->latest_us, out);
+        gated_sweep(e, out);
+    }
     pthread_mutex_unlock(&e->mu);
     if (out == &scratch)
         detect_verdict_clear(&scratch);
@@ -705,6 +763,8 @@ detect_response detect_gate(detect_engine *e, const char *actor_id,
     actor *a = find_actor(e, actor_id);
     if (a != NULL)
         r = actor_standing(e, a, now_us, &ra);
+    if (r == DETECT_STEP_UP)
+        r = step_up_ignored(e, a, source_addr, now_us);
     source *s = find_source(e, source_addr);
     if (s != NULL)
         rsrc = source_standing(s, now_us, &rs);

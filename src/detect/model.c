@@ -93,8 +93,8 @@ static void learn(model_state *m, int slot, double x)
 }
 
 /* Close bucket b of m with count x. */
-static void close_bucket(model_state *m, int64_t b, double x, int may_learn,
-                         model_state *role, const model_params *p)
+static void close_bucket(model_state *m, int64_t b, double x, model_state *role,
+                         const model_params *p)
 {
     int slot = slot_of(b, p);
     double mean, sd;
@@ -102,26 +102,24 @@ static void close_bucket(model_state *m, int64_t b, double x, int may_learn,
         double s = m->cusum + (x - mean) / sd - p->k;
         m->cusum = s > 0 ? (float)s : 0;
     }
-    if (may_learn) {
-        learn(m, slot, x);
-        if (role != NULL)
-            learn(role, slot, x);
-    }
+    learn(m, slot, x);
+    if (role != NULL)
+        learn(role, slot, x);
 }
 
-void model_add(model_state *m, int64_t now_us, uint32_t n, int may_learn,
-               model_state *role, const model_params *p)
+void model_add(model_state *m, int64_t now_us, uint32_t n, model_state *role,
+               const model_params *p)
 {
     int64_t b = now_us / MODEL_BUCKET_US;
     if (m->bucket == 0) {
         m->bucket = b;
         m->count = 0;
     } else if (b > m->bucket) {
-        close_bucket(m, m->bucket, m->count, may_learn, role, p);
+        close_bucket(m, m->bucket, m->count, role, p);
         int64_t gap = b - m->bucket - 1;
         if (gap <= MAX_ZERO_GAP)
             for (int64_t i = 1; i <= gap; i++)
-                close_bucket(m, m->bucket + i, 0, may_learn, role, p);
+                close_bucket(m, m->bucket + i, 0, role, p);
         m->bucket = b;
         m->count = 0;
     }

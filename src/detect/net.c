@@ -77,6 +77,54 @@ static int in_network(const cidr *c, const uint8_t a[16])
     return (c->addr[full] & mask) == (a[full] & mask);
 }
 
+static int has_actor(const known_net *k, uint64_t who)
+{
+    for (int i = 0; i < KNOWN_ACTORS; i++)
+        if (k->actors[i] == who)
+            return 1;
+    return 0;
+}
+
+static int actor_count(const known_net *k)
+{
+    int n = 0;
+    for (int i = 0; i < KNOWN_ACTORS; i++)
+        n += k->actors[i] != 0;
+    return n;
+}
+
+int net_familiar(detect_engine *e, uint64_t net, uint64_t who, int64_t now_us,
+                 int record)
+{
+    size_t start = net % KNOWN_NETS;
+    known_net *victim = NULL;
+    for (size_t i = 0; i < KNOWN_PROBE; i++) {
+        known_net *k = &e->known_nets[(start + i) % KNOWN_NETS];
+        if (k->net == net) {
+            if (record) {
+                k->last_seen_us = now_us;
+                if (!has_actor(k, who) && actor_count(k) < KNOWN_ACTORS)
+                    k->actors[actor_count(k)] = who;
+            }
+            return actor_count(k) >= KNOWN_ACTORS;
+        }
+        if (k->net == 0) {
+            if (victim == NULL || victim->net != 0)
+                victim = k;                       /* the first empty slot */
+        } else if (victim == NULL ||
+                   (victim->net != 0 && k->last_seen_us < victim->last_seen_us)) {
+            victim = k;                           /* else the oldest      */
+        }
+    }
+    if (record && victim != NULL) {
+        memset(victim, 0, sizeof *victim);
+        victim->net = net;
+        victim->actors[0] = who;
+        victim->last_seen_us = now_us;
+    }
+    return 0;
+}
+
 int cidr_match(const cidr *nets, int n, const char *addr)
 {
     uint8_t a[16];

@@ -13,21 +13,32 @@
  * Points per signal (defaults of detect_config):
  *   volume        over the limit 45, +25% 65, x1.5 80, x2 or over the 5-minute
  *                 hard cap 95; declared: over the declared volume 45,
- *                 x1.25 65, x1.5 95
+ *                 x1.25 65, x1.5 95 (and its learned short windows)
  *   relationship  one unexplained / break-the-glass patient this hour 20,
- *                 2 45, 4 65, 6 80, 8 95; 5 in 24 hours 45
- *   enumeration   6 refusals in 5 min 45, 13 65, 20 95; 30 searches 45;
- *                 5 broad searches 45; 3 maximal pages 30; deep paging 40;
- *                 $everything on 5 patients in an hour 45, 10 75
+ *                 3 45, 4 65, 6 80, 8 95; in 24 hours 5 45, 7 65, 10 95
+ *                 (services too: no active encounter or order; not declared
+ *                 actors, whose declaration is the explanation)
+ *   enumeration   6 refusals in 5 min 45, 13 65, 20 95; 30 searches 45 (90
+ *                 for a service); 5 broad searches 45; 3 maximal pages 30;
+ *                 deep paging 40; $everything on 5 patients in an hour 45,
+ *                 10 75, 15 95 (declared actors: refusals only)
  *   decoy         any touch 100
- *   context       outside a service's networks 80, sessions from several
- *                 networks 30, new network 15, off-hours 10
- *   auth          right password + wrong TOTP: 25 (45 from a new network),
- *                 twice in a row 45, 3 times 75, 5 times 95; 5 failures on
- *                 the account in 15 min 45
- *   patient       unexplained VIP 50; same family name 50 (20 explained);
- *                 own record 50; many actors on one VIP 30 / 45
- *   model         45 x CUSUM / h from h/2 on, at most 80 below 3h, 95 above
+ *   context       outside a service's networks 80; sessions live from
+ *                 several networks, one new to the account, 30 (10 when the
+ *                 hospital knows that network); a new network 15 (5);
+ *                 off-hours 10 -- combined like the signals
+ *   auth          right password + wrong TOTP: 25, twice in a row 35, from
+ *                 a network nobody uses 45, 3 times 75, 5 times 95 (and an
+ *                 alert when no login follows within 10 minutes, engine.c);
+ *                 5 failures on the account in 15 min 45
+ *   patient       unexplained VIP 50; same family name 50 (15 explained);
+ *                 own record 50; many unexplained actors on one VIP 30 / 45
+ *   model         45 x CUSUM / h from h/2 on, at most 80 below 3h, 95 above;
+ *                 at most 30 while the actor is measured by its role's rhythm
+ *
+ * The ladder then escalates in engine.c: a step-up done within 15 minutes
+ * waives a step-up; an actor throttled in the last hour that comes back at
+ * step-up level or above is contained.
  */
 #include "detect_internal.h"
 
@@ -111,12 +122,12 @@ static void score_enumeration(const detect_config *c, detect_facts *f)
                : s->denials_5m >= mid ? 65
                : s->denials_5m >= c->denials_alert_5m ? 45 : 0;
     raise_to(f, IX_ENUMERATION, pts, "refused or missing resources");
+    if (f->declared)
+        return;    /* a declared bulk reader pages through broad searches */
     int search_limit = f->role == ROLE_SERVICE ? 3 * c->searches_alert_5m
                                                : c->searches_alert_5m;
     if (s->searches_5m >= search_limit)
         raise_to(f, IX_ENUMERATION, 45, "many searches");
-    if (f->declared)
-        return;    /* a declared bulk reader pages through broad searches */
     if (f->role != ROLE_SERVICE && s->broad_5m >= c->broad_searches_alert_5m)
         raise_to(f, IX_ENUMERATION, 45, "broad searches");
     if (s->big_pages_5m >= 3)
@@ -140,8 +151,8 @@ static void score_decoy(detect_facts *f)
 static void score_context(detect_facts *f)
 {
     double p[4] = { f->ctx.outside_networks ? 80 : 0,
-                    f->ctx.concurrent_networks >= 2 ? 30 : 0,
-                    f->ctx.new_network ? 15 : 0,
+                    f->ctx.concurrent_networks < 2 ? 0 : f->ctx.unfamiliar ? 30 : 10,
+                    !f->ctx.new_network ? 0 : f->ctx.unfamiliar ? 15 : 5,
                     f->ctx.off_hours ? 10 : 0 };
     static const char *const why[4] = {
         "outside its configured networks", "sessions from several networks",
@@ -158,7 +169,7 @@ static void score_context(detect_facts *f)
 static void score_patient(const detect_config *c, detect_facts *f)
 {
     const touch_result *t = &f->touch;
-    if (t->vips_unexplained > 0)
+    if (t->vips_unexplained > 0 && !f->declared)
         raise_to(f, IX_PATIENT, 50, "VIP patient without care relationship");
     if (t->same_family > 0)
         raise_to(f, IX_PATIENT, 50, "patient with the same family name");
@@ -166,6 +177,8 @@ static void score_patient(const detect_config *c, detect_facts *f)
         raise_to(f, IX_PATIENT, 15, "patient with the same family name");
     if (t->own_record > 0)
         raise_to(f, IX_PATIENT, 50, "its own patient record");
+    if (f->declared)
+        return;             /* a declared export reads every patient */
     if (t->vip_actors >= 2 * c->vip_actors_alert_24h)
         raise_to(f, IX_PATIENT, 45, "many accounts on one VIP patient");
     else if (t->vip_actors >= c->vip_actors_alert_24h)
@@ -182,7 +195,8 @@ static void score_auth(const detect_config *c, detect_facts *f)
          * from a network new for the account is not (and an unresolved one
          * is alerted on after AUTH_PENDING, engine.c). */
         double pts = run >= c->auth_factor_wrong_contain ? 95 : run >= 3 ? 75
-                   : f->ctx.new_network ? 45 : run == 2 ? 35 : 25;
+                   : f->ctx.new_network && f->ctx.unfamiliar ? 45
+                   : run == 2 ? 35 : 25;
         raise_to(f, IX_AUTH, pts, "password right, TOTP wrong");
     }
     int fails = f->sums.auth_failures_15m;

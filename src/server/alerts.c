@@ -181,10 +181,12 @@ int server_alert_transition(mv_store *s, audit_trail *trail, const char *id,
         json_decref(doc);
         return -1;
     }
+    /* Only a closing has a resolution: an ack carrying one says nothing more. */
+    const char *as = strcmp(action, "close") == 0 ? resolution : NULL;
     char ref[80], outcome[64];
     snprintf(ref, sizeof ref, "Alert/%.40s", id);
     snprintf(outcome, sizeof outcome, "%s%s%s", json_string_value(json_object_get(doc, "status")),
-             resolution ? ": " : "", resolution ? resolution : "");
+             as ? ": " : "", as ? as : "");
     audit_event ev = { .actor = by, .action = "detect.alert.update", .outcome = outcome,
                        .resources = ref, .source = source };
     save_ctx sc = { doc, version };

@@ -8,7 +8,7 @@
  * 401 step-up, 429 or 403, and the withholding is itself audited), contains
  * an actor (locks the account, which revokes its sessions at once), stores
  * and sends out the alerts, caps page sizes, and -- at start -- rebuilds
- * the detector's state by replaying the last day of the audit trail, so a
+ * the detector's state by replaying the last days of the audit trail, so a
  * restart forgets nothing an attacker could exploit.
  */
 #include "server_internal.h"
@@ -20,7 +20,6 @@
 
 #include "../crypto/crypto.h"
 
-#define REPLAY_WINDOW_US (24LL * 3600 * 1000000)
 
 static void new_alert_id(void *ctx, char out[DETECT_ALERT_ID_MAX])
 {
@@ -106,7 +105,7 @@ static int64_t first_since(mv_store *s, int64_t last, int64_t since_us)
     return lo;
 }
 
-static int replay(server *srv, mv_err *err)
+static int replay(server *srv, const detect_config *dc, mv_err *err)
 {
     int64_t last = 0;
     unsigned char head[MV_HASH_BYTES];
@@ -114,14 +113,16 @@ static int replay(server *srv, mv_err *err)
         return -1;
     if (last == 0)
         return 0;
-    int64_t from = first_since(srv->store, last, mv_now_us() - REPLAY_WINDOW_US);
+    /* long enough for the baselines (learned over several active days) */
+    int64_t window = detect_replay_window_us(dc);
+    int64_t from = first_since(srv->store, last, mv_now_us() - window);
     replay_ctx rc = { srv, json_object(), 0 };
     int r = from <= last ? store_audit_scan(srv->store, from, last, replay_row, &rc, err) : 0;
     json_decref(rc.roles);
     if (r == 0)
         fprintf(srv->cfg.http.access_log ? srv->cfg.http.access_log : stderr,
                 "medvault serve: detector state rebuilt from %zu audit entries of the "
-                "last 24 h\n", rc.events);
+                "last %lld days\n", rc.events, (long long)(window / 86400000000LL));
     return r;
 }
 
@@ -139,7 +140,7 @@ int detection_open(server *srv, mv_err *err)
     srv->detect = detect_new(&dc, err);
     if (srv->detect == NULL)
         return -1;
-    if (replay(srv, err) != 0 ||
+    if (replay(srv, &dc, err) != 0 ||
         notifier_start(srv->cfg.syslog, srv->cfg.alert_webhook, srv->cfg.http.access_log,
                        &srv->notify, err) != 0) {
         detection_close(srv);
@@ -239,7 +240,7 @@ void call_observe(call *c, const char *action, detect_outcome outcome,
                         .session = c->session_ref, .source = c->req->source,
                         .action = action, .outcome = outcome, .resource_type = type,
                         .patients = patients, .n_patients = n, .page_size = page_size,
-                        .flags = flags };
+                        .page_index = c->list_page, .flags = flags };
     detect_verdict v;
     if (detect_observe(c->srv->detect, &ev, DETECT_LIVE, &v, NULL) == 0)
         handle_verdict(c, &v);
@@ -299,12 +300,21 @@ int call_gate(call *c, int allow_step_up)
 {
     if (c->srv->detect == NULL)
         return 0;
-    int64_t retry = 0;
-    detect_response r = detect_gate(c->srv->detect,
-                                    c->authenticated ? c->who.account.id : NULL,
-                                    c->req->source, mv_now_us(), &retry);
+    int64_t retry = 0, now = mv_now_us();
+    const char *actor = c->authenticated ? c->who.account.id : NULL;
+    if (actor) {
+        /* A contained account that authenticates again was unlocked by a
+         * security officer: the account's lock is what decides. */
+        detect_actor_info info;
+        detect_actor_state(c->srv->detect, actor, now, &info);
+        if (info.standing == DETECT_CONTAIN)
+            detect_release(c->srv->detect, actor);
+    }
+    detect_response r = detect_gate(c->srv->detect, actor, c->req->source, now, &retry);
     if (r == DETECT_NONE || r == DETECT_ALERT || (r == DETECT_STEP_UP && allow_step_up))
         return 0;
+    if (r == DETECT_CONTAIN && actor)    /* a step-up ignored again and again */
+        contain(c, "-");
     answer_standing(c, r, retry);
     return 1;
 }
@@ -330,6 +340,20 @@ void call_apply_verdict(call *c)
     if (audit_record(c->srv->trail, &ev, 1, NULL, NULL, NULL, &err) != 0)
         fprintf(stderr, "medvault serve: could not record a withheld answer: %s\n", err.msg);
     answer_standing(c, cv->response, cv->retry_after_s);
+}
+
+unsigned call_patient_flags(call *c, const char *patient, int break_glass)
+{
+    if (patient == NULL)
+        return 0;
+    unsigned flags = 0;
+    auth_role role = c->who.account.role;
+    if (break_glass)
+        flags |= DETECT_PAT_BTG;
+    else if (role != AUTH_ROLE_SERVICE || fhir_patient_in_active_care(c->srv, patient) == 1)
+        flags |= DETECT_PAT_EXPLAINED;     /* policy permitted care givers and
+                                              patients only through care or own record */
+    return flags;
 }
 
 int call_page_cap(call *c, int requested)

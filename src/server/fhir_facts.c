@@ -201,6 +201,25 @@ static int btg_grant_active(void *ctx, const char *account, const char *patient,
     return active;
 }
 
+int fhir_patient_in_active_care(server *srv, const char *patient)
+{
+    char pat[128];
+    snprintf(pat, sizeof pat, "Patient/%s", patient);
+    static const char *const where[][2] = { { "Encounter", "*|in-progress" },
+                                            { "CareTeam", "*|active" } };
+    for (size_t i = 0; i < 2; i++) {
+        store_term terms[] = { { "patient", pat }, { "status", where[i][1] } };
+        char **ids = NULL;
+        size_t n = 0;
+        if (store_search(srv->store, where[i][0], terms, 2, &ids, &n, NULL) != 0)
+            return -1;
+        store_ids_free(ids, n);
+        if (n > 0)
+            return 1;
+    }
+    return 0;
+}
+
 policy_facts fhir_facts(server *srv)
 {
     policy_facts f = { care_relationship, btg_grant_active, srv->store };

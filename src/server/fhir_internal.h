@@ -14,6 +14,11 @@ policy_subject fhir_subject(const call *c);
 
 /* The facts policy_decide asks for, answered from srv's store. */
 policy_facts fhir_facts(server *srv);
+/* 1 when the patient is in active care at all (an in-progress Encounter or
+ * an active CareTeam): what explains a service account's access for the
+ * detector.  0, or -1 on a storage error. */
+int fhir_patient_in_active_care(server *srv, const char *patient);
+
 /* Record a break-the-glass grant (inside the audit transaction). */
 int fhir_grant_put(store_txn *t, const char *account, const char *patient,
                    int64_t expires_us, const char *reason, mv_err *err);

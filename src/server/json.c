@@ -37,6 +37,10 @@ static int is_real_token(const char *p, size_t n)
  * exponent so that it stays a JSON real. */
 static size_t shortest_real(double v, char out[48])
 {
+    if (v == (double)(long long)v && v > -1e15 && v < 1e15) {   /* 80 -> 80.0 */
+        snprintf(out, 48, "%.1f", v);
+        return strlen(out);
+    }
     for (int digits = 1; digits <= 17; digits++) {
         snprintf(out, 48, "%.*g", digits, v);
         if (strtod(out, NULL) == v)

@@ -51,14 +51,21 @@ static void sd_escape(const char *in, char *out, size_t cap)
     out[k] = '\0';
 }
 
+/* "a,b,c", escaped as an SD-PARAM value; names that do not fit are left out
+ * (never half a name, never a write past out). */
 static void detectors_text(json_t *arr, char *out, size_t cap)
 {
     size_t i, k = 0;
     json_t *v;
+    char name[96];
     out[0] = '\0';
-    json_array_foreach(arr, i, v)
-        k += (size_t)snprintf(out + k, k < cap ? cap - k : 0, "%s%s", i ? "," : "",
-                              json_string_value(v) ? json_string_value(v) : "");
+    json_array_foreach(arr, i, v) {
+        sd_escape(json_string_value(v), name, sizeof name);
+        size_t need = strlen(name) + (k ? 1 : 0);
+        if (k + need >= cap)
+            break;
+        k += (size_t)snprintf(out + k, cap - k, "%s%s", k ? "," : "", name);
+    }
 }
 
 int notify_syslog_line(const char *alert_json, char *out, size_t cap)
@@ -71,7 +78,8 @@ int notify_syslog_line(const char *alert_json, char *out, size_t cap)
                  : response && strcmp(response, "alert") != 0 ? 2     /* crit    */
                  : 4;                                                  /* warning */
     char host[64] = "-", id[96], actor[200], source[96], det[200], resp[32], expl[600];
-    gethostname(host, sizeof host - 1);
+    if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0')
+        snprintf(host, sizeof host, "-");          /* NILVALUE, never an empty field */
     sd_escape(json_string_value(json_object_get(a, "id")), id, sizeof id);
     sd_escape(json_string_value(json_object_get(a, "actor_username")) ?
               json_string_value(json_object_get(a, "actor_username")) :

@@ -204,9 +204,8 @@ static int collect(const access *a, const audit_event *ev, int granted, mv_err *
 static void observe_access(const access *a, int granted)
 {
     call *c = a->c;
-    unsigned flags = 0;
-    if (a->patient)
-        flags = a->d && a->d->break_glass ? DETECT_PAT_BTG : DETECT_PAT_EXPLAINED;
+    unsigned flags = granted && c->srv->detect
+                     ? call_patient_flags(c, a->patient, a->d && a->d->break_glass) : 0;
     detect_patient p = { a->patient, flags };
     detect_outcome o = granted ? DETECT_GRANTED
                      : a->d && a->d->status == 404 ? DETECT_HIDDEN : DETECT_DENIED;

@@ -214,6 +214,8 @@ void fhir_type_history(call *c, const char *type)
         call_fail(c, 400, "invalid", q.error);
         return;
     }
+    c->list_count = (int)q.count;               /* what was asked, for the detector */
+    c->list_page = q.count > 0 ? (int)(q.offset / q.count) : 0;
     q.count = call_page_cap(c, (int)q.count);   /* the detector's allowance */
     store_version *v = NULL;
     size_t n = 0;

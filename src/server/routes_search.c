@@ -425,12 +425,15 @@ static void append_ref(mv_buf *refs, const fhir_disclosed *d)
 static void observe_disclosure(call *c, const char *action, const fhir_disclosed *v,
                                size_t n, const audit_event *ev, size_t ne)
 {
+    if (c->srv->detect == NULL)
+        return;
     detect_patient *p = calloc(ne ? ne : 1, sizeof *p);
     size_t np = 0;
     for (size_t k = 0; p && k < ne; k++)
         if (ev[k].patient)
-            p[np++] = (detect_patient){ ev[k].patient, DETECT_PAT_EXPLAINED };
-    call_observe(c, action, DETECT_GRANTED, n ? v[0].type : NULL, p, np, (int)n,
+            p[np++] = (detect_patient){ ev[k].patient,
+                                        call_patient_flags(c, ev[k].patient, 0) };
+    call_observe(c, action, DETECT_GRANTED, n ? v[0].type : NULL, p, np, c->list_count,
                  np > 1 ? DETECT_EV_BROAD_SEARCH : 0);
     free(p);
 }
@@ -592,6 +595,8 @@ void fhir_search(call *c, const char *type)
         call_fail(c, 400, "invalid", q.error);
         return;
     }
+    c->list_count = (int)q.count;               /* what was asked, for the detector */
+    c->list_page = q.count > 0 ? (int)(q.offset / q.count) : 0;
     q.count = call_page_cap(c, (int)q.count);   /* the detector's allowance */
     mv_err e;
     id_set ids = {0};

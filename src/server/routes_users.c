@@ -169,6 +169,21 @@ static void reset_mfa(call *c, const char *name)
     crypto_wipe(&e, sizeof e);
 }
 
+/* An account the detector contained is unlocked by a security officer
+ * only: an administrator could be the one whose account was stolen, or the
+ * insider.  1 after answering 403. */
+static int contained_by_detector(call *c, const char *name)
+{
+    auth_account a;
+    if (auth_account_get(c->srv->auth, name, &a, NULL) != 0 || !a.locked ||
+        strncmp(a.lock_reason, "contained by the detector", 25) != 0 ||
+        c->who.account.role == AUTH_ROLE_SECURITY)
+        return 0;
+    call_fail(c, 403, "forbidden", "this account was contained by the detector: only a "
+              "security officer unlocks it, after reviewing the alert");
+    return 1;
+}
+
 static void user_action(call *c, const char *name, const char *action)
 {
     mv_err err;
@@ -181,6 +196,8 @@ static void user_action(call *c, const char *name, const char *action)
         if (action[0] == 'l')
             rc = auth_account_lock(c->srv->auth, name, "locked by an administrator",
                                    c->res->actor, &err);
+        else if (action[0] == 'u' && contained_by_detector(c, name))
+            return;
         else if (action[0] == 'u')
             rc = auth_account_unlock(c->srv->auth, name, c->res->actor, &err);
         else

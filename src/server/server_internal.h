@@ -22,6 +22,7 @@ struct server {
     int64_t last_purge_us;
     detect_engine *detect;      /* sees every audited access (detection.c) */
     notifier *notify;           /* sends alerts out (notify.c)             */
+    struct decoy_set *decoys;   /* honeytoken patient ids (decoys.c)        */
 };
 
 /* The strongest verdict the detector gave while one request (and, for a
@@ -43,6 +44,8 @@ typedef struct call {
     struct fhir_pending *pending;  /* a Bundle entry: accesses are collected  */
     const char *preset_id;  /* a transaction's POST: the id assigned ahead */
     call_verdict *verdict;  /* shared by a Bundle's entries                */
+    int list_count;         /* a listing: the _count asked (detector)      */
+    int list_page;          /*   and which page (0 = first)                */
 } call;
 
 /* ---- json.c ---- */
@@ -82,8 +85,20 @@ void call_observe_login(call *c, const char *username, int ok,
                         const auth_session_info *s);
 /* After the route: a withholding verdict replaces the answer. */
 void call_apply_verdict(call *c);
+/* The detector's per-patient facts for an access of the caller: reached by
+ * break-the-glass, or explained (a care relationship for care givers, the
+ * own record for a patient, active care for a service), a decoy. */
+unsigned call_patient_flags(call *c, const char *patient, int break_glass);
 /* The page size to serve: requested, capped by what the detector allows. */
 int  call_page_cap(call *c, int requested);
+
+/* ---- decoys.c: honeytoken patients ---- */
+/* Reload the set of decoy patient ids from the store (at start and from
+ * server_tick: `medvault decoy plant` may run while the server does). */
+int  decoys_refresh(server *srv, mv_err *err);
+/* 1 when patient is a decoy. Thread-safe. */
+int  decoy_is(server *srv, const char *patient);
+void decoys_free(server *srv);
 
 /* ---- notify.c: alerts out (syslog line, webhook) ---- */
 int  notifier_start(const char *syslog_target, const char *webhook, FILE *log,

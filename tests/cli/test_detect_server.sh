@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# The detector in the running server, end to end: stolen accounts read a
+# seeded hospital out as an attacker would, over the API, until contained.
+#   - a clinician's stolen session on a break-the-glass spree: at most 10
+#     patients disclosed, then every request of the account is refused;
+#   - a stolen service account reading every patient: at most 20 disclosed;
+#     its search pages are capped for an account without a baseline;
+#   - the count survives a restart (the last day of the trail is replayed);
+#   - containment locks the account, is audited (withheld answers too) and
+#     raises an alert security sees at /api/alerts.
+. "$(dirname "$0")/lib.sh"
+
+json_get() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
+
+new_store h
+run 0 "$MEDVAULT" seed --patients 60 --staff 6 --seed 77 --json --data "$D" --key-file "$K"
+printf '%s\n' "$OUT" > "$WORK/seed.json"
+account() { grep "\"username\":\"$1\"" "$WORK/seed.json" | json_get "$2"; }
+PATIENTS=$(sqlite3 "$D/medvault.db" "SELECT DISTINCT id FROM resources WHERE type='Patient'")
+expect_eq "$(printf '%s\n' "$PATIENTS" | grep -c .)" "60" "60 seeded patients"
+
+SVC_PW="a thief's favourite service key"
+printf '%s\n' "$SVC_PW" | "$MEDVAULT" user add --username locum --role clinician \
+    --practitioner prac-locum-nowhere --json --data "$D" --key-file "$K" > "$WORK/locum.json" ||
+    fail "locum clinician"
+printf '%s\n' "$SVC_PW" | "$MEDVAULT" user add --username warehouse --role service \
+    --scopes "system/Patient.rs" --json --data "$D" --key-file "$K" > "$WORK/svc.json" ||
+    fail "service account"
+printf '%s\n' "$SVC_PW" | "$MEDVAULT" user add --username reporting --role service \
+    --scopes "system/Patient.rs" --json --data "$D" --key-file "$K" > "$WORK/svc2.json" ||
+    fail "second service account"
+
+start() {
+    "$MEDVAULT" serve --data "$D" --key-file "$K" --listen http://127.0.0.1:0 \
+        > "$WORK/serve.out" 2> "$WORK/serve.err" &
+    PID=$!
+    PORT=""
+    for _ in $(seq 1 200); do
+        PORT=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$WORK/serve.out"); [ -n "$PORT" ] && break
+        sleep 0.05
+    done
+    [ -n "$PORT" ] || { fail "server did not start: $(cat "$WORK/serve.err")"; finish; exit 1; }
+    BASE="http://127.0.0.1:$PORT"
+}
+stop() { kill -TERM "$PID"; wait "$PID"; }
+trap 'kill $PID 2>/dev/null; rm -rf "$WORK"' EXIT
+start
+
+login() {  # USER PASSWORD SECRET -> prints token
+    curl -s -H 'Content-Type: application/json' \
+        -d "{\"username\":\"$1\",\"password\":\"$2\",\"totp\":\"$(oathtool --totp -b "$3")\"}" \
+        "$BASE/auth/login" | json_get token
+}
+login_seeded() { login "$1" "$(account "$1" password)" "$(account "$1" secret)"; }
+status_of() {  # TOKEN URL [HEADER] -> prints the status
+    curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $1" ${3:+-H "$3"} "$2"
+}
+
+# --- a stolen clinician session breaks the glass again and again -------------------------
+# (a locum in no care team: every read of a patient is break-the-glass)
+DOC=$(login locum "$SVC_PW" "$(json_get secret < "$WORK/locum.json")")
+[ -n "$DOC" ] && pass || fail "the locum logs in"
+disclosed=0; refused=""
+for p in $PATIENTS; do
+    s=$(status_of "$DOC" "$BASE/fhir/Patient/$p" "X-Break-Glass-Reason: urgent review of the emergency admission")
+    if [ "$s" = "200" ]; then disclosed=$((disclosed + 1)); else refused=$s; break; fi
+done
+[ -n "$refused" ] && pass || fail "the break-the-glass spree was never stopped ($disclosed disclosed)"
+[ "$disclosed" -le 10 ] && pass || fail "break-the-glass spree: $disclosed patients disclosed, target <= 10"
+[ "$disclosed" -ge 1 ] && pass || fail "the first emergency read should be allowed"
+# the thief cannot answer a step-up; every further request is refused, and
+# going on regardless gets the account contained
+for p in $PATIENTS; do
+    s=$(status_of "$DOC" "$BASE/fhir/Patient/$p" "X-Break-Glass-Reason: urgent review of the emergency admission")
+    case "$s" in 401|403|429) ;; *) fail "a read after the spree was stopped answered $s"; break ;; esac
+done
+for url in "$BASE/fhir/Patient/$(printf "%s\n" $PATIENTS | head -1)" "$BASE/api/whoami" "$BASE/fhir/Patient?_count=5"; do
+    s=$(status_of "$DOC" "$url")
+    case "$s" in 401|403) pass ;; *) fail "after containment $url answered $s" ;; esac
+done
+run 0 "$MEDVAULT" user show locum --json --data "$D" --key-file "$K"
+expect_contains "$OUT" '"locked":true' "the contained clinician's account is locked"
+# the password and TOTP are not enough to come back: a security officer must unlock
+s=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+    -d "{\"username\":\"locum\",\"password\":\"$SVC_PW\",\"totp\":\"$(oathtool --totp -b "$(json_get secret < "$WORK/locum.json")" --now "$(date -u -d '+30 seconds' '+%Y-%m-%d %H:%M:%S UTC')")\"}" \
+    "$BASE/auth/login")
+expect_eq "$s" "423" "a contained account cannot log in again"
+
+# --- a stolen service account reads everything it can ----------------------------------
+SVC=$(login warehouse "$SVC_PW" "$(json_get secret < "$WORK/svc.json")")
+[ -n "$SVC" ] && pass || fail "warehouse logs in"
+curl -s -H "Authorization: Bearer $SVC" "$BASE/fhir/Patient?_count=100" |
+    grep -o '"fullUrl":"Patient/[0-9a-f]*"' | sed 's/.*Patient\///; s/"//' > "$WORK/disclosed"
+n=$(grep -c . "$WORK/disclosed")
+[ "$n" -ge 1 ] && [ "$n" -le 20 ] && pass ||
+    fail "a first page for an account without baseline: $n entries, expected 1..20"
+refused=""
+for p in $PATIENTS; do
+    s=$(status_of "$SVC" "$BASE/fhir/Patient/$p")
+    if [ "$s" = "200" ]; then echo "$p" >> "$WORK/disclosed"; else refused=$s; break; fi
+done
+[ -n "$refused" ] && pass || fail "the service read-out was never stopped"
+disclosed=$(sort -u "$WORK/disclosed" | grep -c .)
+[ "$disclosed" -le 20 ] && pass || fail "service read-out: $disclosed distinct patients disclosed, target <= 20"
+
+# --- the count survives a restart ---------------------------------------------------------
+REP=$(login reporting "$SVC_PW" "$(json_get secret < "$WORK/svc2.json")")
+before=0
+for p in $(printf '%s\n' $PATIENTS | head -8); do
+    [ "$(status_of "$REP" "$BASE/fhir/Patient/$p")" = "200" ] && before=$((before + 1))
+done
+expect_eq "$before" "8" "8 reads before the restart"
+stop
+expect_eq "$?" "0" "the server stops cleanly"
+start
+expect_contains "$(cat "$WORK/serve.err")" "detector state rebuilt" "state replayed at start"
+REP=$(login reporting "$SVC_PW" "$(json_get secret < "$WORK/svc2.json")" 2>/dev/null)
+after=0; refused=""
+for p in $(printf '%s\n' $PATIENTS | tail -n +9); do
+    s=$(status_of "$REP" "$BASE/fhir/Patient/$p")
+    if [ "$s" = "200" ]; then after=$((after + 1)); else refused=$s; break; fi
+done
+[ -n "$refused" ] && pass || fail "after the restart the read-out was never stopped"
+[ $((before + after)) -le 20 ] && pass ||
+    fail "across a restart: $before + $after patients disclosed, target <= 20"
+
+# --- what security sees, and what the trail says --------------------------------------------
+SEC=$(login_seeded demo-security)
+alerts=$(curl -s -H "Authorization: Bearer $SEC" "$BASE/api/alerts")
+expect_contains "$alerts" '"response":"contain"' "a containment alert"
+expect_contains "$alerts" '"actor_username":"locum"' "the clinician's alert"
+expect_contains "$alerts" '"actor_username":"warehouse"' "the service's alert"
+expect_not_contains "$alerts" "$SVC_PW" "no password in alerts"
+stop
+trail=$(sqlite3 "$D/medvault.db" "SELECT action || ' ' || outcome FROM audit")
+expect_contains "$trail" "detect.alert contain" "the alert is in the trail"
+expect_contains "$trail" "detect.withheld" "the withheld answers are in the trail"
+run 0 "$MEDVAULT" audit verify --data "$D" --key-file "$K"
+finish

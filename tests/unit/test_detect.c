@@ -1,0 +1,806 @@
+/*
+ * test_detect.c -- unit tests for the misuse and exfiltration detector
+ * (src/detect).
+ *
+ * Why this exists: the detector decides, before a response leaves, whether
+ * an account is locked out.  Too timid and a stolen account reads out the
+ * hospital (the 2024 breach); too eager and a nurse is locked out at 3 a.m.
+ * So every signal is tried twice: on a crafted sequence where it must fire,
+ * and on its benign twin where it must stay silent.  Then the properties the
+ * server relies on: a decoy contains at once; a declaration raises the
+ * limits and still alerts beyond them; a replay rebuilds state without
+ * raising anything; memory stays bounded; many threads may observe at once.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "detect/detect.h"
+
+#define S_US    1000000LL
+#define MIN_US  (60 * S_US)
+#define HOUR_US (60 * MIN_US)
+#define DAY_US  (24 * HOUR_US)
+#define T0      (1767571200LL * S_US)     /* 2026-01-05 00:00 UTC, a Monday */
+
+/* ---- Helpers ------------------------------------------------------------------ */
+
+static detect_engine *engine_with(int model)
+{
+    detect_config c;
+    detect_config_default(&c);
+    c.hash_seed = 42;
+    c.model_enabled = model;
+    mv_err err;
+    detect_engine *e = detect_new(&c, &err);
+    assert_non_null(e);
+    return e;
+}
+
+typedef struct ev_spec {
+    int64_t t;
+    const char *actor, *role, *source, *session, *action;
+    detect_outcome outcome;
+    unsigned patient_flags;
+    int page_size, page_index;
+} ev_spec;
+
+/* Observe one event about n patients named "<prefix>-<first + i>". */
+static detect_response see(detect_engine *e, const ev_spec *s, const char *prefix,
+                           int first, int n, detect_verdict *keep)
+{
+    char ids[100][32];
+    detect_patient pats[100];
+    for (int i = 0; i < n && i < 100; i++) {
+        snprintf(ids[i], sizeof ids[i], "%s-%d", prefix, first + i);
+        pats[i].id = ids[i];
+        pats[i].flags = s->patient_flags;
+    }
+    detect_event ev = {
+        .time_us = s->t, .actor = s->actor, .role = s->role,
+        .session = s->session ? s->session : "sess-1",
+        .source = s->source ? s->source : "10.1.0.5",
+        .action = s->action ? s->action : "fhir.read",
+        .outcome = s->outcome, .resource_type = "Patient",
+        .patients = pats, .n_patients = (size_t)(n < 100 ? n : 100),
+        .page_size = s->page_size, .page_index = s->page_index };
+    detect_verdict v;
+    mv_err err;
+    assert_int_equal(detect_observe(e, &ev, DETECT_LIVE, &v, &err), 0);
+    detect_response r = v.response;
+    if (keep != NULL)
+        *keep = v;
+    else
+        detect_verdict_clear(&v);
+    return r;
+}
+
+/* A clinician's ordinary days: 8 patients of its care team each morning,
+ * one every 6 minutes, from its ward. */
+static void ordinary_days(detect_engine *e, const char *actor, int days)
+{
+    for (int d = 0; d < days; d++) {
+        char prefix[32];
+        snprintf(prefix, sizeof prefix, "%s-day%d", actor, d);
+        for (int i = 0; i < 8; i++) {
+            ev_spec s = { .t = T0 + d * DAY_US + 9 * HOUR_US + i * 6 * MIN_US,
+                          .actor = actor, .role = "clinician",
+                          .patient_flags = DETECT_PAT_EXPLAINED };
+            assert_int_equal(see(e, &s, prefix, i, 1, NULL), DETECT_NONE);
+        }
+    }
+}
+
+static detect_verdict login(detect_engine *e, int64_t t, const char *actor,
+                            const char *source, const char *action,
+                            detect_outcome outcome);
+
+static int has_alert_with(const detect_verdict *v, unsigned signal)
+{
+    for (size_t i = 0; i < v->n_alerts; i++)
+        if (v->alerts[i].detectors & signal)
+            return 1;
+    return 0;
+}
+
+/* ---- 1. volume ---------------------------------------------------------------------- */
+
+static void test_volume_fires_and_contains_within_target(void **state)
+{
+    (void)state;
+    detect_engine *e = engine_with(1);
+    ordinary_days(e, "alice", 5);
+    int released = 0, alerted = 0;
+    detect_response last = DETECT_NONE;
+    for (int i = 0; i < 60 && last != DETECT_CONTAIN; i++) {
+        ev_spec s = { .t = T0 + 5 * DAY_US + 10 * HOUR_US + i * 3 * S_US,
+                      .actor = "alice", .role = "clinician",
+                      .patient_flags = DETECT_PAT_EXPLAINED };
+        detect_verdict v;
+        last = see(e, &s, "bulk", i, 1, &v);
+        alerted |= has_alert_with(&v, DETECT_SIG_VOLUME);
+        released += v.response <= DETECT_ALERT;
+        detect_verdict_clear(&v);
+    }
+    assert_int_equal(last, DETECT_CONTAIN);
+    assert_true(alerted);
+    assert_true(released <= 20);
+    assert_int_equal(detect_gate(e, "alice", NULL, T0 + 5 * DAY_US + 11 * HOUR_US, NULL),
+                     DETECT_CONTAIN);
+    detect_free(e);
+}
+
+static void test_volume_silent_on_usual_day(void **state)
+{
+    (void)state;
+    detect_engine *e = engine_with(1);
+    ordinary_days(e, "alice", 12);      /* asserts DETECT_NONE every time */
+    detect_actor_info info;
+    detect_actor_state(e, "alice", T0 + 12 * DAY_US, &info);
+    assert_true(info.known);
+    assert_true(info.has_baseline);
+    detect_free(e);
+}
+
+/* ---- 2. relationship --------------------------------------------------------------- */
+
+static void test_btg_spree_contained_by_eight(void **state)
+{
+    (void)state;
+    detect_engine *e = engine_with(0);
+    ordinary_days(e, "bob", 4);
+    int n = 0;
+    detect_response r = DETECT_NONE;
+    int alerted = 0;
+    while (r != DETECT_CONTAIN && n < 20) {
+        ev_spec s = { .t = T0 + 4 * DAY_US + 10 * HOUR_US + n * MIN_US,
+                      .actor = "bob", .role = "clinician",
+                      .patient_flags = DETECT_PAT_BTG };
+        detect_verdict v;
+        r = see(e, &s, "btg", n, 1, &v);
+        alerted |= has_alert_with(&v, DETECT_SIG_RELATIONSHIP);
+        if (r == DETECT_STEP_UP) {      /* the worst case: it has the TOTP */
+            ev_spec up = s;
+            up.action = "auth.step-up";
+            see(e, &up, "none", 0, 0, NULL);
+        }
+        detect_verdict_clear(&v);
+        n++;
+    }
+    assert_int_equal(r, DETECT_CONTAIN);
+    assert_true(alerted);
+    assert_true(n <= 10);
+    detect_free(e);
+}
+
+static void test_one_btg_emergency_is_silent(void **state)
+{
+    (void)state;
+    detect_engine *e = engine_with(1);
+    ordinary_days(e, "bob", 4);
+    ev_spec s = { .t = T0 + 4 * DAY_US + 10 * HOUR_US, .actor = "bob",
+                  .role = "clinician", .patient_flags = DETECT_PAT_BTG };
+    detect_verdict v;
+    assert_int_equal(see(e, &s, "er", 1, 1, &v), DETECT_NONE);
+    assert_int_equal(v.n_alerts, 0);
+    assert_true(v.detectors & DETECT_SIG_RELATIONSHIP);   /* noted, not alerted */
+    detect_verdict_clear(&v);
+    detect_free(e);
+}
+
+/* A stolen session cannot answer a step-up; going on regardless contains. */
+static void test_ignored_step_up_contains(void **state)
+{
+    (void)state;
+    detect_engine *e = engine_with(0);
+    ordinary_days(e, "bob", 4);
+    int64_t t = T0 + 4 * DAY_US + 10 * HOUR_US;
+    detect_response r = DETECT_NONE;
+    for (int n = 0; n < 10 && r != DETECT_STEP_UP; n++) {
+        ev_spec s = { .t = t + n * MIN_US, .actor = "bob", .role = "clinician",
+                      .session = "s-stolen", .patient_flags = DETECT_PAT_BTG };
+        r = see(e, &s, "btg", n, 1, NULL);
+    }
+    assert_int_equal(r, DETECT_STEP_UP);
+    t += 10 * MIN_US;
+    for (int i = 0; i < 9; i++)
+        assert_int_equal(detect_gate(e, "bob", "10.99.0.1", t + i * S_US, NULL),
+                         DETECT_STEP_UP);
+    assert_int_equal(detect_gate(e, "bob", "10.99.0.1", t + 9 * S_US, NULL),
+                     DETECT_CONTAIN);
+    detect_verdict v = login(e, t + 10 * S_US, "someone", "10.1.0.9", "auth.login",
+                             DETECT_GRANTED);
+    assert_int_equal(v.n_alerts, 1);
+    assert_string_equal(v.alerts[0].actor, "bob");
+    assert_int_equal(v.alerts[0].response, DETECT_CONTAIN);
+    assert_non_null(strstr(v.alerts[0].explanation, "second factor"));
+    detect_verdict_clear(&v);
+    /* the owner's step-up in its own session would have waived it: twin */
+    detect_engine *twin = engine_with(0);
+    ordinary_days(twin, "bob", 4);
+    r = DETECT_NONE;
+    for (int n = 0; n < 10 && r != DETECT_STEP_UP; n++) {
+        ev_spec s = { .t = t + n * MIN_US, .actor = "bob", .role = "clinician",
+                      .session = "s-own", .patient_flags = DETECT_PAT_BTG };
+        r = see(twin, &s, "btg", n, 1, NULL);
+    }
+    ev_spec up = { .t = t + 11 * MIN_US, .actor = "bob", .role = "clinician",
+                   .session = "s-own", .action = "auth.step-up" };
+    see(twin, &up, "none", 0, 0, NULL);
+    for (int i = 0; i < 12; i++)
+        assert_int_equal(detect_gate(twin, "bob", "10.1.0.5", t + 12 * MIN_US + i * S_US,
+                                     NULL), DETECT_NONE);
+    detect_free(twin);
+    detect_free(e);
+}
+
+/* ---- 3. enumeration ----------------------------------------------------------------- */
+
+static void test_many_hidden_404s_contain(void **state)
+{
+    (void)state;
+    detect_engine *e = engine_with(0);
+    ordinary_days(e, "carol", 4);
+    detect_response r = DETECT_NONE;
+    int n = 0, alerted = 0;
+    while (r != DETECT_CONTAIN && n < 40) {
+        ev_spec s = { .t = T0 + 4 * DAY_US + 10 * HOUR_US + n * 5 * S_US,
+                      .actor = "carol", .role = "clinician",
+                      .outcome = DETECT_HIDDEN };
+        detect_verdict v;
+        r = see(e, &s, "guess", n, 0, &v);
+        alerted |= has_alert_with(&v, DETECT_SIG_ENUMERATION);
+        if (r == DETECT_STEP_UP) {
+            ev_spec up = s;
+            up.action = "auth.step-up";
+            up.outcome = DETECT_GRANTED;
+            see(e, &up, "none", 0, 0, NULL);
+        }
+        detect_verdict_clear(&v);
+        n++;
+    }
+    assert_int_equal(r, DETECT_CONTAIN);
+    assert_true(alerted);
+    assert_true(n <= 20);
+    detect_free(e);
+}
+
+static void test_a_few_not_found_are_silent(void **state)
+{
+    (void)state;
+    detect_engine *e = engine_with(1);
+    ordinary_days(e, "carol", 4);
+    for (int i = 0; i < 3; i++) {
+        ev_spec s = { .t = T0 + 4 * DAY_US + 10 * HOUR_US + i * MIN_US,
+                      .actor = "carol", .role = "clinician",
+                      .outcome = DETECT_NOT_FOUND };
+        detect_verdict v;
+        assert_int_equal(see(e, &s, "typo", i, 0, &v), DETECT_NONE);
+        assert_int_equal(v.n_alerts, 0);
+        detect_verdict_clear(&v);
+    }
+    detect_free(e);
+}
+
+static void test_everything_on_many_patients(void **state)
+{
+    (void)state;
+    detect_engine *e = engine_with(0);
+    detect_response r = DETECT_NONE;
+    int n = 0, alerted = 0;
+    while (r != DETECT_CONTAIN && n < 40) {
+        ev_spec s = { .t = T0 + 10 * HOUR_US + n * 20 * S_US, .actor = "svc",
+                      .role = "service", .action = "fhir.everything",
+                      .patient_flags = DETECT_PAT_EXPLAINED };
+        detect_verdict v;
+        r = see(e, &s, "all", n, 1, &v);
+        alerted |= has_alert_with(&v, DETECT_SIG_ENUMERATION);
+        detect_verdict_clear(&v);
+        if (r == DETECT_THROTTLE)
+            break;
+        if (r == DETECT_STEP_UP) {
+            ev_spec up = s;
+            up.action = "auth.step-up";
+            see(e, &up, "none", 0, 0, NULL);
+        }
+        n++;
+    }
+    assert_true(alerted);
+    assert_true(r >= DETECT_THROTTLE);
+    assert_true(n <= 20);
+    detect_free(e);
+}
+
+/* ---- 4. decoys ----------------------------------------------------------------------- */
+
+static void test_decoy_contains_at_first_touch(void **state)
+{
+    (void)state;
+    detect_engine *e = engine_with(1);
+    ordinary_days(e, "dave", 4);
+    ev_spec ok = { .t = T0 + 4 * DAY_US + 10 * HOUR_US, .actor = "dave",
+                   .role = "clinician", .patient_flags = DETECT_PAT_EXPLAINED };
+    assert_int_equal(see(e, &ok, "real", 1, 1, NULL), DETECT_NONE);   /* the twin */
+    ev_spec decoy = ok;
+    decoy.t += MIN_US;
+    decoy.patient_flags = DETECT_PAT_DECOY;
+    detect_verdict v;
+    assert_int_equal(see(e, &decoy, "honey", 1, 1, &v), DETECT_CONTAIN);
+    assert_true(has_alert_with(&v, DETECT_SIG_DECOY));
+    assert_non_null(strstr(v.alerts[0].explanation, "decoy"));
+    detect_verdict_clear(&v);
+    assert_int_equal(detect_max_page(e, "dave", decoy.t + S_US), 0);
+    detect_release(e, "dave");
+    assert_int_equal(detect_gate(e, "dave", NULL, decoy.t + HOUR_US, NULL), DETECT_NONE);
+    detect_free(e);
+}
+
+/* ---- 5. context ---------------------------------------------------------------------- */
+
+static void test_service_outside_its_networks(void **state)
+{
+    (void)state;
+    detect_engine *e = engine_with(1);
+    mv_err err;
+    assert_int_equal(detect_set_networks(e, "lab", "10.200.0.0/24, fd00::/8", &err), 0);
+    assert_int_equal(detect_set_networks(e, "lab", "10.200.0.0/33", &err), -1);
+    ev_spec in = { .t = T0 + HOUR_US, .actor = "lab", .role = "service",
+                   .source = "10.200.0.7", .patient_flags = DETECT_PAT_EXPLAINED };
+    assert_int_equal(see(e, &in, "p", 1, 1, NULL), DETECT_NONE);
+    ev_spec v6 = in;
+    v6.source = "fd00::1:2";
+    assert_int_equal(see(e, &v6, "p", 2, 1, NULL), DETECT_NONE);
+    ev_spec out = in;
+    out.t += MIN_US;
+    out.source = "192.0.2.7";
+    detect_verdict v;
+    assert_true(see(e, &out, "p", 3, 1, &v) >= DETECT_THROTTLE);
+    assert_true(has_alert_with(&v, DETECT_SIG_CONTEXT));
+    assert_non_null(strstr(v.alerts[0].explanation, "192.0.2.7"));
+    detect_verdict_clear(&v);
+    detect_free(e);
+}
+
+static void test_session_from_two_places(void **state)
+{
+    (void)state;
+    detect_engine *e = engine_with(1);
+    ordinary_days(e, "erin", 4);
+    int64_t t = T0 + 4 * DAY_US + 10 * HOUR_US;
+    ev_spec ward = { .t = t, .actor = "erin", .role = "clinician",
+                     .session = "s-ward", .source = "10.1.0.5",
+                     .patient_flags = DETECT_PAT_EXPLAINED };
+    detect_verdict v;
+    see(e, &ward, "x", 1, 1, &v);
+    assert_false(v.detectors & DETECT_SIG_CONTEXT);     /* the benign twin */
+    detect_verdict_clear(&v);
+    ev_spec away = ward;
+    away.t = t + MIN_US;
+    away.session = "s-ward";                 /* the same session, elsewhere */
+    away.source = "203.0.113.9";
+    see(e, &away, "x", 2, 1, &v);
+    assert_true(v.detectors & DETECT_SIG_CONTEXT);
+    detect_verdict_clear(&v);
+    detect_free(e);
+}
+
+/* ---- 6. authentication ----------------------------------------------------------------- */
+
+static detect_verdict login(detect_engine *e, int64_t t, const char *actor,
+                            const char *source, const char *action,
+                            detect_outcome outcome)
+{
+    detect_event ev = { .time_us = t, .actor = actor, .source = source,
+                        .action = action, .outcome = outcome };
+    detect_verdict v;
+    assert_int_equal(detect_observe(e, &ev, DETECT_LIVE, &v, NULL), 0);
+    return v;
+}
+
+static void test_spraying_blocks_the_source(void **state)
+{
+    (void)state;
+    detect_engine *e = engine_with(1);
+    detect_response worst = DETECT_NONE;
+    int alerted = 0, blocked_at = -1;
+    for (int i = 0; i < 12 && blocked_at < 0; i++) {
+        char account[32];
+        snprintf(account, sizeof account, "user%d", i);
+        detect_verdict v = login(e, T0 + i * 2 * S_US, account, "198.51.100.9",
+                                 "auth.login", DETECT_FAILED);
+        if (v.source_response > worst)
+            worst = v.source_response;
+        alerted |= has_alert_with(&v, DETECT_SIG_AUTH);
+        if (v.source_response == DETECT_CONTAIN)
+            blocked_at = i;
+        detect_verdict_clear(&v);
+    }
+    assert_int_equal(worst, DETECT_CONTAIN);
+    assert_true(alerted);
+    assert_true(blocked_at <= 8);
+    assert_int_equal(detect_gate(e, NULL, "198.51.100.9", T0 + MIN_US, NULL),
+                     DETECT_CONTAIN);
+    /* the benign twin: three people mistyping from three desks */
+    detect_engine *calm = engine_with(1);
+    for (int i = 0; i < 3; i++) {
+        char account[32], source[32];
+        snprintf(account, sizeof account, "user%d", i);
+        snprintf(source, sizeof source, "10.1.0.%d", 10 + i);
+        detect_verdict v = login(calm, T0 + i * MIN_US, account, source, "auth.login",
+                                 DETECT_FAILED);
+        assert_int_equal(v.source_response, DETECT_NONE);
+        assert_int_equal(v.n_alerts, 0);
+        detect_verdict_clear(&v);
+    }
+    detect_free(calm);
+    detect_free(e);
+}
+
+static void test_totp_wrong_after_right_password(void **state)
+{
+    (void)state;
+    detect_engine *e = engine_with(1);
+    /* A typo corrected at once: never an alert, even later. */
+    detect_verdict v = login(e, T0, "frank", "10.1.0.5",
+                             "auth.login.second-factor-wrong", DETECT_FAILED);
+    assert_int_equal(v.n_alerts, 0);
+    detect_verdict_clear(&v);
+    v = login(e, T0 + 20 * S_US, "frank", "10.1.0.5", "auth.login", DETECT_GRANTED);
+    detect_verdict_clear(&v);
+    v = login(e, T0 + 30 * MIN_US, "someone", "10.1.0.9", "auth.login", DETECT_GRANTED);
+    assert_int_equal(v.n_alerts, 0);
+    detect_verdict_clear(&v);
+    /* Left wrong: an alert once ten minutes have passed. */
+    v = login(e, T0 + HOUR_US, "grace", "10.1.0.6",
+              "auth.login.second-factor-wrong", DETECT_FAILED);
+    assert_int_equal(v.n_alerts, 0);
+    detect_verdict_clear(&v);
+    v = login(e, T0 + HOUR_US + 11 * MIN_US, "someone", "10.1.0.9", "auth.login",
+              DETECT_GRANTED);
+    assert_int_equal(v.n_alerts, 1);
+    assert_string_equal(v.alerts[0].actor, "grace");
+    assert_true(v.alerts[0].detectors & DETECT_SIG_AUTH);
+    assert_non_null(strstr(v.alerts[0].explanation, "TOTP wrong"));
+    detect_verdict_clear(&v);
+    /* Guessing codes: the account is contained. */
+    detect_response r = DETECT_NONE;
+    for (int i = 0; i < 6 && r != DETECT_CONTAIN; i++) {
+        v = login(e, T0 + 2 * HOUR_US + i * 5 * S_US, "heidi", "203.0.113.50",
+                  "auth.login.second-factor-wrong", DETECT_FAILED);
+        r = v.response;
+        detect_verdict_clear(&v);
+    }
+    assert_int_equal(r, DETECT_CONTAIN);
+    detect_free(e);
+}
+
+/* ---- 7. patient-centred ------------------------------------------------------------------ */
+
+static void test_patient_centred(void **state)
+{
+    (void)state;
+    static const unsigned fires[] = {
+        DETECT_PAT_VIP | DETECT_PAT_BTG, DETECT_PAT_SAME_FAMILY | DETECT_PAT_BTG,
+        DETECT_PAT_OWN_RECORD | DETECT_PAT_EXPLAINED };
+    for (size_t k = 0; k < sizeof fires / sizeof fires[0]; k++) {
+        detect_engine *e = engine_with(1);
+        ordinary_days(e, "ivan", 4);
+        ev_spec s = { .t = T0 + 4 * DAY_US + 11 * HOUR_US, .actor = "ivan",
+                      .role = "clinician", .patient_flags = fires[k] };
+        detect_verdict v;
+        see(e, &s, "special", 1, 1, &v);
+        assert_true(has_alert_with(&v, DETECT_SIG_PATIENT));
+        detect_verdict_clear(&v);
+        /* the twin: the same patient in its care, no family tie, not itself */
+        ev_spec twin = s;
+        twin.actor = "judy";
+        twin.patient_flags = DETECT_PAT_EXPLAINED |
+                             (fires[k] & DETECT_PAT_VIP);
+        ordinary_days(e, "judy", 4);
+        assert_int_equal(see(e, &twin, "special", 1, 1, &v), DETECT_NONE);
+        assert_int_equal(v.n_alerts, 0);
+        detect_verdict_clear(&v);
+        detect_free(e);
+    }
+}
+
+/* ---- Declarations ----------------------------------------------------------------------- */
+
+static detect_response page(detect_engine *e, const char *actor, int64_t t, int first,
+                            detect_verdict *v)
+{
+    ev_spec s = { .t = t, .actor = actor, .role = "service", .action = "fhir.search",
+                  .page_size = 100, .page_index = first / 100 };
+    return see(e, &s, "wh", first, 100, v);
+}
+
+static void test_declaration_raises_limits_and_still_watches(void **state)
+{
+    (void)state;
+    detect_engine *e = engine_with(1);
+    mv_err err;
+    assert_int_equal(detect_declare_bulk(e, "etl", 1000, T0 + 30 * DAY_US, "etl", &err), -1);
+    assert_int_equal(detect_declare_bulk(e, "etl", 1000, T0 + 30 * DAY_US, "sec-1", &err), 0);
+    assert_int_equal(detect_max_page(e, "etl", T0), 12);  /* unseen: a new actor */
+    detect_verdict v;
+    int first = 0;
+    for (; first < 1000; first += 100) {
+        assert_int_equal(page(e, "etl", T0 + HOUR_US + first * S_US, first, &v), DETECT_NONE);
+        assert_int_equal(v.n_alerts, 0);
+        detect_verdict_clear(&v);
+    }
+    assert_int_equal(detect_max_page(e, "etl", T0 + 2 * HOUR_US), 100);
+    /* beyond the declared volume: an alert naming who approved it */
+    page(e, "etl", T0 + 2 * HOUR_US, first, &v);
+    assert_true(has_alert_with(&v, DETECT_SIG_VOLUME));
+    assert_non_null(strstr(v.alerts[0].explanation, "sec-1"));
+    detect_verdict_clear(&v);
+    detect_response r = DETECT_NONE;
+    for (first += 100; first < 2000 && r != DETECT_CONTAIN; first += 100) {
+        r = page(e, "etl", T0 + 2 * HOUR_US + first * S_US, first, &v);
+        detect_verdict_clear(&v);
+    }
+    assert_int_equal(r, DETECT_CONTAIN);
+    assert_true(first <= 1700);
+    /* the undeclared twin is contained at its first page */
+    assert_true(page(e, "other", T0 + HOUR_US, 0, NULL) >= DETECT_THROTTLE);
+    detect_free(e);
+}
+
+/* ---- Replay ------------------------------------------------------------------------------- */
+
+static void replay_btg(detect_engine *e, int64_t t, int i)
+{
+    char id[32];
+    snprintf(id, sizeof id, "btg-%d", i);
+    detect_patient p = { id, DETECT_PAT_BTG };
+    detect_event ev = { .time_us = t, .actor = "kim", .role = "clinician",
+                        .session = "s1", .source = "10.1.0.5", .action = "fhir.read",
+                        .outcome = DETECT_GRANTED, .patients = &p, .n_patients = 1 };
+    detect_verdict v;
+    assert_int_equal(detect_observe(e, &ev, DETECT_REPLAY, &v, NULL), 0);
+    assert_int_equal(v.response, DETECT_NONE);
+    assert_int_equal(v.n_alerts, 0);
+}
+
+static void test_replay_rebuilds_state_silently(void **state)
+{
+    (void)state;
+    detect_engine *e = engine_with(1);
+    int64_t t = T0 + 10 * HOUR_US;
+    for (int i = 0; i < 7; i++)               /* seven break-the-glass, replayed */
+        replay_btg(e, t + i * MIN_US, i);
+    detect_stats st;
+    detect_get_stats(e, &st);
+    assert_int_equal(st.alerts, 0);
+    detect_actor_info info;
+    detect_actor_state(e, "kim", t + 8 * MIN_US, &info);
+    assert_int_equal(info.unexplained_1h, 7);
+    assert_int_equal(info.standing, DETECT_NONE);
+    ev_spec live = { .t = t + 8 * MIN_US, .actor = "kim", .role = "clinician",
+                     .session = "s1", .patient_flags = DETECT_PAT_BTG };
+    detect_verdict v;
+    assert_int_equal(see(e, &live, "btg", 7, 1, &v), DETECT_CONTAIN);
+    assert_true(has_alert_with(&v, DETECT_SIG_RELATIONSHIP));
+    detect_verdict_clear(&v);
+    detect_free(e);
+}
+
+/* ---- Memory, threads, configuration ---------------------------------------------------------- */
+
+static void test_memory_caps_hold(void **state)
+{
+    (void)state;
+    detect_config c;
+    detect_config_default(&c);
+    c.max_actors = 100;
+    c.max_sources = 50;
+    size_t bytes = detect_memory_bytes(&c);
+    detect_config big = c;
+    big.max_actors = 200;
+    assert_true(detect_memory_bytes(&big) > bytes);
+    detect_engine *e = detect_new(&c, NULL);
+    assert_non_null(e);
+    for (int i = 0; i < 1000; i++) {
+        char actor[32], source[32];
+        snprintf(actor, sizeof actor, "actor-%d", i);
+        snprintf(source, sizeof source, "198.18.%d.%d", i / 250, 1 + i % 250);
+        ev_spec s = { .t = T0 + i * S_US, .actor = actor, .role = "nurse",
+                      .patient_flags = DETECT_PAT_EXPLAINED };
+        see(e, &s, "p", i, 1, NULL);
+        detect_verdict v = login(e, T0 + i * S_US, actor, source, "auth.login",
+                                 DETECT_FAILED);
+        detect_verdict_clear(&v);
+    }
+    detect_stats st;
+    detect_get_stats(e, &st);
+    assert_int_equal(st.actors, 100);
+    assert_int_equal(st.sources, 50);
+    assert_true(st.evictions >= 900 + 950);
+    detect_actor_info info;
+    detect_actor_state(e, "actor-0", T0 + 1000 * S_US, &info);
+    assert_false(info.known);                  /* the least recently seen went */
+    detect_actor_state(e, "actor-999", T0 + 1000 * S_US, &info);
+    assert_true(info.known);
+    detect_free(e);
+}
+
+typedef struct worker {
+    detect_engine *e;
+    int id, failed;
+} worker;
+
+#define THREAD_EVENTS 5000
+static void *observer(void *arg)
+{
+    worker *w = arg;
+    for (int i = 0; i < THREAD_EVENTS; i++) {
+        char actor[32], pid[32];
+        snprintf(actor, sizeof actor, "t%d-a%d", w->id, i % 50);
+        snprintf(pid, sizeof pid, "t%d-p%d", w->id, i % 400);
+        detect_patient p = { pid, DETECT_PAT_EXPLAINED };
+        detect_event ev = { .time_us = T0 + (int64_t)i * 100000, .actor = actor,
+                            .role = "nurse", .session = "s", .source = "10.1.0.1",
+                            .action = "fhir.read", .outcome = DETECT_GRANTED,
+                            .patients = &p, .n_patients = 1 };
+        detect_verdict v;
+        if (detect_observe(w->e, &ev, DETECT_LIVE, &v, NULL) != 0)
+            w->failed++;
+        detect_verdict_clear(&v);
+        detect_gate(w->e, actor, "10.1.0.1", ev.time_us, NULL);
+        detect_max_page(w->e, actor, ev.time_us);
+    }
+    return NULL;
+}
+
+static void test_threads_observe_at_once(void **state)
+{
+    (void)state;
+    detect_engine *e = engine_with(1);
+    pthread_t th[4];
+    worker w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (worker){ e, i, 0 };
+        assert_int_equal(pthread_create(&th[i], NULL, observer, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].failed, 0);
+    }
+    detect_stats st;
+    detect_get_stats(e, &st);
+    assert_int_equal(st.events, 4 * THREAD_EVENTS);
+    assert_int_equal(st.actors, 4 * 50);
+    detect_free(e);
+}
+
+static void test_config_and_event_validation(void **state)
+{
+    (void)state;
+    detect_config c;
+    detect_config_default(&c);
+    c.score_step_up = c.score_alert - 1;          /* the ladder must rise */
+    mv_err err;
+    assert_null(detect_new(&c, &err));
+    assert_int_equal(err.code, MV_E_INVALID);
+    detect_engine *e = engine_with(1);
+    detect_event ev = { .time_us = 0, .action = "fhir.read" };
+    assert_int_equal(detect_observe(e, &ev, DETECT_LIVE, NULL, &err), -1);
+    assert_int_equal(detect_max_page(e, "nobody", T0), 12);
+    assert_string_equal(detect_response_name(DETECT_THROTTLE), "throttle");
+    assert_string_equal(detect_signal_name(DETECT_SIG_DECOY), "decoy");
+    assert_null(detect_signal_name(3));
+    detect_free(e);
+}
+
+/* ---- Alerts: evidence and the learned model ---------------------------------------------------- */
+
+static void test_alert_evidence_is_json_without_names(void **state)
+{
+    (void)state;
+    detect_engine *e = engine_with(1);
+    ordinary_days(e, "lea", 4);
+    ev_spec s = { .t = T0 + 4 * DAY_US + 10 * HOUR_US, .actor = "lea",
+                  .role = "clinician", .patient_flags = DETECT_PAT_DECOY };
+    detect_verdict v;
+    see(e, &s, "honey", 1, 1, &v);
+    assert_int_equal(v.n_alerts, 1);
+    const detect_alert *a = &v.alerts[0];
+    assert_true(a->id[0] != '\0');
+    assert_string_equal(a->actor, "lea");
+    assert_string_equal(a->source, "10.1.0.5");
+    assert_int_equal(a->response, DETECT_CONTAIN);
+    json_error_t jerr;
+    json_t *j = json_loads(a->evidence_json, 0, &jerr);
+    assert_non_null(j);
+    assert_non_null(json_object_get(j, "windows"));
+    assert_non_null(json_object_get(j, "model"));
+    json_t *pats = json_object_get(j, "patients");
+    assert_string_equal(json_string_value(json_array_get(pats, 0)), "honey-1");
+    json_decref(j);
+    detect_verdict_clear(&v);
+    detect_free(e);
+}
+
+/* A service opening ~6 new patients every 10 minutes for four days (declared
+ * while it is new), then a
+ * sustained excess of 3 more per bucket (+50%): the model notices, the rules alone
+ * do not. */
+static unsigned steady_then_excess(int model, double *model_points)
+{
+    detect_engine *e = engine_with(model);
+    unsigned seen = 0;
+    int id = 0;
+    /* commissioned with its volume declared until its rhythm is learned */
+    assert_int_equal(detect_declare_bulk(e, "feed", 1200, T0 + 4 * DAY_US, "sec-1",
+                                         NULL), 0);
+    *model_points = 0;
+    for (int b = 0; b < 4 * 144 + 30; b++) {
+        int extra = b >= 4 * 144 ? 3 : 0;
+        int n = 5 + (b % 3) + extra;
+        for (int i = 0; i < n; i++) {
+            ev_spec s = { .t = T0 + b * 10 * MIN_US + i * 60 * S_US, .actor = "feed",
+                          .role = "service", .source = "10.200.0.10",
+                          .patient_flags = DETECT_PAT_EXPLAINED };
+            detect_verdict v;
+            see(e, &s, "q", id++, 1, &v);
+            if (b >= 4 * 144) {
+                seen |= v.detectors;
+                for (size_t k = 0; k < v.n_alerts; k++)
+                    if (v.alerts[k].model_score > *model_points)
+                        *model_points = v.alerts[k].model_score;
+            }
+            detect_verdict_clear(&v);
+        }
+    }
+    detect_free(e);
+    return seen;
+}
+
+static void test_model_sees_sustained_excess(void **state)
+{
+    (void)state;
+    double pts;
+    unsigned with = steady_then_excess(1, &pts);
+    assert_true(with & DETECT_SIG_MODEL);
+    assert_true(pts > 0);
+    unsigned without = steady_then_excess(0, &pts);
+    assert_false(without & DETECT_SIG_MODEL);
+    assert_false(without & DETECT_SIG_VOLUME);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_volume_fires_and_contains_within_target),
+        cmocka_unit_test(test_volume_silent_on_usual_day),
+        cmocka_unit_test(test_btg_spree_contained_by_eight),
+        cmocka_unit_test(test_one_btg_emergency_is_silent),
+        cmocka_unit_test(test_ignored_step_up_contains),
+        cmocka_unit_test(test_many_hidden_404s_contain),
+        cmocka_unit_test(test_a_few_not_found_are_silent),
+        cmocka_unit_test(test_everything_on_many_patients),
+        cmocka_unit_test(test_decoy_contains_at_first_touch),
+        cmocka_unit_test(test_service_outside_its_networks),
+        cmocka_unit_test(test_session_from_two_places),
+        cmocka_unit_test(test_spraying_blocks_the_source),
+        cmocka_unit_test(test_totp_wrong_after_right_password),
+        cmocka_unit_test(test_patient_centred),
+        cmocka_unit_test(test_declaration_raises_limits_and_still_watches),
+        cmocka_unit_test(test_replay_rebuilds_state_silently),
+        cmocka_unit_test(test_memory_caps_hold),
+        cmocka_unit_test(test_threads_observe_at_once),
+        cmocka_unit_test(test_config_and_event_validation),
+        cmocka_unit_test(test_alert_evidence_is_json_without_names),
+        cmocka_unit_test(test_model_sees_sustained_excess),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
