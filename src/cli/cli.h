@@ -34,6 +34,8 @@ typedef struct cli_command {
 extern const cli_command cli_cmd_init, cli_cmd_keys, cli_cmd_patient,
                          cli_cmd_audit, cli_cmd_resource, cli_cmd_serve,
                          cli_cmd_user, cli_cmd_seed, cli_cmd_simulate;
+extern const cli_command cli_cmd_decoy;
+extern const cli_command cli_cmd_alerts;
 
 /* ---- Store options (every command that opens a store) -------------------- */
 

@@ -39,7 +39,7 @@ typedef struct seed_rng {
     uint64_t s[4];
 } seed_rng;
 
-enum { SEED_STREAM_STAFF = 1, SEED_STREAM_PATIENT = 2 };
+enum { SEED_STREAM_STAFF = 1, SEED_STREAM_PATIENT = 2, SEED_STREAM_DECOY = 3 };
 
 void     seed_rng_init(seed_rng *r, uint64_t seed, uint64_t stream, uint64_t index);
 uint64_t seed_rng_next(seed_rng *r);
@@ -142,6 +142,26 @@ typedef struct seed_patient_facts {
 json_t *seed_patient_bundle(const seed_hospital *h, unsigned index,
                             seed_patient_facts *facts, mv_err *err);
 
+/* ---- Decoys (seed_build.c) ------------------------------------------------
+ * A decoy (`medvault decoy plant`) is made by the same generator as any
+ * patient, with the same kind of record (encounters, vital signs,
+ * conditions, prescriptions, sometimes an allergy) naming the hospital h
+ * describes, but no CareTeam and never a stay in progress: no care
+ * relationship ever reaches it.  Person `index` of stream SEED_STREAM_DECOY
+ * under h->seed; index also makes the hospital number (IPP) and the NIR's
+ * order number, as for seeded patients. */
+typedef struct seed_decoy_facts {
+    seed_person who;
+    char birth[11];              /* "YYYY-MM-DD"                               */
+    char ipp[16];                /* the hospital number                        */
+} seed_decoy_facts;
+
+json_t *seed_decoy_bundle(const seed_hospital *h, unsigned index,
+                          seed_decoy_facts *facts, mv_err *err);
+/* The department (index into the seeded departments) an Organization of
+ * that name is, or -1: a store seeded earlier maps back onto its wards. */
+int seed_department_index(const char *name);
+
 /* ---- Loading (seed_load.c) ------------------------------------------------- */
 
 struct server;
@@ -176,6 +196,11 @@ int seed_response_id(const json_t *response, size_t i, char out[SEED_ID_MAX],
 
 int seed_loader_create(auth *au, const char *actor, mv_err *err);
 int seed_loader_lock(auth *au, const char *actor, mv_err *err);
+/* A service account with these scopes and a random password nobody is
+ * shown (it is only ever used through server_local_request): how a loader
+ * is made.  MV_E_EXISTS for a taken username. */
+int seed_service_create(auth *au, const char *username, const char *scopes,
+                        const char *actor, mv_err *err);
 
 /* One demo account: filled in by the caller (username, role, links, who),
  * then by seed_account_create (password, enrollment).  Wipe with

@@ -1,7 +1,8 @@
 /*
  * seed_accounts.c -- the accounts `medvault seed` makes: the service account
  * that loads the data, locked as soon as it is done, and one demo account
- * per role linked to the generated people.
+ * per role linked to the generated people.  `medvault decoy plant` makes
+ * its loading accounts the same way (seed_service_create).
  *
  * Why it exists: the demo must show the policy working on real logins (a
  * clinician sees the patients in its care and no others), and the loading
@@ -54,17 +55,24 @@ static int make_password(const char *username, char out[SEED_PASSWORD_MAX], mv_e
     return mv_fail(err, MV_E_INTERNAL, "could not generate an acceptable password");
 }
 
-int seed_loader_create(auth *au, const char *actor, mv_err *err)
+int seed_service_create(auth *au, const char *username, const char *scopes,
+                        const char *actor, mv_err *err)
 {
     char password[SEED_PASSWORD_MAX];
-    if (make_password(SEED_LOADER, password, err) != 0)
+    if (make_password(username, password, err) != 0)
         return -1;
-    auth_new_account spec = { .username = SEED_LOADER, .role = AUTH_ROLE_SERVICE,
-                              .scopes = "system/*.c" };
+    auth_new_account spec = { .username = username, .role = AUTH_ROLE_SERVICE,
+                              .scopes = scopes };
     auth_enrollment e;
     int rc = auth_account_create(au, &spec, password, strlen(password), actor, &e, err);
     crypto_wipe(password, sizeof password);
     crypto_wipe(&e, sizeof e);
+    return rc;
+}
+
+int seed_loader_create(auth *au, const char *actor, mv_err *err)
+{
+    int rc = seed_service_create(au, SEED_LOADER, "system/*.c", actor, err);
     if (rc != 0 && err->code == MV_E_EXISTS)
         return mv_fail(err, MV_E_EXISTS, "this store was seeded already (account %s "
                        "exists): seed a new store", SEED_LOADER);

@@ -18,7 +18,9 @@
  * Conditions drawn by age, a MedicationRequest for each treated condition,
  * and sometimes an AllergyIntolerance.  Every reference inside the Bundle is
  * a urn:uuid the server rewrites; references to the directory use the ids it
- * assigned earlier.
+ * assigned earlier.  A decoy (`medvault decoy plant`) gets the same record
+ * from the same code, without the CareTeam and without a stay in progress,
+ * so that it looks like any patient but no care relationship reaches it.
  *
  * Every json_t built here is owned by the Bundle it is put into; a failed
  * allocation anywhere marks the builder failed and the Bundle is dropped.
@@ -447,6 +449,7 @@ typedef struct plan {
     visit visits[MAX_VISITS];
     int n_visits;
     int hospitalized;            /* the last visit is in progress      */
+    int decoy;                   /* no care team, never in a ward now  */
 } plan;
 
 static void draw_conditions(plan *p)
@@ -487,7 +490,7 @@ static size_t pick_staff(const plan *p, int nurse, unsigned dept)
 static void choose_care_team(plan *p, unsigned index)
 {
     const seed_hospital *h = p->h;
-    if (index <= 1) {
+    if (index <= 1 && !p->decoy) {
         p->physician = index;
         p->nurse = h->n_physicians + index;
         p->dept = h->staff[index].dept;
@@ -562,7 +565,7 @@ static void schedule_visits(plan *p)
     if (span_days > 3 * 365)
         span_days = 3 * 365;
     p->n_visits = seed_rng_between(p->r, 1, MAX_VISITS);
-    p->hospitalized = seed_rng_percent(p->r, 12);
+    p->hospitalized = seed_rng_percent(p->r, 12) && !p->decoy;
     int min_back = p->hospitalized ? 7 : 1;
     if (span_days <= min_back) {          /* born days ago: one visit */
         span_days = min_back + 1;
@@ -578,11 +581,17 @@ static void schedule_visits(plan *p)
 
 /* ---- A patient's resources ------------------------------------------------------------- */
 
+/* Patient `index`'s hospital number (IPP), eight digits. */
+static void hospital_number(unsigned index, char out[16])
+{
+    snprintf(out, 16, "%08u", 10000000u + index);
+}
+
 static json_t *patient_resource(const plan *p, unsigned index)
 {
     char birth[11], ipp[16];
     seed_date_format(p->who.birth, birth);
-    snprintf(ipp, sizeof ipp, "%08u", 10000000u + index);
+    hospital_number(index, ipp);
     json_t *telecom = json_pack("[{s:s, s:s, s:s}]", "system", "phone", "value",
                                 p->who.mobile, "use", "mobile");
     if (telecom && p->who.landline[0])
@@ -921,33 +930,64 @@ static void add_allergy(builder *b, const plan *p)
                                                      COUNT(ALLERGIES))]));
 }
 
+/* The person, their plan and their whole record as one Bundle; a decoy's
+ * record has no CareTeam (and its plan no stay in progress). */
+static json_t *record_bundle(plan *p, unsigned index, mv_err *err)
+{
+    if (seed_person_patient(p->r, index, &p->who, err) != 0)
+        return NULL;
+    p->age = 2024 - p->who.birth.y;
+    seed_rng_urn(p->r, p->urn);
+    draw_conditions(p);
+    choose_care_team(p, index);
+    schedule_visits(p);
+    builder b = { json_array(), p->r, 0 };
+    if (b.entries == NULL)
+        return mv_fail(err, MV_E_NOMEM, "out of memory"), NULL;
+    add_entry(&b, p->urn, patient_resource(p, index));
+    for (int v = 0; v < p->n_visits; v++)
+        add_entry(&b, p->visits[v].urn, encounter_resource(p, &p->visits[v]));
+    if (!p->decoy) {
+        char team[SEED_URN_MAX];
+        seed_rng_urn(p->r, team);
+        add_entry(&b, team, care_team_resource(p));
+    }
+    add_problems(&b, p);
+    add_observations(&b, p);
+    add_allergy(&b, p);
+    return bundle_of(&b, err);
+}
+
 json_t *seed_patient_bundle(const seed_hospital *h, unsigned index,
                             seed_patient_facts *facts, mv_err *err)
 {
     seed_rng r;
     seed_rng_init(&r, h->seed, SEED_STREAM_PATIENT, index);
     plan p = { .h = h, .r = &r };
-    if (seed_person_patient(&r, index, &p.who, err) != 0)
-        return NULL;
-    p.age = 2024 - p.who.birth.y;
-    seed_rng_urn(&r, p.urn);
-    draw_conditions(&p);
-    choose_care_team(&p, index);
-    schedule_visits(&p);
-    builder b = { json_array(), &r, 0 };
-    if (b.entries == NULL)
-        return mv_fail(err, MV_E_NOMEM, "out of memory"), NULL;
-    add_entry(&b, p.urn, patient_resource(&p, index));
-    for (int v = 0; v < p.n_visits; v++)
-        add_entry(&b, p.visits[v].urn, encounter_resource(&p, &p.visits[v]));
-    char team[SEED_URN_MAX];
-    seed_rng_urn(&r, team);
-    add_entry(&b, team, care_team_resource(&p));
-    add_problems(&b, &p);
-    add_observations(&b, &p);
-    add_allergy(&b, &p);
+    json_t *bundle = record_bundle(&p, index, err);
     facts->physician = p.physician;
     facts->nurse = p.nurse;
     snprintf(facts->family, sizeof facts->family, "%s", p.who.family);
-    return bundle_of(&b, err);
+    return bundle;
+}
+
+json_t *seed_decoy_bundle(const seed_hospital *h, unsigned index,
+                          seed_decoy_facts *facts, mv_err *err)
+{
+    seed_rng r;
+    seed_rng_init(&r, h->seed, SEED_STREAM_DECOY, index);
+    plan p = { .h = h, .r = &r, .decoy = 1 };
+    json_t *bundle = record_bundle(&p, index, err);
+    facts->who = p.who;
+    seed_date_format(p.who.birth, facts->birth);
+    hospital_number(index, facts->ipp);
+    return bundle;
+}
+
+int seed_department_index(const char *name)
+{
+    for (int d = 0; name && d < SEED_DEPARTMENTS; d++)
+        if (strcmp(DEPTS[d].name, name) == 0)
+            return d;
+    return -1;
 }

@@ -147,9 +147,9 @@ void actor_count_event(detect_engine *e, actor *a, const detect_event *ev,
     }
     if (ev->page_size >= e->cfg.max_page)
         mb->big_pages = add16(mb->big_pages, 1);
-    if (starts_with(act, "auth.login") && ev->outcome == DETECT_FAILED)
-        mb->auth_failures = add16(mb->auth_failures, 1);
-    if (strcmp(act, "auth.login.second-factor-wrong") == 0)
+    /* one failure per attempt: a wrong second factor is a failed login too */
+    if ((starts_with(act, "auth.login") && ev->outcome == DETECT_FAILED) ||
+        strcmp(act, "auth.login.second-factor-wrong") == 0)
         mb->auth_failures = add16(mb->auth_failures, 1);
     for (size_t i = 0; i < ev->n_patients; i++) {
         const detect_patient *p = &ev->patients[i];

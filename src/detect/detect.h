@@ -159,7 +159,7 @@ typedef struct detect_config {
     int auth_source_accounts_alert;  /* 4: distinct accounts failing from one source in 15 min */
     int auth_source_accounts_block;  /* 8: ... blocks the source                */
     int auth_global_fail_alert;   /* 50: failures across all accounts in 15 min (stuffing wave) */
-    int auth_factor_wrong_contain;/* 3:  right password + wrong TOTP within 1 h */
+    int auth_factor_wrong_contain;/* 5:  right password + wrong TOTP within 1 h */
 
     /* 7. patient-centred */
     int vip_actors_alert_24h;     /* 5: distinct actors on one VIP patient      */

@@ -342,11 +342,14 @@ void call_apply_verdict(call *c)
     answer_standing(c, cv->response, cv->retry_after_s);
 }
 
-unsigned call_patient_flags(call *c, const char *patient, int break_glass)
+unsigned call_patient_flags(call *c, const char *patient, int break_glass, int reading)
 {
     if (patient == NULL)
         return 0;
     unsigned flags = 0;
+    /* a decoy is touched by reading it; writing one (planting) is not */
+    if (reading && decoy_is(c->srv, patient))
+        flags |= DETECT_PAT_DECOY;
     auth_role role = c->who.account.role;
     if (break_glass)
         flags |= DETECT_PAT_BTG;

@@ -116,7 +116,7 @@ void route_login(call *c)
         return;
     }
     auth_result r = auth_login(c->srv->auth, &lr, &s, &retry_after, &err);
-    if (r != AUTH_ERROR)
+    if (r != AUTH_ERROR && r != AUTH_THROTTLED)   /* a throttled try checked nothing */
         call_observe_login(c, username, r == AUTH_OK, &s);
     /* jansson holds the password in its own string: wipe it before freeing. */
     json_t *pw = json_object_get(body, "password");

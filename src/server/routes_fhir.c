@@ -204,8 +204,11 @@ static int collect(const access *a, const audit_event *ev, int granted, mv_err *
 static void observe_access(const access *a, int granted)
 {
     call *c = a->c;
-    unsigned flags = granted && c->srv->detect
-                     ? call_patient_flags(c, a->patient, a->d && a->d->break_glass) : 0;
+    int reading = a->write == NULL;
+    unsigned flags = c->srv->detect && (granted || reading)
+                     ? call_patient_flags(c, a->patient, granted && a->d && a->d->break_glass,
+                                          reading)
+                     : 0;
     detect_patient p = { a->patient, flags };
     detect_outcome o = granted ? DETECT_GRANTED
                      : a->d && a->d->status == 404 ? DETECT_HIDDEN : DETECT_DENIED;

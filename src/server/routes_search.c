@@ -432,7 +432,7 @@ static void observe_disclosure(call *c, const char *action, const fhir_disclosed
     for (size_t k = 0; p && k < ne; k++)
         if (ev[k].patient)
             p[np++] = (detect_patient){ ev[k].patient,
-                                        call_patient_flags(c, ev[k].patient, 0) };
+                                        call_patient_flags(c, ev[k].patient, 0, 1) };
     call_observe(c, action, DETECT_GRANTED, n ? v[0].type : NULL, p, np, c->list_count,
                  np > 1 ? DETECT_EV_BROAD_SEARCH : 0);
     free(p);

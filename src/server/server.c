@@ -200,9 +200,10 @@ int server_start(mv_store *s, audit_trail *t, const server_config *cfg,
         free(srv);
         return -1;
     }
-    if (detection_open(srv, err) != 0 ||
+    if (detection_open(srv, err) != 0 || decoys_refresh(srv, err) != 0 ||
         http_server_start(&cfg->http, handle, srv, &srv->http, port, err) != 0) {
         detection_close(srv);
+        decoys_free(srv);
         auth_close(srv->auth);
         free(srv);
         return -1;
@@ -291,6 +292,8 @@ void server_tick(void *p)
     mv_err err;
     if (audit_tick(srv->trail, &err) != 0)
         fprintf(stderr, "medvault serve: audit checkpoint failed: %s\n", err.msg);
+    if (decoys_refresh(srv, &err) != 0)        /* decoy plant may run meanwhile */
+        fprintf(stderr, "medvault serve: reading the decoys failed: %s\n", err.msg);
     purge_sessions(srv);
 }
 
@@ -300,6 +303,7 @@ void server_stop(server *srv)
         return;
     http_server_stop(srv->http);
     detection_close(srv);
+    decoys_free(srv);
     auth_close(srv->auth);
     free(srv);
 }

@@ -107,4 +107,47 @@ int server_alert_transition(mv_store *s, audit_trail *trail, const char *id,
                             const char *note, const char *by, const char *source,
                             char **json_out, mv_err *err);
 
+/* ---- Decoys: honeytoken patients (decoys.c) ---------------------------------
+ * A decoy is a realistic synthetic Patient that no legitimate workflow
+ * reaches (no care team names it, `medvault decoy plant`): any touch of it
+ * is a misuse, and one found in a leaked file names where the file came
+ * from.  The registry is one sealed "_Decoy" record per decoy (system key),
+ * id = the Patient's id, indexed by kind=decoy and purpose; every change is
+ * a new version committed with its audit entry.  Documents are JSON text:
+ *   patient       the Patient id
+ *   planted_at, planted_at_us, planted_by   when and by whom (an actor)
+ *   purpose       "decoy", or "watermark": planted in one output
+ *   output        {} for a plain decoy; for a watermark {"reference": the
+ *                 export or request, "actor": whom it was handed to,
+ *                 "at", "at_us": when}
+ *   loader        the account id that created the Patient through the API
+ *                 (its creates are audited as "user:<loader>": planting,
+ *                 not a touch)
+ *   family, given, birth_date, nir          optional: how the operator
+ *                 recognises the decoy in a leaked file */
+
+/* Register a decoy: doc holds patient, purpose (default "decoy"), output
+ * (required for a watermark) and the optional fields; planted_at/_us and
+ * planted_by (= actor) are set here.  Audited as "decoy.plant" by actor
+ * from source.  MV_E_CONFLICT when the patient is registered already;
+ * MV_E_INVALID for a malformed document. */
+int server_decoy_save(audit_trail *trail, const char *decoy_json, const char *actor,
+                      const char *source, mv_err *err);
+/* One decoy's document (free *json_out); MV_E_NOTFOUND when the patient is
+ * not a decoy. */
+int server_decoy_get(mv_store *s, const char *patient, char **json_out, mv_err *err);
+/* A JSON array of the decoys, oldest first; purpose NULL for all.  Free it. */
+int server_decoy_list(mv_store *s, const char *purpose, char **json_array_out,
+                      mv_err *err);
+/* The ids of every decoy (watermarks included), sorted; free with
+ * store_ids_free. */
+int server_decoy_ids(mv_store *s, char ***ids, size_t *n, mv_err *err);
+/* Make a plain decoy the watermark of one output: reference names the export
+ * or request, handed_to the actor who received it.  Audited as
+ * "decoy.watermark" by `by` from source.  MV_E_CONFLICT when the decoy is a
+ * watermark already. */
+int server_decoy_watermark(mv_store *s, audit_trail *trail, const char *patient,
+                           const char *reference, const char *handed_to,
+                           const char *by, const char *source, mv_err *err);
+
 #endif /* MV_SERVER_H */

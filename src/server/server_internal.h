@@ -88,7 +88,7 @@ void call_apply_verdict(call *c);
 /* The detector's per-patient facts for an access of the caller: reached by
  * break-the-glass, or explained (a care relationship for care givers, the
  * own record for a patient, active care for a service), a decoy. */
-unsigned call_patient_flags(call *c, const char *patient, int break_glass);
+unsigned call_patient_flags(call *c, const char *patient, int break_glass, int reading);
 /* The page size to serve: requested, capped by what the detector allows. */
 int  call_page_cap(call *c, int requested);
 

@@ -26,6 +26,9 @@ printf '%s\n' "$SVC_PW" | "$MEDVAULT" user add --username locum --role clinician
 printf '%s\n' "$SVC_PW" | "$MEDVAULT" user add --username warehouse --role service \
     --scopes "system/Patient.rs" --json --data "$D" --key-file "$K" > "$WORK/svc.json" ||
     fail "service account"
+printf '%s\n' "$SVC_PW" | "$MEDVAULT" user add --username nosy-interface --role service \
+    --scopes "system/Patient.rs" --json --data "$D" --key-file "$K" > "$WORK/svc3.json" ||
+    fail "third service account"
 printf '%s\n' "$SVC_PW" | "$MEDVAULT" user add --username reporting --role service \
     --scopes "system/Patient.rs" --json --data "$D" --key-file "$K" > "$WORK/svc2.json" ||
     fail "second service account"
@@ -124,12 +127,27 @@ done
 [ $((before + after)) -le 20 ] && pass ||
     fail "across a restart: $before + $after patients disclosed, target <= 20"
 
+# --- a decoy planted while the server runs: its first read is contained ---------------------
+run 0 "$MEDVAULT" decoy plant --count 2 --json --data "$D" --key-file "$K"
+DECOY=$(printf '%s\n' "$OUT" | sed -n 's/.*"id":"\([0-9a-f]*\)".*/\1/p' | head -1)
+[ -n "$DECOY" ] && pass || fail "a decoy id: $OUT"
+sleep 1.5                                   # the server reloads its decoys every second
+NOSY=$(login nosy-interface "$SVC_PW" "$(json_get secret < "$WORK/svc3.json")")
+expect_eq "$(status_of "$NOSY" "$BASE/fhir/Patient/$(printf '%s\n' $PATIENTS | head -1)")" "200" \
+    "an ordinary read goes through"
+expect_eq "$(status_of "$NOSY" "$BASE/fhir/Patient/$DECOY")" "403" "the first read of a decoy is withheld"
+s=$(status_of "$NOSY" "$BASE/api/whoami")
+case "$s" in 401|403) pass ;; *) fail "after touching a decoy the account still works: $s" ;; esac
+run 0 "$MEDVAULT" user show nosy-interface --json --data "$D" --key-file "$K"
+expect_contains "$OUT" '"locked":true' "touching a decoy locks the account"
+
 # --- what security sees, and what the trail says --------------------------------------------
 SEC=$(login_seeded demo-security)
 alerts=$(curl -s -H "Authorization: Bearer $SEC" "$BASE/api/alerts")
 expect_contains "$alerts" '"response":"contain"' "a containment alert"
 expect_contains "$alerts" '"actor_username":"locum"' "the clinician's alert"
 expect_contains "$alerts" '"actor_username":"warehouse"' "the service's alert"
+expect_contains "$alerts" '"decoy"' "the decoy alert"
 expect_not_contains "$alerts" "$SVC_PW" "no password in alerts"
 stop
 trail=$(sqlite3 "$D/medvault.db" "SELECT action || ' ' || outcome FROM audit")
