@@ -140,7 +140,7 @@ int detection_open(server *srv, mv_err *err)
     srv->detect = detect_new(&dc, err);
     if (srv->detect == NULL)
         return -1;
-    if (replay(srv, &dc, err) != 0 ||
+    if (replay(srv, &dc, err) != 0 || declarations_load(srv, err) != 0 ||
         notifier_start(srv->cfg.syslog, srv->cfg.alert_webhook, srv->cfg.http.access_log,
                        &srv->notify, err) != 0) {
         detection_close(srv);

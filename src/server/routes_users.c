@@ -186,6 +186,8 @@ static int contained_by_detector(call *c, const char *name)
 
 static void user_action(call *c, const char *name, const char *action)
 {
+    if (route_declarations(c, name, action))
+        return;
     mv_err err;
     int rc = 0;
     size_t n = 0;

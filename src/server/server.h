@@ -21,6 +21,13 @@
  *   GET  /api/users/NAME      admin, security
  *   POST /api/users/NAME/lock | unlock | revoke-sessions     admin, security
  *   POST /api/users/NAME/reset-password | reset-mfa          admin (fresh 2FA)
+ *   POST /api/users/NAME/bulk-access  {"patients_per_day","days","reason"}
+ *                                                            admin, security
+ *   POST /api/users/NAME/bulk-access/approve   a second person, security
+ *   POST /api/users/NAME/networks     {"cidrs"}  service accounts; admin, security
+ *   GET  /api/alerts[?status=], GET /api/alerts/ID           security
+ *   POST /api/alerts/ID/ack | close {"resolution","note"}    security
+ *   /fhir/...                 FHIR R4 (routes_fhir.c and its neighbours)
  */
 #ifndef MV_SERVER_H
 #define MV_SERVER_H

@@ -92,6 +92,14 @@ unsigned call_patient_flags(call *c, const char *patient, int break_glass, int r
 /* The page size to serve: requested, capped by what the detector allows. */
 int  call_page_cap(call *c, int requested);
 
+/* ---- declarations.c: bulk access and service networks ---- */
+/* Push every approved, unexpired bulk declaration and every service
+ * network list into the detector (at start). */
+int  declarations_load(server *srv, mv_err *err);
+/* POST /api/users/NAME/bulk-access, .../bulk-access/approve, .../networks:
+ * 1 when action was one of them (and answered), else 0. */
+int  route_declarations(call *c, const char *name, const char *action);
+
 /* ---- decoys.c: honeytoken patients ---- */
 /* Reload the set of decoy patient ids from the store (at start and from
  * server_tick: `medvault decoy plant` may run while the server does). */

@@ -141,8 +141,45 @@ case "$s" in 401|403) pass ;; *) fail "after touching a decoy the account still 
 run 0 "$MEDVAULT" user show nosy-interface --json --data "$D" --key-file "$K"
 expect_contains "$OUT" '"locked":true' "touching a decoy locks the account"
 
-# --- what security sees, and what the trail says --------------------------------------------
+# --- declared bulk access: approved by a second security officer, then allowed --------------
+printf '%s\n' "$SVC_PW" | "$MEDVAULT" user add --username officer-two --role security --json \
+    --data "$D" --key-file "$K" > "$WORK/sec2.json" || fail "second security officer"
+printf '%s\n' "$SVC_PW" | "$MEDVAULT" user add --username nightly-export --role service \
+    --scopes "system/Patient.rs" --json --data "$D" --key-file "$K" > "$WORK/exp.json" ||
+    fail "export account"
 SEC=$(login_seeded demo-security)
+ADM=$(login_seeded demo-admin)
+SEC2=$(login officer-two "$SVC_PW" "$(json_get secret < "$WORK/sec2.json")")
+post() {  # TOKEN PATH [BODY] -> STATUS, BODY
+    STATUS=$(curl -s -o "$WORK/body" -w '%{http_code}' -H "Authorization: Bearer $1" \
+        -H 'Content-Type: application/json' -d "${3:-}" "$BASE$2"); BODY=$(cat "$WORK/body")
+}
+post "$SEC" /api/users/nightly-export/bulk-access '{"patients_per_day":500,"days":1}'
+expect_eq "$STATUS" "400" "a declaration needs a reason"
+post "$SEC" /api/users/nightly-export/bulk-access \
+    '{"patients_per_day":500,"days":1,"reason":"first synchronisation of the data warehouse"}'
+expect_eq "$STATUS" "201" "security declares bulk access"
+expect_contains "$BODY" '"approved_by":null' "pending until approved"
+post "$SEC" /api/users/nightly-export/bulk-access/approve
+expect_eq "$STATUS" "403" "the declarer cannot approve it"
+post "$ADM" /api/users/nightly-export/bulk-access/approve
+expect_eq "$STATUS" "403" "an admin cannot approve it"
+post "$SEC2" /api/users/nightly-export/bulk-access/approve
+expect_eq "$STATUS" "200" "a second security officer approves"
+post "$SEC2" /api/users/nightly-export/bulk-access/approve
+expect_eq "$STATUS" "409" "approved once"
+EXP=$(login nightly-export "$SVC_PW" "$(json_get secret < "$WORK/exp.json")")
+ok=0
+for p in $(printf '%s\n' $PATIENTS | head -40); do
+    [ "$(status_of "$EXP" "$BASE/fhir/Patient/$p")" = "200" ] && ok=$((ok + 1))
+done
+expect_eq "$ok" "40" "the declared export reads 40 patients without being stopped"
+post "$ADM" /api/users/nightly-export/networks '{"cidrs":"not-a-network"}'
+expect_eq "$STATUS" "400" "a malformed network list is refused"
+post "$ADM" /api/users/nightly-export/networks '{"cidrs":"10.20.0.0/16"}'
+expect_eq "$STATUS" "200" "a service's networks are set"
+
+# --- what security sees, and what the trail says --------------------------------------------
 alerts=$(curl -s -H "Authorization: Bearer $SEC" "$BASE/api/alerts")
 expect_contains "$alerts" '"response":"contain"' "a containment alert"
 expect_contains "$alerts" '"actor_username":"locum"' "the clinician's alert"
