@@ -14,6 +14,7 @@
 #include "server_internal.h"
 #include "fhir_internal.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -342,6 +343,50 @@ void call_apply_verdict(call *c)
     answer_standing(c, cv->response, cv->retry_after_s);
 }
 
+/* Whether a patient is in active care changes slowly and costs two index
+ * lookups: a small direct-mapped cache (one minute) keeps it off the hot
+ * path of a service account's reads. */
+#define CARE_CACHE_SLOTS 4096
+#define CARE_CACHE_TTL_US (60LL * 1000000)
+
+typedef struct care_slot {
+    char patient[65];
+    int in_care;
+    int64_t until_us;
+} care_slot;
+
+static care_slot care_cache[CARE_CACHE_SLOTS];
+static pthread_mutex_t care_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static size_t care_hash(const char *s)
+{
+    size_t h = 5381;
+    for (; *s; s++)
+        h = h * 33 + (unsigned char)*s;
+    return h % CARE_CACHE_SLOTS;
+}
+
+static int in_active_care(server *srv, const char *patient)
+{
+    if (strlen(patient) >= sizeof care_cache[0].patient)
+        return fhir_patient_in_active_care(srv, patient) == 1;
+    int64_t now = mv_now_us();
+    care_slot *slot = &care_cache[care_hash(patient)];
+    pthread_mutex_lock(&care_mu);
+    int hit = slot->until_us > now && strcmp(slot->patient, patient) == 0;
+    int answer = slot->in_care;
+    pthread_mutex_unlock(&care_mu);
+    if (hit)
+        return answer;
+    answer = fhir_patient_in_active_care(srv, patient) == 1;
+    pthread_mutex_lock(&care_mu);
+    snprintf(slot->patient, sizeof slot->patient, "%s", patient);
+    slot->in_care = answer;
+    slot->until_us = now + CARE_CACHE_TTL_US;
+    pthread_mutex_unlock(&care_mu);
+    return answer;
+}
+
 unsigned call_patient_flags(call *c, const char *patient, int break_glass, int reading)
 {
     if (patient == NULL)
@@ -353,7 +398,7 @@ unsigned call_patient_flags(call *c, const char *patient, int break_glass, int r
     auth_role role = c->who.account.role;
     if (break_glass)
         flags |= DETECT_PAT_BTG;
-    else if (role != AUTH_ROLE_SERVICE || fhir_patient_in_active_care(c->srv, patient) == 1)
+    else if (role != AUTH_ROLE_SERVICE || in_active_care(c->srv, patient))
         flags |= DETECT_PAT_EXPLAINED;     /* policy permitted care givers and
                                               patients only through care or own record */
     return flags;
