@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "../crypto/crypto.h"
+#include "../search/search.h"
 
 
 static void new_alert_id(void *ctx, char out[DETECT_ALERT_ID_MAX])
@@ -387,6 +388,92 @@ static int in_active_care(server *srv, const char *patient)
     return answer;
 }
 
+/* What the detector's patient-centred signals need about a person (a
+ * patient, or the practitioner behind an account): flagged VIP, and the
+ * folded family name -- read from the sealed record once a minute, kept
+ * here only as flags and a folded name, never sent anywhere. */
+typedef struct person_slot {
+    char key[80];
+    int vip;
+    char family[64];
+    int64_t until_us;
+} person_slot;
+
+static person_slot person_cache[CARE_CACHE_SLOTS];
+static pthread_mutex_t person_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* meta.security or meta.tag naming a VIP / celebrity (v3-ActCode CEL). */
+static int flagged_vip(json_t *meta)
+{
+    static const char *const lists[] = { "security", "tag" };
+    for (size_t l = 0; l < 2; l++) {
+        size_t i;
+        json_t *coding;
+        json_array_foreach(json_object_get(meta, lists[l]), i, coding) {
+            const char *code = json_string_value(json_object_get(coding, "code"));
+            if (code && (strcmp(code, "VIP") == 0 || strcmp(code, "CEL") == 0))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+static void read_person(server *srv, const char *type, const char *id, person_slot *out)
+{
+    store_resource r;
+    out->vip = 0;
+    out->family[0] = '\0';
+    if (store_get(srv->store, type, id, 0, &r, NULL) != 0)
+        return;
+    json_t *o = r.deleted ? NULL : json_loadb((const char *)r.body.data, r.body.len, 0, NULL);
+    out->vip = flagged_vip(json_object_get(o, "meta"));
+    const char *family = json_string_value(
+        json_object_get(json_array_get(json_object_get(o, "name"), 0), "family"));
+    char *folded = NULL;
+    if (family && search_fold_name(family, &folded, NULL) == 0)
+        snprintf(out->family, sizeof out->family, "%s", folded);
+    free(folded);
+    json_decref(o);
+    store_resource_free(&r);
+}
+
+static void person_facts(server *srv, const char *type, const char *id, person_slot *out)
+{
+    char key[80];
+    snprintf(key, sizeof key, "%s/%s", type, id);
+    int64_t now = mv_now_us();
+    person_slot *slot = &person_cache[care_hash(key)];
+    pthread_mutex_lock(&person_mu);
+    int hit = slot->until_us > now && strcmp(slot->key, key) == 0;
+    if (hit)
+        *out = *slot;
+    pthread_mutex_unlock(&person_mu);
+    if (hit)
+        return;
+    read_person(srv, type, id, out);
+    snprintf(out->key, sizeof out->key, "%s", key);
+    out->until_us = now + CARE_CACHE_TTL_US;
+    pthread_mutex_lock(&person_mu);
+    *slot = *out;
+    pthread_mutex_unlock(&person_mu);
+}
+
+static unsigned patient_centred(call *c, const char *patient)
+{
+    person_slot p, me;
+    person_facts(c->srv, "Patient", patient, &p);
+    unsigned flags = p.vip ? DETECT_PAT_VIP : 0;
+    const auth_account *a = &c->who.account;
+    if (a->patient[0] && strcmp(a->patient, patient) == 0 && a->role != AUTH_ROLE_PATIENT)
+        flags |= DETECT_PAT_OWN_RECORD;
+    if (a->practitioner[0] && p.family[0]) {
+        person_facts(c->srv, "Practitioner", a->practitioner, &me);
+        if (me.family[0] && strcmp(me.family, p.family) == 0)
+            flags |= DETECT_PAT_SAME_FAMILY;
+    }
+    return flags;
+}
+
 unsigned call_patient_flags(call *c, const char *patient, int break_glass, int reading)
 {
     if (patient == NULL)
@@ -395,6 +482,8 @@ unsigned call_patient_flags(call *c, const char *patient, int break_glass, int r
     /* a decoy is touched by reading it; writing one (planting) is not */
     if (reading && decoy_is(c->srv, patient))
         flags |= DETECT_PAT_DECOY;
+    if (reading)
+        flags |= patient_centred(c, patient);
     auth_role role = c->who.account.role;
     if (break_glass)
         flags |= DETECT_PAT_BTG;

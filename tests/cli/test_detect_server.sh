@@ -29,6 +29,9 @@ printf '%s\n' "$SVC_PW" | "$MEDVAULT" user add --username warehouse --role servi
 printf '%s\n' "$SVC_PW" | "$MEDVAULT" user add --username nosy-interface --role service \
     --scopes "system/Patient.rs" --json --data "$D" --key-file "$K" > "$WORK/svc3.json" ||
     fail "third service account"
+printf '%s\n' "$SVC_PW" | "$MEDVAULT" user add --username curious --role clinician \
+    --practitioner prac-curious-nowhere --json --data "$D" --key-file "$K" > "$WORK/curious.json" ||
+    fail "curious clinician"
 printf '%s\n' "$SVC_PW" | "$MEDVAULT" user add --username reporting --role service \
     --scopes "system/Patient.rs" --json --data "$D" --key-file "$K" > "$WORK/svc2.json" ||
     fail "second service account"
@@ -141,6 +144,17 @@ case "$s" in 401|403) pass ;; *) fail "after touching a decoy the account still 
 run 0 "$MEDVAULT" user show nosy-interface --json --data "$D" --key-file "$K"
 expect_contains "$OUT" '"locked":true' "touching a decoy locks the account"
 
+# --- a VIP's record: one unexplained look is an alert naming the patient-centred signal -------
+VIP=$(printf '%s\n' $PATIENTS | sed -n 50p)
+run 0 "$MEDVAULT" resource get "Patient/$VIP" --data "$D" --key-file "$K"
+printf '%s' "$OUT" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s);
+  r.meta=r.meta||{};r.meta.security=[{system:"http://terminology.hl7.org/CodeSystem/v3-ActCode",code:"CEL"}];
+  process.stdout.write(JSON.stringify(r));})' > "$WORK/vip.json"
+run 0 "$MEDVAULT" resource put "Patient/$VIP" --patient "$VIP" --file "$WORK/vip.json" --data "$D" --key-file "$K"
+CUR=$(login curious "$SVC_PW" "$(json_get secret < "$WORK/curious.json")")
+status_of "$CUR" "$BASE/fhir/Patient/$VIP" "X-Break-Glass-Reason: just checking on a famous person" >/dev/null
+sleep 0.2
+
 # --- declared bulk access: approved by a second security officer, then allowed --------------
 printf '%s\n' "$SVC_PW" | "$MEDVAULT" user add --username officer-two --role security --json \
     --data "$D" --key-file "$K" > "$WORK/sec2.json" || fail "second security officer"
@@ -185,6 +199,10 @@ expect_contains "$alerts" '"response":"contain"' "a containment alert"
 expect_contains "$alerts" '"actor_username":"locum"' "the clinician's alert"
 expect_contains "$alerts" '"actor_username":"warehouse"' "the service's alert"
 expect_contains "$alerts" '"decoy"' "the decoy alert"
+printf '%s' "$alerts" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{
+  const a=JSON.parse(s).alerts.filter(x=>x.actor_username==="curious");
+  process.exit(a.some(x=>x.detectors.includes("patient"))?0:1);})' && pass ||
+    fail "a look at a VIP raises a patient-centred alert"
 expect_not_contains "$alerts" "$SVC_PW" "no password in alerts"
 stop
 trail=$(sqlite3 "$D/medvault.db" "SELECT action || ' ' || outcome FROM audit")
