@@ -137,6 +137,12 @@ int detection_open(server *srv, mv_err *err)
     }
     detect_config dc;
     detect_config_default(&dc);
+    /* the escalation ladder, as the hospital configured it */
+    double *rungs[4] = { &dc.score_alert, &dc.score_step_up, &dc.score_throttle,
+                         &dc.score_contain };
+    for (int i = 0; i < 4; i++)
+        if (srv->cfg.detect_ladder[i] > 0)
+            *rungs[i] = srv->cfg.detect_ladder[i];
     crypto_random(&dc.hash_seed, sizeof dc.hash_seed);
     dc.alert_id = new_alert_id;
     srv->detect = detect_new(&dc, err);

@@ -80,6 +80,17 @@ static int apply_setting(server_config *c, const char *k, const char *v)
     if (!strcmp(k, "tls_cert")) return keep(c, 1, &c->http.tls_cert, v);
     if (!strcmp(k, "tls_key"))  return keep(c, 2, &c->http.tls_key, v);
     if (!strcmp(k, "syslog"))   return keep(c, 3, &c->syslog, v);
+    static const char *const ladder[] = { "detect_alert_score", "detect_step_up_score",
+                                          "detect_throttle_score", "detect_contain_score" };
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(k, ladder[i])) {
+            char *end;
+            double score = strtod(v, &end);
+            if (end == v || *end || score <= 0 || score > 100)
+                return -1;
+            c->detect_ladder[i] = score;
+            return 0;
+        }
     if (!strcmp(k, "detect")) {
         if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
             return -1;

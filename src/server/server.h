@@ -43,6 +43,8 @@ typedef struct server_config {
     auth_config auth;
     int detect_off;              /* "detect = off": no misuse detection (tests of
                                     other features; never in production)      */
+    double detect_ladder[4];     /* scores (0..100) for alert, step-up, throttle,
+                                    contain; 0 = the detector's default       */
     const char *syslog;          /* "udp://HOST:PORT": alerts as RFC 5424 lines */
     const char *alert_webhook;   /* http(s) URL: alerts POSTed as JSON         */
     char *owned[5];      /* listen, tls_cert, tls_key, syslog, alert_webhook
@@ -57,8 +59,9 @@ void server_config_release(server_config *cfg);
  * values are errors naming the line.  Keys: listen, tls_cert, tls_key,
  * max_body, max_header, threads, request_timeout, max_conns_per_source,
  * idle_timeout, absolute_timeout, step_up_valid, lock_after, delay_base,
- * delay_max, source_max_failures, source_window, detect (on|off), syslog,
- * alert_webhook
+ * delay_max, source_max_failures, source_window, detect (on|off),
+ * detect_alert_score, detect_step_up_score, detect_throttle_score,
+ * detect_contain_score (0..100, increasing), syslog, alert_webhook
  * (durations: 250ms, 30s, 15m, 12h, or plain seconds). */
 int server_config_load(const char *path, server_config *cfg, mv_err *err);
 

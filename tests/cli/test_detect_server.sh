@@ -209,4 +209,12 @@ trail=$(sqlite3 "$D/medvault.db" "SELECT action || ' ' || outcome FROM audit")
 expect_contains "$trail" "detect.alert contain" "the alert is in the trail"
 expect_contains "$trail" "detect.withheld" "the withheld answers are in the trail"
 run 0 "$MEDVAULT" audit verify --data "$D" --key-file "$K"
+
+# --- the escalation ladder is the hospital's to configure, and checked ------------------------
+printf 'detect_alert_score = 50\ndetect_contain_score = 45\n' > "$WORK/ladder.conf"
+run 1 "$MEDVAULT" serve --data "$D" --key-file "$K" --config "$WORK/ladder.conf" --listen http://127.0.0.1:0
+expect_contains "$ERR" "ladder must rise" "a ladder out of order is refused, saying why"
+printf 'detect_contain_score = 250\n' > "$WORK/ladder.conf"
+run 1 "$MEDVAULT" serve --data "$D" --key-file "$K" --config "$WORK/ladder.conf" --listen http://127.0.0.1:0
+expect_contains "$ERR" "detect_contain_score" "a score outside 0..100 is refused"
 finish
