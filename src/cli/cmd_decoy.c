@@ -1,5 +1,5 @@
 /*
- * cmd_decoy.c -- `medvault decoy plant|list`: honeytoken patients.
+ * cmd_decoy.c -- `medvault decoy plant|list|watermark`: honeytoken patients.
  *
  * Why it exists: in the 2024 breach nothing inside the platform noticed one
  * account reading out every patient.  A decoy is a patient nobody cares
@@ -21,6 +21,11 @@
  * create-only service account, locked when planting ends whatever happened,
  * and is then registered as a sealed _Decoy record committed with its audit
  * entry (server_decoy_save).
+ *
+ * `decoy watermark` turns one unused decoy into the watermark of an output
+ * (server_watermark_pick): what an export tool calls before writing a bulk
+ * output, adding the printed Patient to it, so that `medvault leak check`
+ * names that output and its recipient when the file leaks.
  */
 #include "cli.h"
 
@@ -37,6 +42,7 @@
 static const char usage[] =
     "usage: medvault decoy plant --count N [--json]\n"
     "       medvault decoy list [--json]\n"
+    "       medvault decoy watermark --output REF --actor USER [--json]\n"
     "(each with --data DIR and --key-file PATH, --passphrase-stdin or\n"
     "--passphrase-file PATH)\n\n"
     "plant  add N decoy patients (1 to 1000): realistic synthetic patients,\n"
@@ -47,14 +53,18 @@ static const char usage[] =
     "       a misuse.  The store must hold its directory (an Organization and\n"
     "       practitioners) already.  They are loaded through the API by a\n"
     "       temporary service account that may only create, locked at the end.\n"
-    "list   show every decoy: patient id, purpose, when and by whom planted.\n\n"
+    "list   show every decoy: patient id, purpose, when and by whom planted.\n"
+    "watermark  make one unused decoy the watermark of output REF (an export's\n"
+    "       name) handed to account USER, and print it: the export tool adds\n"
+    "       that Patient to the output, and `medvault leak check` names REF and\n"
+    "       USER when the output turns up in a leaked file.\n\n"
     "Both print each decoy's id, family and given names, birth date and NIR\n"
     "(--json: one JSON object, one decoy per line).  Keep them: they are how\n"
     "you recognise a decoy in a leaked file, and which output it came from.\n";
 
 static int run_decoy(int argc, char **argv);
 const cli_command cli_cmd_decoy = {
-    "decoy", run_decoy, "plant or list decoy (honeytoken) patients", usage
+    "decoy", run_decoy, "plant, list or watermark decoy (honeytoken) patients", usage
 };
 
 #define COUNT_MAX 1000
@@ -67,6 +77,8 @@ typedef struct decoy_args {
     const char *action;
     long count;
     int json;
+    const char *output;          /* watermark: the output's reference */
+    const char *actor;           /* watermark: whom it is handed to */
 } decoy_args;
 
 /* One decoy planted by this run. */
@@ -572,14 +584,47 @@ static int list_store(cli_session *cs, const void *arg)
     return rc == 0 ? CLI_OK : CLI_FAIL;
 }
 
+/* ---- Watermarking ------------------------------------------------------------------------------ */
+
+static int watermark_store(cli_session *cs, const void *arg)
+{
+    const decoy_args *a = arg;
+    mv_err err;
+    char patient[SEED_ID_MAX], *text = NULL;
+    if (server_watermark_pick(cs->store, cs->trail, a->output, a->actor, "cli", patient,
+                              sizeof patient, &err) != 0 ||
+        server_decoy_get(cs->store, patient, &text, &err) != 0)
+        return cli_error("decoy watermark", "%s", err.msg);
+    json_t *doc = json_loads(text, 0, NULL);
+    free(text);
+    if (doc == NULL)
+        return cli_error("decoy watermark", "the decoy registry is not readable");
+    if (a->json)
+        cli_print_json_line(doc);
+    else
+        printf("Patient/%s is the watermark of output %s, handed to %s: add this Patient "
+               "to the output (%s %s, born %s, NIR %s)\n", patient, a->output, a->actor,
+               member(doc, "family"), member(doc, "given"), member(doc, "birth_date"),
+               member(doc, "nir"));
+    json_decref(doc);
+    return CLI_OK;
+}
+
 /* ---- Arguments ------------------------------------------------------------------------------------ */
 
 static int check_args(decoy_args *a, int count_given)
 {
     int plant = strcmp(a->action, "plant") == 0;
-    if (!plant && strcmp(a->action, "list") != 0)
-        return cli_usage_error(&cli_cmd_decoy, "unknown action '%s' (plant, list)",
-                               a->action);
+    int watermark = strcmp(a->action, "watermark") == 0;
+    if (!plant && !watermark && strcmp(a->action, "list") != 0)
+        return cli_usage_error(&cli_cmd_decoy, "unknown action '%s' (plant, list, "
+                               "watermark)", a->action);
+    if (watermark != (a->output != NULL) || watermark != (a->actor != NULL))
+        return cli_usage_error(&cli_cmd_decoy, watermark ? "watermark needs --output REF "
+                               "and --actor USER" : "--output and --actor are for "
+                               "watermark");
+    if (watermark && (*a->output == '\0' || *a->actor == '\0'))
+        return cli_usage_error(&cli_cmd_decoy, "--output and --actor cannot be empty");
     if (plant && !count_given)
         return cli_usage_error(&cli_cmd_decoy, "plant needs --count N");
     if (!plant && count_given)
@@ -591,11 +636,13 @@ static int check_args(decoy_args *a, int count_given)
 
 static int parse(int argc, char **argv, decoy_args *a)
 {
-    enum { OPT_COUNT = CLI_OPT_FIRST_FREE, OPT_JSON };
+    enum { OPT_COUNT = CLI_OPT_FIRST_FREE, OPT_JSON, OPT_OUTPUT, OPT_ACTOR };
     static const struct option longopts[] = {
         CLI_STORE_LONGOPTS,
         { "count", required_argument, NULL, OPT_COUNT },
         { "json", no_argument, NULL, OPT_JSON },
+        { "output", required_argument, NULL, OPT_OUTPUT },
+        { "actor", required_argument, NULL, OPT_ACTOR },
         { 0, 0, 0, 0 }
     };
     int c, count_given = 0;
@@ -611,13 +658,15 @@ static int parse(int argc, char **argv, decoy_args *a)
             count_given = 1;
             break;
         case OPT_JSON: a->json = 1; break;
+        case OPT_OUTPUT: a->output = optarg; break;
+        case OPT_ACTOR: a->actor = optarg; break;
         default:
             return cli_usage_error(&cli_cmd_decoy, optopt ? "option '%s' needs a value"
                                    : "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind >= argc)
-        return cli_usage_error(&cli_cmd_decoy, "missing action (plant, list)");
+        return cli_usage_error(&cli_cmd_decoy, "missing action (plant, list, watermark)");
     a->action = argv[optind++];
     if (optind < argc)
         return cli_usage_error(&cli_cmd_decoy, "unexpected argument '%s'", argv[optind]);
@@ -630,6 +679,7 @@ static int run_decoy(int argc, char **argv)
     int rc = parse(argc, argv, &a);
     if (rc != 0)
         return rc < 0 ? CLI_OK : rc;
-    return cli_run_on_store(&cli_cmd_decoy, &a.store, CLI_OPEN_DEFAULT,
-                            strcmp(a.action, "plant") == 0 ? plant_store : list_store, &a);
+    cli_action action = strcmp(a.action, "plant") == 0 ? plant_store
+                      : strcmp(a.action, "watermark") == 0 ? watermark_store : list_store;
+    return cli_run_on_store(&cli_cmd_decoy, &a.store, CLI_OPEN_DEFAULT, action, &a);
 }

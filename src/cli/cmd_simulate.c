@@ -10,8 +10,9 @@
  * D-1 days of legitimate traffic (the detector learns), then the attack on
  * the last day among that day's traffic; for the benign workload it plays D
  * days and counts every alert and lockout as false.  It does so for the
- * rules alone and for rules + model.  In-process only (no --url live mode);
- * no store, no network, simulated time: the same --seed, the same table.
+ * rules alone and for rules + model.  In-process: no store, no network,
+ * simulated time: the same --seed, the same table.  With --url the attacks
+ * are played against a live server through its API instead (sim_live.c).
  */
 #include "cli.h"
 
@@ -25,7 +26,10 @@
 static const char usage[] =
     "usage: medvault simulate [--days D] [--staff M] [--patients N]\n"
     "                         [--scenario NAME|all] [--seed S] [--rules-only]\n"
-    "                         [--json] [--verbose]\n\n"
+    "                         [--json] [--verbose]\n"
+    "       medvault simulate --url URL --admin-token-file FILE [--cacert PEM]\n"
+    "                         [--scenario NAME|all] [--patients N]\n"
+    "                         [--patients-file FILE] [--decoys-file FILE] [--json]\n\n"
     "Drive the misuse and exfiltration detector with a synthetic hospital (ten\n"
     "departments, shifts, care teams, admissions, clinics, emergencies that break\n"
     "the glass, laboratory, pharmacy and imaging interfaces, a declared nightly\n"
@@ -44,7 +48,19 @@ static const char usage[] =
     "  --seed S         the same S gives the same table (default 1)\n"
     "  --rules-only     only the rules (the model switched off)\n"
     "  --json           one JSON object per row instead of the table\n"
-    "  --verbose        every false alert on stderr, with its explanation\n";
+    "  --verbose        every false alert on stderr, with its explanation\n\n"
+    "Live mode (--url): the attacks against a running server, through its API.\n"
+    "FILE holds the bearer token of an admin logged in minutes ago (creating\n"
+    "accounts needs a fresh second factor).  The run creates its accounts\n"
+    "(sim-TAG-*): a security officer, a service account that lists the\n"
+    "patients under a bulk-access declaration it approves (or ids are read\n"
+    "from --patients-file, one a line), and one attacker per scenario, which\n"
+    "logs in once and then acts as a stolen session (it cannot step up).\n"
+    "Scenarios: btg-spree bulk-service bulk-search decoy (needs --decoys-file,\n"
+    "the output of `medvault decoy list --json`) spraying (from another\n"
+    "loopback address when the server is on 127.x); or all.  http:// on\n"
+    "loopback, or https:// (--cacert PEM: the server's certificate).\n"
+    "  --patients N     aim at no more than N patients (default: every one)\n";
 
 static int run_simulate(int argc, char **argv);
 const cli_command cli_cmd_simulate = {
@@ -54,6 +70,9 @@ const cli_command cli_cmd_simulate = {
 
 typedef struct sim_args {
     sim_config cfg;
+    sim_live_config live;
+    const char *scenario_name;
+    long patients;
     int all, benign_only, rules_only, json, verbose;
     sim_scenario scenario;
 } sim_args;
@@ -86,28 +105,57 @@ static int parse_seed(const char *v, uint64_t *out)
 }
 
 enum { OPT_DAYS = CLI_OPT_FIRST_FREE, OPT_STAFF, OPT_PATIENTS, OPT_SCENARIO,
-       OPT_SEED, OPT_RULES_ONLY, OPT_JSON, OPT_VERBOSE };
+       OPT_SEED, OPT_RULES_ONLY, OPT_JSON, OPT_VERBOSE, OPT_URL, OPT_ADMIN_TOKEN,
+       OPT_CACERT, OPT_PATIENTS_FILE, OPT_DECOYS_FILE };
 
 static int parse_one(int c, const char *arg, sim_args *a)
 {
     switch (c) {
     case OPT_DAYS:     return parse_range("--days", arg, 5, 3650, &a->cfg.days);
     case OPT_STAFF:    return parse_range("--staff", arg, 10, 5000, &a->cfg.staff);
-    case OPT_PATIENTS: return parse_range("--patients", arg, 200, 1000000, &a->cfg.patients);
+    case OPT_PATIENTS:
+        return cli_parse_count(&cli_cmd_simulate, "--patients", arg, &a->patients);
     case OPT_SEED:     return parse_seed(arg, &a->cfg.seed);
     case OPT_RULES_ONLY: a->rules_only = 1; return 0;
     case OPT_JSON:     a->json = 1; return 0;
     case OPT_VERBOSE:  a->verbose = 1; return 0;
-    case OPT_SCENARIO:
-        a->all = strcmp(arg, "all") == 0;
-        a->benign_only = strcmp(arg, "benign") == 0;
-        if (!a->all && !a->benign_only && sim_scenario_parse(arg, &a->scenario) != 0) {
-            cli_usage_error(&cli_cmd_simulate, "unknown scenario '%s'", arg);
-            return -1;
-        }
-        return 0;
+    case OPT_SCENARIO:  a->scenario_name = arg; return 0;
+    case OPT_URL:       a->live.url = arg; return 0;
+    case OPT_ADMIN_TOKEN: a->live.admin_token_file = arg; return 0;
+    case OPT_CACERT:    a->live.cacert = arg; return 0;
+    case OPT_PATIENTS_FILE: a->live.patients_file = arg; return 0;
+    case OPT_DECOYS_FILE: a->live.decoys_file = arg; return 0;
     }
     return 1;
+}
+
+/* The scenario and --patients mean different things in the two modes. */
+static int check_mode(sim_args *a)
+{
+    const char *sc = a->scenario_name ? a->scenario_name : "all";
+    if (a->live.url) {
+        if (a->live.admin_token_file == NULL)
+            return cli_usage_error(&cli_cmd_simulate, "--url needs --admin-token-file");
+        if (!sim_live_scenario_known(sc))
+            return cli_usage_error(&cli_cmd_simulate, "unknown live scenario '%s'", sc);
+        a->live.scenario = sc;
+        a->live.patients = a->patients > 1000000 ? 1000000 : (int)a->patients;
+        a->live.json = a->json;
+        return 0;
+    }
+    if (a->live.admin_token_file || a->live.cacert || a->live.patients_file ||
+        a->live.decoys_file)
+        return cli_usage_error(&cli_cmd_simulate, "--admin-token-file, --cacert, "
+                               "--patients-file and --decoys-file need --url");
+    if (a->patients && (a->patients < 200 || a->patients > 1000000))
+        return cli_usage_error(&cli_cmd_simulate, "--patients must be between 200 and 1000000");
+    if (a->patients)
+        a->cfg.patients = (int)a->patients;
+    a->all = strcmp(sc, "all") == 0;
+    a->benign_only = strcmp(sc, "benign") == 0;
+    if (!a->all && !a->benign_only && sim_scenario_parse(sc, &a->scenario) != 0)
+        return cli_usage_error(&cli_cmd_simulate, "unknown scenario '%s'", sc);
+    return 0;
 }
 
 /* 0 to run, -1 after --help, or a CLI status. */
@@ -122,6 +170,11 @@ static int parse(int argc, char **argv, sim_args *a)
         { "rules-only", no_argument, NULL, OPT_RULES_ONLY },
         { "json", no_argument, NULL, OPT_JSON },
         { "verbose", no_argument, NULL, OPT_VERBOSE },
+        { "url", required_argument, NULL, OPT_URL },
+        { "admin-token-file", required_argument, NULL, OPT_ADMIN_TOKEN },
+        { "cacert", required_argument, NULL, OPT_CACERT },
+        { "patients-file", required_argument, NULL, OPT_PATIENTS_FILE },
+        { "decoys-file", required_argument, NULL, OPT_DECOYS_FILE },
         { "help", no_argument, NULL, CLI_OPT_HELP },
         { 0, 0, 0, 0 }
     };
@@ -141,7 +194,7 @@ static int parse(int argc, char **argv, sim_args *a)
     }
     if (optind < argc)
         return cli_usage_error(&cli_cmd_simulate, "unexpected argument '%s'", argv[optind]);
-    return 0;
+    return check_mode(a);
 }
 
 /* ---- Formatting ------------------------------------------------------------------------ */
@@ -353,11 +406,14 @@ static int run_simulate(int argc, char **argv)
     int rc = parse(argc, argv, &a);
     if (rc != 0)
         return rc < 0 ? CLI_OK : rc;
+    mv_err err;
+    if (a.live.url)
+        return sim_live_run(&a.live, &err) == 0 ? CLI_OK
+             : cli_error("simulate", "%s", err.msg);
     if (!a.json)
         print_header(&a);
     misses miss[2];
     memset(miss, 0, sizeof miss);
-    mv_err err;
     for (int model = 0; model <= (a.rules_only ? 0 : 1); model++)
         if (run_mode(&a, model, &miss[model], &err) != 0)
             return cli_error("simulate", "%s", err.msg);

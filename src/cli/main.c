@@ -20,6 +20,8 @@ static const cli_command *const commands[] = {
     &cli_cmd_alerts,
     &cli_cmd_simulate,
     &cli_cmd_decoy,
+    &cli_cmd_leak,
+    &cli_cmd_incident,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -16,10 +16,13 @@
  *   sim_day.c     one day of legitimate accesses, as events sorted by time;
  *   sim_attack.c  the attackers, which react to the detector's verdicts;
  *   sim_run.c     the driver: events -> detect_observe(), verdicts, metrics;
+ *   sim_live.c    the --url mode: the attacks against a live server,
+ *                 through its API (accounts, logins, reads), in real time;
  * cmd_simulate.c owns the command line and prints the table.
  *
- * What it must never do: touch a store, the network or a clock: everything
- * is in memory, in simulated time, and the same --seed gives the same table.
+ * What the in-process files must never do: touch a store, the network or a
+ * clock: everything is in memory, in simulated time, and the same --seed
+ * gives the same table.  Only sim_live.c talks to a server (through http/).
  */
 #ifndef MV_CLI_SIM_H
 #define MV_CLI_SIM_H
@@ -205,5 +208,27 @@ int sim_observe(const sim_world *w, detect_engine *e, const sim_event *ev,
  * actors; with an attack, only days before it) go to *b. */
 int sim_run(sim_world *w, detect_engine *e, sim_attacker *attack,
             int days, sim_benign *b, int verbose, mv_err *err);
+
+/* ---- Live mode (sim_live.c) ------------------------------------------------------- */
+
+typedef struct sim_live_config {
+    const char *url;              /* "http://127.0.0.1:8080", "https://..."    */
+    const char *admin_token_file; /* an admin session with a fresh 2nd factor  */
+    const char *cacert;           /* PEM to trust for https, or NULL           */
+    const char *patients_file;    /* patient ids, one a line, or NULL: listed
+                                     through the API by a declared account      */
+    const char *decoys_file;      /* `medvault decoy list --json`, or NULL     */
+    const char *scenario;         /* a live scenario's name, "all" or NULL     */
+    int patients;                 /* aim at no more than this many (0: all)    */
+    int json;
+} sim_live_config;
+
+/* 1 for a scenario the live mode plays (btg-spree bulk-service bulk-search
+ * decoy spraying) or "all". */
+int sim_live_scenario_known(const char *name);
+/* Play the scenarios against the server and print the table (or JSON
+ * lines); -1 with err when the run could not be made (not when a target
+ * is missed: the table says so). */
+int sim_live_run(const sim_live_config *c, mv_err *err);
 
 #endif /* MV_CLI_SIM_H */

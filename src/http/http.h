@@ -141,6 +141,24 @@ int http_wait_for_stop(void (*tick)(void *), void *tick_ctx, unsigned tick_ms);
 int http_post_json(const char *url, const char *json, unsigned timeout_ms, int *status,
                    mv_err *err);
 
+/* One request made by a client inside medvault (`medvault simulate --url`
+ * driving a live server through its API).  Borrowed for the call. */
+typedef struct http_call_req {
+    const char *method;            /* "GET", "POST"                              */
+    const char *url;               /* http:// or https://                        */
+    const char *bearer;            /* "Authorization: Bearer ..." or NULL        */
+    const char *header;            /* one more "Name: value" header, or NULL     */
+    const char *json;              /* request body (application/json), or NULL   */
+    const char *cacert;            /* PEM to trust for https; NULL: the system's */
+    const char *source;            /* local address to send from, or NULL        */
+    unsigned timeout_ms;           /* 0: 30 s                                    */
+} http_call_req;
+/* Make the request (certificates verified, no redirects) and wait for the
+ * answer: 0 with *status and the body appended to *body (owned by the
+ * caller) whatever the status; -1 (MV_E_IO naming the failure) when no HTTP
+ * answer came, MV_E_INVALID for a URL that is not http(s).  Blocks. */
+int http_call(const http_call_req *r, int *status, mv_buf *body, mv_err *err);
+
 /* Create a self-signed certificate and its private key (ECDSA P-256,
  * SHA-256, valid 397 days, CN and subjectAltName = each of the
  * comma-separated host names/addresses), refusing to overwrite; the key file

@@ -178,6 +178,8 @@ static void route(call *c)
         route_users(c, p + 10);
     else if (strncmp(p, "/api/alerts", 11) == 0 && (p[11] == '\0' || p[11] == '/'))
         route_alerts(c, p + 11);
+    else if (strncmp(p, "/api/incidents", 14) == 0 && (p[14] == '\0' || p[14] == '/'))
+        route_incidents(c, p + 14);
     else if (strncmp(p, "/fhir", 5) == 0 && (p[5] == '\0' || p[5] == '/'))
         route_fhir(c, p + 5);
     else if (strncmp(p, "/auth/", 6) == 0)

@@ -160,4 +160,119 @@ int server_decoy_watermark(mv_store *s, audit_trail *trail, const char *patient,
                            const char *reference, const char *handed_to,
                            const char *by, const char *source, mv_err *err);
 
+/* The watermark of one bulk output (watermark.c): draw an unused plain decoy
+ * at random, record it as output_reference's watermark handed to
+ * handed_to_actor (a username or account id, what `medvault leak check`
+ * reports and `incident open --actor` takes), audited as "decoy.watermark"
+ * by "system" from source, and put its Patient id in decoy_patient_out (cap
+ * bytes).  The caller adds that Patient to the output without auditing it
+ * as the actor's read.  MV_E_NOTFOUND when no plain decoy is left. */
+int server_watermark_pick(mv_store *s, audit_trail *trail, const char *output_reference,
+                          const char *handed_to_actor, const char *source,
+                          char *decoy_patient_out, size_t cap, mv_err *err);
+
+/* ---- Incidents: the register of personal-data breaches (incidents.c) ---------
+ * GDPR Art. 33(5) requires a register of every breach.  Each incident is a
+ * sealed "_Incident" record (system key), indexed by kind=incident, status
+ * and actor; every change is a new version committed with its audit entry
+ * ("incident.open", "incident.close").  Shared by /api/incidents and
+ * `medvault incident` (and by `medvault leak check`, which opens one from
+ * its result).  Documents are JSON text:
+ *   id, kind ("account-misuse" | "stolen-database"), summary,
+ *   opened_at/_us, opened_by, status ("open" | "closed"),
+ *   actors [{"id","username"}] (the accounts involved; empty for a stolen
+ *   database), alert (the alert it was opened from, or absent),
+ *   sources [..] (addresses the actor used), blocked_sources [..] (recorded
+ *   as blocked with --block-sources), detected_at/_us (the alert's time, or
+ *   the opening), contained_at/_us (when the account was locked; absent
+ *   when nothing was contained), closed_at/_us, closed_by, note,
+ *   measures [{"at","what"}] (every measure taken, in order). */
+typedef struct server_incident_spec {
+    const char *actor;      /* username or account id of the account involved  */
+    const char *alert;      /* open from this alert: its actor, source, time    */
+    const char *summary;    /* free text (may be NULL)                          */
+    const char *kind;       /* NULL / "account-misuse", or "stolen-database"    */
+    int block_sources;      /* record the actor's source addresses as blocked  */
+} server_incident_spec;
+
+/* Record an incident AND contain it: the actor's sessions are revoked and
+ * the account locked (through au, audited as account.lock by `by`), then
+ * the record is committed with its "incident.open" entry.  An account-misuse
+ * incident needs actor or alert; MV_E_NOTFOUND when either is unknown.
+ * *json_out (may be NULL) receives the new document (free it). */
+int server_incident_open(mv_store *s, audit_trail *trail, auth *au,
+                         const server_incident_spec *spec, const char *by,
+                         const char *source, char **json_out, mv_err *err);
+/* The simplest door, for callers that found an account misusing data (leak
+ * tracing): open an account-misuse incident about actor (username or
+ * account id) with summary, contained as above. */
+int server_incident_open_for(mv_store *s, audit_trail *trail, auth *au,
+                             const char *actor, const char *summary, const char *by,
+                             char **json_out, mv_err *err);
+/* One incident (free *json_out); *version (may be NULL) its current version.
+ * MV_E_NOTFOUND when there is none with that id. */
+int server_incident_get(mv_store *s, const char *id, char **json_out, int64_t *version,
+                        mv_err *err);
+/* A JSON array of incidents, newest first; status NULL for all.  Free it. */
+int server_incident_list(mv_store *s, const char *status, char **json_array_out,
+                         mv_err *err);
+/* Close an open incident (MV_E_CONFLICT when closed already). */
+int server_incident_close(mv_store *s, audit_trail *trail, const char *id,
+                          const char *note, const char *by, const char *source,
+                          char **json_out, mv_err *err);
+
+/* ---- Incident scope: what the verified trail says was disclosed ----------------
+ * (incident_scope.c) One sequential scan of the audit trail, after
+ * audit_verify() holds, for the GRANTED disclosures (fhir.read, vread,
+ * search, history, everything; outcome "success") by one actor in a time
+ * window; a request whose answer the detector withheld (a detect.withheld
+ * row with the same request id) does not count.  Nothing is decrypted: the
+ * resource types come from the trail's resources column. */
+enum { SCOPE_CAT_IDENTITY, SCOPE_CAT_DIAGNOSES, SCOPE_CAT_MEDICATIONS,
+       SCOPE_CAT_RESULTS, SCOPE_CAT_DOCUMENTS, SCOPE_CAT_OTHER, SCOPE_CAT_COUNT };
+/* "identity", "diagnoses", "medications", "results", "documents", "other". */
+const char *server_scope_category_name(int cat);
+/* The GDPR data category a FHIR resource type falls in. */
+int server_scope_category_of(const char *type);
+
+typedef struct server_scope_type {
+    char *type;            /* "Observation"                                */
+    int64_t records;       /* distinct resources of that type disclosed    */
+    int64_t accesses;      /* times they were disclosed                    */
+} server_scope_type;
+
+typedef struct server_scope_patient {
+    char *id;
+    int64_t first_us, last_us;
+    server_scope_type *types;      /* sorted by type name */
+    size_t n_types;
+    int64_t records[SCOPE_CAT_COUNT];   /* distinct resources per category */
+    char **sources;                /* sorted, distinct */
+    size_t n_sources;
+} server_scope_patient;
+
+typedef struct server_scope {
+    char actor_id[AUTH_NAME_MAX];
+    int64_t from_us, to_us;        /* the window searched [from, to]          */
+    int64_t scanned;               /* trail entries scanned                   */
+    int64_t verified;              /* trail entries verified                  */
+    int64_t withheld;              /* disclosure rows not counted (withheld)  */
+    int64_t first_us, last_us;     /* first and last disclosure (0: none)     */
+    int64_t records;               /* distinct resources disclosed            */
+    int64_t category_patients[SCOPE_CAT_COUNT];  /* patients per category     */
+    int64_t category_records[SCOPE_CAT_COUNT];
+    server_scope_patient *patients;    /* sorted by id */
+    size_t n_patients;
+    char **sources;                /* every source address used, sorted */
+    size_t n_sources;
+} server_scope;
+
+/* Verify the chain (audit_verify; MV_E_TAMPER with its reason when it does
+ * not hold: nothing is computed from a damaged trail), then compute the
+ * scope of actor_id's disclosures with from_us <= time <= to_us.  Free with
+ * server_scope_free. */
+int server_incident_scope(mv_store *s, const char *actor_id, int64_t from_us,
+                          int64_t to_us, server_scope *out, mv_err *err);
+void server_scope_free(server_scope *sc);
+
 #endif /* MV_SERVER_H */

@@ -118,6 +118,8 @@ int  notify_syslog_line(const char *alert_json, char *out, size_t cap);
 
 /* ---- routes_alerts.c ---- */
 void route_alerts(call *c, const char *path_rest);
+/* routes_incidents.c: /api/incidents (security only). */
+void route_incidents(call *c, const char *path_rest);
 
 /* ---- routes_auth.c ---- */
 /* Require a valid bearer session; on failure answers 401 and returns -1. */

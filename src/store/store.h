@@ -194,6 +194,24 @@ int store_patients(mv_store *s, char ***ids, size_t *n, mv_err *err);
 /* 1 when the patient was erased, 0 when not, -1 on error. */
 int store_patient_erased(mv_store *s, const char *patient, mv_err *err);
 
+/* ---- Batch blind-index lookup (lookup.c) ---------------------------------- */
+
+/* Many exact-match lookups against one type, answered from memory: the
+ * blind-index tokens of params (for resources of type) are read once, in
+ * one snapshot, and each find is one HMAC and one hash probe, no SQL and no
+ * decryption (a leaked file checked against the store).  Snapshot
+ * semantics: later writes are not seen.  Close with store_lookup_close. */
+typedef struct store_lookup store_lookup;
+int store_lookup_open(mv_store *s, const char *type, const char *const *params,
+                      size_t n_params, store_lookup **out, mv_err *err);
+/* The ids (sorted) of the resources carrying term, whose param must be one
+ * of those opened; *n = 0 when none.  *ids is borrowed from l. */
+int store_lookup_find(store_lookup *l, const store_term *term, char *const **ids,
+                      size_t *n, mv_err *err);
+/* How many (param, token, id) rows were loaded. */
+size_t store_lookup_size(const store_lookup *l);
+void store_lookup_close(store_lookup *l);
+
 /* ---- Key rotation --------------------------------------------------------- */
 
 /* Start a rotation: create master version current+1 and make it current, in

@@ -1,0 +1,147 @@
+/*
+ * routes_incidents.c -- /api/incidents: the breach register over the API.
+ *
+ *   GET  /api/incidents[?status=open|closed]     newest first
+ *   GET  /api/incidents/{id}
+ *   POST /api/incidents        {"actor"|"alert"|"kind", "summary", "block_sources"}
+ *                              records the incident and contains the account
+ *   POST /api/incidents/{id}/close   {"note"}
+ *
+ * Why only security: an incident names an account, its addresses and what
+ * it reached, and opening one locks that account; it is the security
+ * officer's to work (an admin could be the actor).  Every change is audited
+ * by server_incident_open / server_incident_close.
+ */
+#include "server_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void reply_text(call *c, int status, const char *text)
+{
+    json_t *doc = text ? json_loads(text, 0, NULL) : NULL;
+    if (doc == NULL)
+        call_fail(c, 500, "exception", "an incident could not be read");
+    else
+        call_reply_json(c, status, doc);
+}
+
+static void fail_with(call *c, const mv_err *err)
+{
+    if (err->code == MV_E_NOTFOUND)
+        call_fail(c, 404, "not-found", err->msg);
+    else if (err->code == MV_E_CONFLICT)
+        call_fail(c, 409, "conflict", err->msg);
+    else if (err->code == MV_E_INVALID)
+        call_fail(c, 400, "invalid", err->msg);
+    else
+        call_fail_err(c, err);
+}
+
+static void list_incidents(call *c)
+{
+    const char *status = http_query(c->req, "status");
+    if (status && strcmp(status, "open") != 0 && strcmp(status, "closed") != 0) {
+        call_fail(c, 400, "invalid", "status is open or closed");
+        return;
+    }
+    char *text = NULL;
+    mv_err err;
+    if (server_incident_list(c->srv->store, status, &text, &err) != 0) {
+        call_fail_err(c, &err);
+        return;
+    }
+    json_t *arr = json_loads(text, 0, NULL);
+    free(text);
+    call_reply_json(c, 200, json_pack("{s:I, s:o}", "total",
+                                      (json_int_t)json_array_size(arr), "incidents",
+                                      arr ? arr : json_array()));
+}
+
+static void show_incident(call *c, const char *id)
+{
+    char *text = NULL;
+    mv_err err;
+    if (server_incident_get(c->srv->store, id, &text, NULL, &err) != 0) {
+        fail_with(c, &err);
+        return;
+    }
+    reply_text(c, 200, text);
+    free(text);
+}
+
+static void open_incident(call *c)
+{
+    json_t *body = call_json_body(c);
+    if (body == NULL)
+        return;
+    server_incident_spec spec = { .actor = json_str(body, "actor"),
+                                  .alert = json_str(body, "alert"),
+                                  .summary = json_str(body, "summary"),
+                                  .kind = json_str(body, "kind"),
+                                  .block_sources = json_is_true(json_object_get(body,
+                                                                "block_sources")) };
+    char by[120], *text = NULL;
+    snprintf(by, sizeof by, "user:%s", c->who.account.id);
+    mv_err err;
+    int rc = server_incident_open(c->srv->store, c->srv->trail, c->srv->auth, &spec, by,
+                                  c->req->source, &text, &err);
+    json_decref(body);
+    if (rc != 0)
+        fail_with(c, &err);
+    else
+        reply_text(c, 201, text);
+    free(text);
+}
+
+static void close_incident(call *c, const char *id)
+{
+    json_t *body = c->req->body_len ? call_json_body(c) : json_object();
+    if (body == NULL)
+        return;
+    char by[120], *text = NULL;
+    snprintf(by, sizeof by, "user:%s", c->who.account.id);
+    mv_err err;
+    int rc = server_incident_close(c->srv->store, c->srv->trail, id, json_str(body, "note"),
+                                   by, c->req->source, &text, &err);
+    json_decref(body);
+    if (rc != 0)
+        fail_with(c, &err);
+    else
+        reply_text(c, 200, text);
+    free(text);
+}
+
+void route_incidents(call *c, const char *rest)
+{
+    if (call_authenticate(c) != 0)
+        return;
+    if (c->who.account.role != AUTH_ROLE_SECURITY) {
+        call_fail(c, 403, "forbidden", "incidents are for security officers");
+        return;
+    }
+    const char *m = c->req->method;
+    char id[64] = "", action[16] = "";
+    if (*rest == '/') {
+        size_t n = strcspn(rest + 1, "/");
+        if (n == 0 || n >= sizeof id) {
+            call_fail(c, 404, "not-found", "no such incident");
+            return;
+        }
+        memcpy(id, rest + 1, n);
+        const char *after = rest + 1 + n;
+        if (*after == '/')
+            snprintf(action, sizeof action, "%.15s", after + 1);
+    }
+    if (id[0] == '\0' && strcmp(m, "GET") == 0)
+        list_incidents(c);
+    else if (id[0] == '\0' && strcmp(m, "POST") == 0)
+        open_incident(c);
+    else if (id[0] && action[0] == '\0' && strcmp(m, "GET") == 0)
+        show_incident(c, id);
+    else if (id[0] && strcmp(m, "POST") == 0 && strcmp(action, "close") == 0)
+        close_incident(c, id);
+    else
+        call_fail(c, 405, "not-supported", "GET /api/incidents[/ID], POST /api/incidents, "
+                  "POST /api/incidents/ID/close");
+}
