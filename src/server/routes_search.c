@@ -429,10 +429,15 @@ static void observe_disclosure(call *c, const char *action, const fhir_disclosed
         return;
     detect_patient *p = calloc(ne ? ne : 1, sizeof *p);
     size_t np = 0;
+    /* An approved bulk export lists every patient, decoys included: for it a
+     * decoy in a listing is no touch (its output is watermarked instead). */
+    detect_actor_info info;
+    detect_actor_state(c->srv->detect, c->who.account.id, mv_now_us(), &info);
+    unsigned mask = info.declared ? ~(unsigned)DETECT_PAT_DECOY : ~0u;
     for (size_t k = 0; p && k < ne; k++)
         if (ev[k].patient)
             p[np++] = (detect_patient){ ev[k].patient,
-                                        call_patient_flags(c, ev[k].patient, 0, 1) };
+                                        call_patient_flags(c, ev[k].patient, 0, 1) & mask };
     call_observe(c, action, DETECT_GRANTED, n ? v[0].type : NULL, p, np, c->list_count,
                  np > 1 ? DETECT_EV_BROAD_SEARCH : 0);
     free(p);
@@ -560,16 +565,59 @@ static json_t *page_link(call *c, const query *q, const char *relation, long off
     return link;
 }
 
-static void reply_bundle(call *c, const query *q, const hit *page, size_t n, size_t total)
+/* ---- Watermarks ---------------------------------------------------------------------
+ * A bulk output -- the first page of a Patient search of at least
+ * WATERMARK_MIN_ROWS patients, asked by a service account (an export, a
+ * warehouse sync) -- carries one decoy patient unique to it, recorded with
+ * the account and the request (server_watermark_pick).  If the rows turn up
+ * in a dump for sale, `medvault leak check` names the account and the
+ * request.  Clinicians never get one: a stranger's record in a clinical
+ * answer could be mistaken for a real patient. */
+#define WATERMARK_MIN_ROWS 50
+
+static json_t *watermark_for(call *c, const query *q, size_t rows)
+{
+    if (strcmp(q->type, "Patient") != 0 || q->offset != 0 || rows < WATERMARK_MIN_ROWS ||
+        c->who.account.role != AUTH_ROLE_SERVICE)
+        return NULL;
+    char ref[80], decoy[STORE_ID_MAX + 1];
+    snprintf(ref, sizeof ref, "search:%s", c->req->request_id);
+    mv_err err;
+    if (server_watermark_pick(c->srv->store, c->srv->trail, ref, c->who.account.username,
+                              c->req->source, decoy, sizeof decoy, &err) != 0) {
+        if (err.code != MV_E_NOTFOUND)
+            fprintf(stderr, "medvault serve: no watermark for request %s: %s\n",
+                    c->req->request_id, err.msg);
+        return NULL;                  /* no decoy left: the answer goes unmarked */
+    }
+    store_resource r;
+    if (store_get(c->srv->store, "Patient", decoy, 0, &r, NULL) != 0)
+        return NULL;
+    json_t *res = json_loadb((const char *)r.body.data, r.body.len, 0, NULL);
+    store_resource_free(&r);
+    return res;
+}
+
+static void reply_bundle(call *c, const query *q, const hit *page, size_t n, size_t total,
+                         json_t *mark)
 {
     json_t *links = json_array();
     json_array_append_new(links, page_link(c, q, "self", q->offset));
     if (!q->summary_count && q->count > 0 && (size_t)(q->offset + q->count) < total)
         json_array_append_new(links, page_link(c, q, "next", q->offset + q->count));
     json_t *b = json_pack("{s:s, s:s, s:I, s:o}", "resourceType", "Bundle", "type",
-                          "searchset", "total", (json_int_t)total, "link", links);
+                          "searchset", "total", (json_int_t)(total + (mark != NULL)),
+                          "link", links);
     json_t *entries = json_array();
     for (size_t i = 0; i < n; i++) {
+        if (mark && i == n / 2) {      /* the watermark sits among the rows */
+            char url[200];
+            snprintf(url, sizeof url, "Patient/%s",
+                     json_string_value(json_object_get(mark, "id")));
+            json_array_append_new(entries, json_pack("{s:s, s:O, s:{s:s}}", "fullUrl", url,
+                                                     "resource", mark, "search", "mode",
+                                                     "match"));
+        }
         char url[200];
         snprintf(url, sizeof url, "%s/%s", q->type, page[i].r.id);
         json_t *res = json_loadb((const char *)page[i].r.body.data, page[i].r.body.len, 0, NULL);
@@ -619,9 +667,12 @@ void fhir_search(call *c, const char *type)
     set_free(&ids);
     size_t from = (size_t)q.offset < n ? (size_t)q.offset : n;
     size_t len = q.summary_count ? 0 : n - from < (size_t)q.count ? n - from : (size_t)q.count;
-    if (audit_search(c, &q, v + from, len, &e) != 0)
+    if (audit_search(c, &q, v + from, len, &e) != 0) {
         call_internal(c, &e);
-    else
-        reply_bundle(c, &q, v + from, len, n);
+    } else {
+        json_t *mark = watermark_for(c, &q, len);
+        reply_bundle(c, &q, v + from, len, n, mark);
+        json_decref(mark);
+    }
     hits_free(v, n);
 }

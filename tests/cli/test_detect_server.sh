@@ -188,6 +188,15 @@ for p in $(printf '%s\n' $PATIENTS | head -40); do
     [ "$(status_of "$EXP" "$BASE/fhir/Patient/$p")" = "200" ] && ok=$((ok + 1))
 done
 expect_eq "$ok" "40" "the declared export reads 40 patients without being stopped"
+# its bulk listing carries a watermark: a decoy unique to that output
+page=$(curl -s -H "Authorization: Bearer $EXP" "$BASE/fhir/Patient?_count=100")
+expect_contains "$page" '"type":"searchset"' "the declared export lists patients"
+run 0 "$MEDVAULT" decoy list --json --data "$D" --key-file "$K"
+MARK=$(printf '%s\n' "$OUT" | grep '"purpose":"watermark"' | sed -n 's/.*"patient":"\([0-9a-f]*\)".*/\1/p' | head -1)
+[ -n "$MARK" ] && pass || fail "a decoy was handed out as the listing's watermark: $OUT"
+expect_contains "$page" "\"id\":\"$MARK\"" "the watermark decoy is in the listing"
+expect_contains "$OUT" "nightly-export" "the watermark names the account it was handed to"
+expect_eq "$(status_of "$EXP" "$BASE/api/whoami")" "200" "a declared export is not contained by its listing"
 post "$ADM" /api/users/nightly-export/networks '{"cidrs":"not-a-network"}'
 expect_eq "$STATUS" "400" "a malformed network list is refused"
 post "$ADM" /api/users/nightly-export/networks '{"cidrs":"10.20.0.0/16"}'
