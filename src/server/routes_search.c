@@ -573,7 +573,7 @@ static json_t *page_link(call *c, const query *q, const char *relation, long off
  * in a dump for sale, `medvault leak check` names the account and the
  * request.  Clinicians never get one: a stranger's record in a clinical
  * answer could be mistaken for a real patient. */
-#define WATERMARK_MIN_ROWS 50
+#define WATERMARK_MIN_ROWS 10
 
 static json_t *watermark_for(call *c, const query *q, size_t rows)
 {
