@@ -87,7 +87,8 @@ static void explain_enumeration(text *t, const detect_facts *f)
     const window_sums *s = &f->sums;
     say(t, "enumeration: %s (%d refused or missing, %d searches of which %d "
         "broad, %d maximal pages in 5 minutes; $everything on %d patients in "
-        "an hour; page %d)", f->why[IX_ENUMERATION], s->denials_5m,
+        "an hour; page %d)",
+        f->why[IX_ENUMERATION] ? f->why[IX_ENUMERATION] : "many requests", s->denials_5m,
         s->searches_5m, s->broad_5m, s->big_pages_5m, s->everything_1h,
         f->ev->page_index);
 }

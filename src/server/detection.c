@@ -190,8 +190,11 @@ static void raise_alert(call *c, const detect_alert *al)
                             "evidence", evidence ? evidence : json_object(),
                             "explanation", al->explanation ? al->explanation : "",
                             "response", detect_response_name(al->response));
+    auth_account other;
     if (c->authenticated && strcmp(al->actor, c->who.account.id) == 0)
         json_object_set_new(doc, "actor_username", json_string(c->who.account.username));
+    else if (al->actor[0] && auth_account_get_id(c->srv->auth, al->actor, &other, NULL) == 0)
+        json_object_set_new(doc, "actor_username", json_string(other.username));
     char *text = doc ? json_text(doc) : NULL;
     json_decref(doc);
     mv_err err;
