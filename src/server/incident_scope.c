@@ -390,13 +390,30 @@ static void finish(server_scope *sc)
     sort(sc->sources, sc->n_sources, sizeof *sc->sources, cmp_str);
 }
 
-static int aggregate(scan_ctx *scan, server_scope *out, mv_err *err)
+/* Decoys are nobody: a disclosure of one is evidence (the detector and
+ * leak check use it), not a person to notify. */
+static int load_decoys(mv_store *s, strtab *t)
+{
+    char **ids = NULL;
+    size_t n = 0;
+    if (server_decoy_ids(s, &ids, &n, NULL) != 0)
+        return -1;
+    int rc = 0, added;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = strtab_intern(t, ids[i], strlen(ids[i]), &added) < 0 ? -1 : 0;
+    store_ids_free(ids, n);
+    return rc;
+}
+
+static int aggregate(scan_ctx *scan, const strtab *decoys, server_scope *out, mv_err *err)
 {
     agg g = { .out = out };
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < scan->n; i++) {
         if (strtab_has(&scan->withheld, scan->v[i].request_id))
             out->withheld++;
+        else if (strtab_has(decoys, scan->v[i].patient))
+            out->decoy_rows++;
         else
             rc = aggregate_one(&g, &scan->v[i]);
     }
@@ -494,8 +511,12 @@ int server_incident_scope(mv_store *s, const char *actor_id, int64_t from_us,
     int rc = verdict(&vj, scan_rc, &scan, &scan_err, err);
     out->verified = vj.rep.entries;
     out->scanned = scan.scanned;
+    strtab decoys = {0};
+    if (rc == 0 && load_decoys(s, &decoys) != 0)
+        rc = mv_fail(err, MV_E_IO, "could not read the decoy registry");
     if (rc == 0)
-        rc = aggregate(&scan, out, err);
+        rc = aggregate(&scan, &decoys, out, err);
+    strtab_free(&decoys);
     scan_free(&scan);
     if (rc != 0)
         server_scope_free(out);

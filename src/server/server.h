@@ -257,6 +257,7 @@ typedef struct server_scope {
     int64_t scanned;               /* trail entries scanned                   */
     int64_t verified;              /* trail entries verified                  */
     int64_t withheld;              /* disclosure rows not counted (withheld)  */
+    int64_t decoy_rows;            /* disclosures of decoys (nobody to notify) */
     int64_t first_us, last_us;     /* first and last disclosure (0: none)     */
     int64_t records;               /* distinct resources disclosed            */
     int64_t category_patients[SCOPE_CAT_COUNT];  /* patients per category     */

@@ -77,8 +77,11 @@ node -e '
     const fs = require("fs");
     for (const l of fs.readFileSync(process.argv[1], "utf8").split("\n")) if (l.trim()) console.log(JSON.parse(l).id);
 ' "$WORK/received.ndjson" | sort -u > "$WORK/received_ids"
-grep -xFf "$WORK/decoys" "$WORK/received_ids" > "$WORK/marks"
-expect_eq "$(grep -c . "$WORK/marks")" "1" "the listing carried exactly one decoy: its watermark"
+run 0 "$MEDVAULT" decoy list --json --data "$D" --key-file "$K"
+MARK=$(printf '%s\n' "$OUT" | grep '"purpose":"watermark"' | grep 'etl-thief' |
+       sed -n 's/.*"patient":"\([0-9a-f]*\)".*/\1/p')
+expect_eq "$(printf '%s\n' "$MARK" | grep -c .)" "1" "one decoy was handed out as the listing's watermark"
+grep -qx "$MARK" "$WORK/received_ids" && pass || fail "the watermark is in what the thief received"
 grep -vxFf "$WORK/decoys" "$WORK/received_ids" > "$WORK/disclosed"
 N=$(grep -c . "$WORK/disclosed")
 [ "$N" -ge 1 ] && [ "$N" -le 20 ] && pass || fail "$N patients disclosed before containment, target 1..20"
