@@ -12,11 +12,9 @@
  * date together, and -- only when it has no valid NIR, since a valid NIR
  * that is not ours names someone else -- by e-mail or phone.
  *
- * Phones and e-mails are indexed as written (fhir/index.c does not
- * canonicalise ContactPoint values), so a phone is looked up in the forms a
- * French record holds: "06 12 34 56 78", "0612345678", "+33612345678",
- * "+33 6 12 34 56 78", and as the file wrote it (each form is one HMAC per
- * row, so the list stays short).
+ * Phones and e-mails are indexed in canonical form (fhir/index.c: digits
+ * with the country code, lower-cased e-mail), so each is one HMAC per row
+ * whatever way the record or the file wrote it.
  *
  * Family names and birth dates repeat across a file of hundreds of thousands
  * of rows: their lookups are remembered by raw value (a bounded memo), so
@@ -277,52 +275,24 @@ static size_t intersect(char *const *a, size_t na, char *const *b, size_t nb,
     return k;
 }
 
-/* The forms a phone is stored in: French records write "06 12 34 56 78". */
-static size_t phone_forms(const char *canon, const char *raw, char out[VARIANTS][TERM_MAX])
-{
-    size_t n = 0, len = strlen(canon);
-    if (len == 11 && strncmp(canon, "33", 2) == 0) {
-        const char *d = canon + 2;     /* 9 digits after the 0 */
-        snprintf(out[n++], TERM_MAX, "*|0%c %.2s %.2s %.2s %.2s", d[0], d + 1, d + 3, d + 5,
-                 d + 7);
-        snprintf(out[n++], TERM_MAX, "*|0%s", d);
-        snprintf(out[n++], TERM_MAX, "*|+33%s", d);
-        snprintf(out[n++], TERM_MAX, "*|+33 %c %.2s %.2s %.2s %.2s", d[0], d + 1, d + 3,
-                 d + 5, d + 7);
-    } else {
-        snprintf(out[n++], TERM_MAX, "*|+%s", canon);
-    }
-    char as_written[TERM_MAX];
-    snprintf(as_written, sizeof as_written, "*|%s", raw);
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(out[i], as_written) == 0)
-            return n;
-    memcpy(out[n++], as_written, TERM_MAX);
-    return n;
-}
-
-/* The first telecom form of raw that a Patient holds. */
+/* The Patient holding raw as a phone or e-mail: the blind index keeps
+ * ContactPoint values in their canonical form (fhir/index.c), so one
+ * canonical lookup finds it however either side wrote it. */
 static int match_telecom(leak_matcher *m, leak_field f, const char *raw, int *valid,
                          char *const **ids, size_t *n, mv_err *err)
 {
     char *canon = NULL;
-    char forms[VARIANTS][TERM_MAX];
-    size_t n_forms = 0;
     *n = 0;
     *valid = (f == LEAK_PHONE ? search_phone(raw, &canon, NULL)
                               : search_email(raw, &canon, NULL)) == 0 &&
              strlen(raw) < TERM_MAX - 8;
-    if (*valid && f == LEAK_PHONE)
-        n_forms = phone_forms(canon, raw, forms);
-    else if (*valid) {
-        snprintf(forms[n_forms++], TERM_MAX, "*|%s", canon);
-        if (strcmp(canon, raw) != 0)
-            snprintf(forms[n_forms++], TERM_MAX, "*|%s", raw);
+    char form[TERM_MAX];
+    int rc = 0;
+    if (*valid) {
+        snprintf(form, sizeof form, "*|%s", canon);
+        rc = find(m, "telecom", form, ids, n, err);
     }
     free(canon);
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && *n == 0 && i < n_forms; i++)
-        rc = find(m, "telecom", forms[i], ids, n, err);
     return rc;
 }
 

@@ -182,6 +182,26 @@ static char *identifier_code(const char *in)
     return out;
 }
 
+/* A ContactPoint value in one form whatever way it was written: an e-mail
+ * lower-cased, a phone number as its digits with the country code
+ * ("06 12 34 56 78" and "+33 6 12 34 56 78" -> "33612345678"), anything else
+ * as given.  The same on both sides, so a search -- and `medvault leak
+ * check` -- finds a number however either side wrote it. */
+static char *contact_code(const char *in)
+{
+    char *out = NULL;
+    if (strchr(in, '@') ? search_email(in, &out, NULL) == 0
+                        : search_phone(in, &out, NULL) == 0)
+        return out;
+    return strdup(in);
+}
+
+static int is_contact_param(const char *code)
+{
+    return strcmp(code, "telecom") == 0 || strcmp(code, "phone") == 0 ||
+           strcmp(code, "email") == 0;
+}
+
 /* Fold like a name.  A value without letters ("75001") is folded behind a
  * letter that is then removed, so digits get the same treatment.  *out is
  * NULL when nothing is left to index. */
@@ -455,8 +475,15 @@ static int index_token(index_ctx *c, json_t *v, const char *type, mv_err *err)
     }
     if (strcmp(type, "Identifier") == 0)
         return emit_token(c, member_str(v, "system"), member_str(v, "value"), 1, err);
-    if (strcmp(type, "ContactPoint") == 0)
-        return emit_token(c, NULL, member_str(v, "value"), 0, err);
+    if (strcmp(type, "ContactPoint") == 0) {
+        const char *raw = member_str(v, "value");
+        char *canon = raw ? contact_code(raw) : NULL;
+        if (raw && canon == NULL)
+            return mv_fail(err, MV_E_NOMEM, "out of memory");
+        int rc = emit_token(c, NULL, canon, 0, err);
+        free(canon);
+        return rc;
+    }
     if (json_is_boolean(v))
         return emit_token(c, NULL, json_is_true(v) ? "true" : "false", 0, err);
     return emit_token(c, NULL, json_string_value(v), 0, err);
@@ -762,6 +789,13 @@ static int query_token(term_list *l, const fhir_sp_param *p, const char *value, 
         return mv_fail(err, MV_E_INVALID, "search parameter %s: empty token", p->code);
     if (strcmp(p->code, "_id") == 0)
         return terms_addf(l, p->code, err, "|%s", code);
+    if (is_contact_param(p->code)) {
+        char *canon = contact_code(code);
+        int rc = canon ? terms_addf(l, p->code, err, "*|%s", canon)
+                       : mv_fail(err, MV_E_NOMEM, "out of memory");
+        free(canon);
+        return rc;
+    }
     char *system = strndup(value, bar ? (size_t)(bar - value) : 0);
     char *ident = identifier_code(code);
     int rc = (system == NULL || ident == NULL) ? mv_fail(err, MV_E_NOMEM, "out of memory") : 0;

@@ -129,8 +129,12 @@ static void test_patient_terms(void **state)
     expect_exact(&r, "birthdate", birthdate, 3);
     static const char *const gender[] = {"|female", "*|female"};
     expect_exact(&r, "gender", gender, 2);
-    static const char *const telecom[] = {"|0612345678", "*|0612345678"};
+    /* phones are indexed as digits with the country code, however written */
+    static const char *const telecom[] = {"|33612345678", "*|33612345678"};
     expect_exact(&r, "telecom", telecom, 2);
+    assert_true(query_hits(&r, "Patient", "telecom", NULL, "+33 6 12 34 56 78"));
+    assert_true(query_hits(&r, "Patient", "telecom", NULL, "06.12.34.56.78"));
+    assert_false(query_hits(&r, "Patient", "telecom", NULL, "06 12 34 56 79"));
     static const char *const id[] = {"|p1"};
     expect_exact(&r, "_id", id, 1);
     fhir_terms_free(r.t, r.n);
