@@ -309,6 +309,11 @@ static void answer_standing(call *c, detect_response r, int64_t retry_after)
 
 int call_gate(call *c, int allow_step_up)
 {
+    if (source_blocked(c->req->source)) {
+        call_fail(c, 403, "security", "requests from this address are blocked while an "
+                  "incident is open");
+        return 1;
+    }
     if (c->srv->detect == NULL)
         return 0;
     int64_t retry = 0, now = mv_now_us();

@@ -214,6 +214,7 @@ int server_start(mv_store *s, audit_trail *t, const server_config *cfg,
         return -1;
     }
     if (detection_open(srv, err) != 0 || decoys_refresh(srv, err) != 0 ||
+        blocklist_refresh(srv, err) != 0 ||
         http_server_start(&cfg->http, handle, srv, &srv->http, port, err) != 0) {
         detection_close(srv);
         decoys_free(srv);
@@ -307,6 +308,9 @@ void server_tick(void *p)
         fprintf(stderr, "medvault serve: audit checkpoint failed: %s\n", err.msg);
     if (decoys_refresh(srv, &err) != 0)        /* decoy plant may run meanwhile */
         fprintf(stderr, "medvault serve: reading the decoys failed: %s\n", err.msg);
+    if (blocklist_refresh(srv, &err) != 0)     /* so may incident open */
+        fprintf(stderr, "medvault serve: reading the blocked addresses failed: %s\n",
+                err.msg);
     purge_sessions(srv);
 }
 

@@ -100,6 +100,10 @@ int  declarations_load(server *srv, mv_err *err);
  * 1 when action was one of them (and answered), else 0. */
 int  route_declarations(call *c, const char *name, const char *action);
 
+/* ---- blocklist.c: addresses blocked by an open incident ---- */
+int  blocklist_refresh(server *srv, mv_err *err);
+int  source_blocked(const char *source);
+
 /* ---- decoys.c: honeytoken patients ---- */
 /* Reload the set of decoy patient ids from the store (at start and from
  * server_tick: `medvault decoy plant` may run while the server does). */

@@ -48,12 +48,13 @@ for _ in $(seq 1 200); do
 done
 [ -n "$PORT" ] || { fail "server did not start"; finish; exit 1; }
 BASE="http://127.0.0.1:$PORT"
+IFACE=127.0.0.1      # the address requests come from (the thief's, until the block)
 login() {  # USER PASSWORD SECRET -> prints the token
-    curl -s -H 'Content-Type: application/json' \
+    curl -s --interface "$IFACE" -H 'Content-Type: application/json' \
         -d "{\"username\":\"$1\",\"password\":\"$2\",\"totp\":\"$(oathtool --totp -b "$3")\"}" \
         "$BASE/auth/login" | json_get token
 }
-get() { STATUS=$(curl -s -o "$WORK/body" -w '%{http_code}' -H "Authorization: Bearer $1" "$2"); }
+get() { STATUS=$(curl -s --interface "$IFACE" -o "$WORK/body" -w '%{http_code}' -H "Authorization: Bearer $1" "$2"); }
 THIEF=$(login etl-export "$PW" "$(json_get secret < "$WORK/etl.json")")
 LAB=$(login lab-feed "$PW" "$(json_get secret < "$WORK/lab.json")")
 [ -n "$THIEF" ] && [ -n "$LAB" ] && pass || fail "logins"
@@ -191,6 +192,13 @@ run 0 "$MEDVAULT" incident report "$STOLEN" --lang en --format json --data "$D" 
 expect_contains "$OUT" '"required":false' "no patient notification required"
 expect_contains "$OUT" '"ciphertext_only":true' "recognised as ciphertext only"
 
+# --- the thief's address is blocked while the incident is open ------------------------------------
+sleep 1.2                                   # the server reads the blocks every second
+STATUS=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+    -d '{"username":"lab-feed","password":"x","totp":"000000"}' "$BASE/auth/login")
+expect_eq "$STATUS" 403 "a login from the blocked address is refused before any check"
+IFACE=127.0.0.3                             # security works from another address
+
 # --- the API: security only ----------------------------------------------------------------------------
 SEC=$(login demo-security "$(account demo-security password)" "$(account demo-security secret)")
 ADM=$(login demo-admin "$(account demo-admin password)" "$(account demo-admin secret)")
@@ -199,7 +207,7 @@ get "$SEC" "$BASE/api/incidents"; expect_eq "$STATUS" 200 "security lists incide
 expect_contains "$(cat "$WORK/body")" "$INC" "the list has the incident"
 get "$SEC" "$BASE/api/incidents/$INC"; expect_eq "$STATUS" 200 "security reads one"
 expect_contains "$(cat "$WORK/body")" '"measures"' "with its measures"
-api() { STATUS=$(curl -s -o "$WORK/body" -w '%{http_code}' -H "Authorization: Bearer $1" \
+api() { STATUS=$(curl -s --interface "$IFACE" -o "$WORK/body" -w '%{http_code}' -H "Authorization: Bearer $1" \
                  -H 'Content-Type: application/json' -d "$3" "$BASE$2"); }
 api "$ADM" /api/incidents '{"actor":"lab-feed"}'; expect_eq "$STATUS" 403 "admin may not open one"
 api "$SEC" /api/incidents '{"actor":"lab-feed","summary":"feed read a patient off hours"}'
