@@ -107,30 +107,7 @@ static int by_time_desc(const void *a, const void *b)
 int server_alert_list(mv_store *s, const char *status, char **json_array_out, mv_err *err)
 {
     store_term terms[] = { { "kind", "alert" }, { "status", status } };
-    char **ids = NULL;
-    size_t n = 0;
-    if (store_search(s, ALERT_TYPE, terms, status ? 2 : 1, &ids, &n, err) != 0)
-        return -1;
-    json_t **docs = calloc(n ? n : 1, sizeof *docs);
-    size_t k = 0;
-    for (size_t i = 0; docs && i < n; i++) {
-        char *text = NULL;
-        if (server_alert_get(s, ids[i], &text, NULL, NULL) == 0)
-            docs[k] = json_loads(text, 0, NULL);
-        free(text);
-        k += docs[k] != NULL;
-    }
-    store_ids_free(ids, n);
-    if (docs == NULL)
-        return mv_fail(err, MV_E_NOMEM, "out of memory");
-    qsort(docs, k, sizeof *docs, by_time_desc);
-    json_t *arr = json_array();
-    for (size_t i = 0; i < k; i++)
-        json_array_append_new(arr, docs[i]);
-    free(docs);
-    *json_array_out = json_text(arr);
-    json_decref(arr);
-    return *json_array_out ? 0 : mv_fail(err, MV_E_NOMEM, "out of memory");
+    return records_list(s, ALERT_TYPE, terms, status ? 2 : 1, by_time_desc, json_array_out, err);
 }
 
 /* The change a transition makes to the document; -1 when not allowed. */

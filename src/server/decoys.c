@@ -182,26 +182,8 @@ int server_decoy_list(mv_store *s, const char *purpose, char **json_array_out,
                       mv_err *err)
 {
     store_term terms[] = { { "kind", "decoy" }, { "purpose", purpose } };
-    char **ids = NULL;
-    size_t n = 0;
-    if (store_search(s, DECOY_TYPE, terms, purpose ? 2 : 1, &ids, &n, err) != 0)
-        return -1;
-    json_t **docs = calloc(n ? n : 1, sizeof *docs);
-    size_t k = 0;
-    for (size_t i = 0; docs && i < n; i++)
-        if (read_decoy(s, ids[i], &docs[k], NULL, NULL) == 0)
-            k++;
-    store_ids_free(ids, n);
-    if (docs == NULL)
-        return mv_fail(err, MV_E_NOMEM, "out of memory");
-    qsort(docs, k, sizeof *docs, by_planting);
-    json_t *arr = json_array();
-    for (size_t i = 0; i < k; i++)
-        json_array_append_new(arr, docs[i]);
-    free(docs);
-    *json_array_out = arr ? json_text(arr) : NULL;
-    json_decref(arr);
-    return *json_array_out ? 0 : mv_fail(err, MV_E_NOMEM, "out of memory");
+    return records_list(s, DECOY_TYPE, terms, purpose ? 2 : 1, by_planting, json_array_out,
+                        err);
 }
 
 int server_decoy_watermark(mv_store *s, audit_trail *trail, const char *patient,

@@ -100,6 +100,14 @@ int  declarations_load(server *srv, mv_err *err);
  * 1 when action was one of them (and answered), else 0. */
 int  route_declarations(call *c, const char *name, const char *action);
 
+/* ---- records.c: the server's sealed registers ---- */
+/* The current documents of type matching terms, sorted by order (qsort on
+ * json_t *), as a JSON array text (free it).  Deleted or unreadable records
+ * are left out. */
+int  records_list(mv_store *s, const char *type, const store_term *terms, size_t n_terms,
+                  int (*order)(const void *, const void *), char **json_array_out,
+                  mv_err *err);
+
 /* ---- blocklist.c: addresses blocked by an open incident ---- */
 int  blocklist_refresh(server *srv, mv_err *err);
 int  source_blocked(const char *source);
