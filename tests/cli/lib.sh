@@ -61,3 +61,53 @@ new_store() {
     D="$WORK/$1"; K="$WORK/$1.key"
     "$MEDVAULT" init --data "$D" --key-file "$K" >/dev/null || fail "init $1"
 }
+
+# ---- A live server for the API tests ------------------------------------------
+# The API tests share one way to get a fresh store served on loopback with its
+# first admin logged in, and one way to make accounts through /api/users.
+
+ADMIN_PW="correct horse battery staple 1984"   # the first admin's password
+PW="a long passphrase for testing"             # every account adduser makes
+
+# json_get KEY < JSON: the first string value of KEY (flat answers only).
+json_get() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
+
+# req CURL-ARGS...: sets STATUS, BODY (and $WORK/headers).
+req() { STATUS=$(curl -s -D "$WORK/headers" -o "$WORK/body" -w '%{http_code}' "$@"); BODY=$(cat "$WORK/body"); }
+
+login() {  # USER PASSWORD SECRET -> prints the session token
+    curl -s -H 'Content-Type: application/json' \
+        -d "{\"username\":\"$1\",\"password\":\"$2\",\"totp\":\"$(oathtool --totp -b "$3")\"}" \
+        "$BASE/auth/login" | json_get token
+}
+
+adduser() {  # NAME ROLE EXTRA-JSON -> prints the token of the new account
+    local answer secret
+    answer=$(curl -s -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
+        -d "{\"username\":\"$1\",\"role\":\"$2\",\"password\":\"$PW\"${3:-}}" "$BASE/api/users")
+    secret=$(printf '%s' "$answer" | json_get secret)
+    [ -n "$secret" ] || { fail "could not create $1: $answer"; return; }
+    login "$1" "$PW" "$secret"
+}
+
+# api_server NAME [CONFIG]: a new store $WORK/NAME with its first admin,
+# served on a free loopback port (CONFIG: without misuse detection unless
+# given); sets D, K, PID, PORT, BASE and ADMIN, and stops it at exit.
+api_server() {
+    D="$WORK/$1"; K="$WORK/$1.key"
+    printf '%s\n' "$ADMIN_PW" |
+        "$MEDVAULT" init --data "$D" --key-file "$K" --admin-password-stdin --json \
+            > "$WORK/init.json" || { fail "init"; finish; exit 1; }
+    "$MEDVAULT" serve --data "$D" --key-file "$K" --config "${2:-$WORK/nodetect.conf}" \
+        --listen http://127.0.0.1:0 > "$WORK/serve.out" 2> "$WORK/serve.err" &
+    PID=$!
+    trap 'kill $PID 2>/dev/null; rm -rf "$WORK"' EXIT
+    PORT=""
+    for _ in $(seq 1 200); do
+        PORT=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$WORK/serve.out"); [ -n "$PORT" ] && break
+        sleep 0.05
+    done
+    [ -n "$PORT" ] || { fail "server did not start: $(cat "$WORK/serve.err")"; finish; exit 1; }
+    BASE="http://127.0.0.1:$PORT"
+    ADMIN=$(login admin "$ADMIN_PW" "$(json_get secret < "$WORK/init.json")")
+}

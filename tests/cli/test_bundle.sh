@@ -23,38 +23,7 @@ SHARED=$(shared_dir)
 DATA="$SHARED/data/fhir"
 command -v node >/dev/null || { fail "node is needed (make installs it)"; finish; exit 1; }
 
-D="$WORK/b"; K="$WORK/b.key"
-ADMIN_PW="correct horse battery staple 1984"
-printf '%s\n' "$ADMIN_PW" |
-    "$MEDVAULT" init --data "$D" --key-file "$K" --admin-password-stdin --json > "$WORK/init.json" ||
-    { fail "init"; finish; exit 1; }
-json_get() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
-"$MEDVAULT" serve --data "$D" --key-file "$K" --config "$WORK/nodetect.conf" --listen http://127.0.0.1:0 \
-    > "$WORK/serve.out" 2> "$WORK/serve.err" &
-PID=$!
-trap 'kill $PID 2>/dev/null; rm -rf "$WORK"' EXIT
-for _ in $(seq 1 100); do
-    PORT=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$WORK/serve.out"); [ -n "$PORT" ] && break; sleep 0.05
-done
-[ -n "$PORT" ] || { fail "server did not start"; finish; exit 1; }
-BASE="http://127.0.0.1:$PORT"
-
-req() { STATUS=$(curl -s -D "$WORK/headers" -o "$WORK/body" -w '%{http_code}' "$@"); BODY=$(cat "$WORK/body"); }
-login() {  # USER PASSWORD SECRET -> prints token
-    curl -s -H 'Content-Type: application/json' \
-        -d "{\"username\":\"$1\",\"password\":\"$2\",\"totp\":\"$(oathtool --totp -b "$3")\"}" \
-        "$BASE/auth/login" | json_get token
-}
-ADMIN=$(login admin "$ADMIN_PW" "$(json_get secret < "$WORK/init.json")")
-PW="a long passphrase for testing"
-adduser() {  # NAME ROLE EXTRA -> prints the token of the new user
-    local answer secret
-    answer=$(curl -s -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
-        -d "{\"username\":\"$1\",\"role\":\"$2\",\"password\":\"$PW\"${3:-}}" "$BASE/api/users")
-    secret=$(printf '%s' "$answer" | json_get secret)
-    [ -n "$secret" ] || { fail "could not create $1: $answer"; return; }
-    login "$1" "$PW" "$secret"
-}
+api_server b
 LOADER=$(adduser loader service ',"scopes":"system/*.cruds"')
 NARROW=$(adduser narrow service ',"scopes":"system/Patient.cr"')
 DOC=$(adduser drlone clinician ',"practitioner":"prac-lone"')

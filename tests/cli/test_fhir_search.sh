@@ -9,38 +9,7 @@
 # _sort both ways, and its paging links keep the query.
 . "$(dirname "$0")/lib.sh"
 
-D="$WORK/s"; K="$WORK/s.key"
-ADMIN_PW="correct horse battery staple 1984"
-printf '%s\n' "$ADMIN_PW" |
-    "$MEDVAULT" init --data "$D" --key-file "$K" --admin-password-stdin --json > "$WORK/init.json" ||
-    { fail "init"; finish; exit 1; }
-json_get() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
-"$MEDVAULT" serve --data "$D" --key-file "$K" --config "$WORK/nodetect.conf" --listen http://127.0.0.1:0 \
-    > "$WORK/serve.out" 2> "$WORK/serve.err" &
-PID=$!
-trap 'kill $PID 2>/dev/null; rm -rf "$WORK"' EXIT
-for _ in $(seq 1 100); do
-    PORT=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$WORK/serve.out"); [ -n "$PORT" ] && break; sleep 0.05
-done
-[ -n "$PORT" ] || { fail "server did not start"; finish; exit 1; }
-BASE="http://127.0.0.1:$PORT"
-
-req() { STATUS=$(curl -s -D "$WORK/headers" -o "$WORK/body" -w '%{http_code}' "$@"); BODY=$(cat "$WORK/body"); }
-login() {  # USER PASSWORD SECRET -> prints token
-    curl -s -H 'Content-Type: application/json' \
-        -d "{\"username\":\"$1\",\"password\":\"$2\",\"totp\":\"$(oathtool --totp -b "$3")\"}" \
-        "$BASE/auth/login" | json_get token
-}
-ADMIN=$(login admin "$ADMIN_PW" "$(json_get secret < "$WORK/init.json")")
-PW="a long passphrase for testing"
-adduser() {  # NAME ROLE EXTRA -> prints the token of the new user
-    local answer secret
-    answer=$(curl -s -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
-        -d "{\"username\":\"$1\",\"role\":\"$2\",\"password\":\"$PW\"${3:-}}" "$BASE/api/users")
-    secret=$(printf '%s' "$answer" | json_get secret)
-    [ -n "$secret" ] || { fail "could not create $1: $answer"; return; }
-    login "$1" "$PW" "$secret"
-}
+api_server s
 REG=$(adduser registrar service ',"scopes":"system/Patient.cruds system/CareTeam.cruds system/Observation.cruds system/Condition.rs"')
 HOUSE=$(adduser drhouse clinician ',"practitioner":"prac-1"')
 WHO=$(adduser drwho clinician ',"practitioner":"prac-2"')
