@@ -310,6 +310,8 @@ static void run_entry(bundle_run *b, entry_plan *e)
     sub.pending = b->pending;
     sub.preset_id = e->preset_id[0] ? e->preset_id : NULL;
     route_fhir(&sub, target.path);
+    if (sub.btg_seen != c->btg_seen)       /* the entry's own listing facts */
+        json_decref(sub.btg_seen);
     take_answer(e, &res);
     http_target_free(&target);
     if (body) {

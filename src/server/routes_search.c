@@ -315,8 +315,15 @@ static int permitted(call *c, policy_action act, const char *type, const char *p
     policy_facts facts = fhir_facts(c->srv);
     policy_target t = { type, patient };
     policy_decision d;
-    return policy_decide(NULL, &who, act, &t, NULL, &facts, now, &d, NULL) == 0 &&
-           d.effect == POLICY_PERMIT;
+    if (policy_decide(NULL, &who, act, &t, NULL, &facts, now, &d, NULL) != 0 ||
+        d.effect != POLICY_PERMIT)
+        return 0;
+    if (d.break_glass && patient) {      /* remembered for the audit's purpose */
+        if (c->btg_seen == NULL)
+            c->btg_seen = json_object();
+        json_object_set_new(c->btg_seen, patient, json_true());
+    }
+    return 1;
 }
 
 int fhir_permitted_each(call *c, policy_action act, const char *type,
@@ -437,7 +444,8 @@ static void observe_disclosure(call *c, const char *action, const fhir_disclosed
     for (size_t k = 0; p && k < ne; k++)
         if (ev[k].patient)
             p[np++] = (detect_patient){ ev[k].patient,
-                                        call_patient_flags(c, ev[k].patient, 0, 1) & mask };
+                                        call_patient_flags(c, ev[k].patient,
+                                                           ev[k].purpose != NULL, 1) & mask };
     call_observe(c, action, DETECT_GRANTED, n ? v[0].type : NULL, p, np, c->list_count,
                  np > 1 ? DETECT_EV_BROAD_SEARCH : 0);
     free(p);
@@ -462,7 +470,10 @@ int fhir_audit_disclosure(call *c, const char *action, const char *outcome,
         size_t k = event_of(ev, ne, v[i].patient);
         if (k == ne) {
             ev[ne] = blank;
-            ev[ne++].patient = v[i].patient;
+            ev[ne].patient = v[i].patient;
+            if (v[i].patient && json_object_get(c->btg_seen, v[i].patient))
+                ev[ne].purpose = "BTG: active grant";    /* flagged for security */
+            ne++;
         }
         append_ref(&refs[k], &v[i]);
     }

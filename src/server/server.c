@@ -195,6 +195,7 @@ static void handle(const http_request *req, http_response *res, void *ctx)
     snprintf(res->actor, sizeof res->actor, "-");
     route(&c);
     call_apply_verdict(&c);
+    json_decref(c.btg_seen);
 }
 
 /* ---- Lifecycle ----------------------------------------------------------- */
@@ -274,6 +275,7 @@ int server_local_request(server *srv, const char *username, const char *method,
     snprintf(c.session_ref, sizeof c.session_ref, "local");
     route(&c);
     call_apply_verdict(&c);
+    json_decref(c.btg_seen);
     http_target_free(&target);
     *status = res.status;
     *response = res.body;

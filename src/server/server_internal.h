@@ -44,6 +44,8 @@ typedef struct call {
     struct fhir_pending *pending;  /* a Bundle entry: accesses are collected  */
     const char *preset_id;  /* a transaction's POST: the id assigned ahead */
     call_verdict *verdict;  /* shared by a Bundle's entries                */
+    json_t *btg_seen;       /* patients a listing showed only by break-the-
+                               glass (set of ids; freed after the request) */
     int list_count;         /* a listing: the _count asked (detector)      */
     int list_page;          /*   and which page (0 = first)                */
 } call;

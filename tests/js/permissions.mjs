@@ -291,10 +291,9 @@ const KNOWN = [];
 // Deviations outside the matrix: one request each, same strictness.
 const KNOWN_SPECIAL = {};
 
-// routes_search.c: a search that discloses a patient only through an active
-// BTG grant is audited without purpose BTG (the policy's break_glass flag
-// is dropped in visible_hits), so security's review of BTG misses it.
-// Checked in trail().
+// A search that discloses a patient only through an active BTG grant is
+// audited with purpose BTG for that patient, so security's review of
+// break-the-glass sees it.  Checked in trail().
 
 function expectSpecial(id, what, want, res) {
     const known = KNOWN_SPECIAL[id];
@@ -918,15 +917,13 @@ function trail() {
         if (btg === '0' && isBtg) bad.push(`${what}: purpose BTG without break-the-glass`);
     }
     console.log(`trail: ${checked} requests checked against ${rows.size} audited requests`);
-    // Known deviation "search-btg-purpose", strict like the others.
+    // Searches under a grant carry purpose BTG, every one of them.
     const marked = searchesUnderGrant.filter(Boolean).length;
     console.log(`trail: ${searchesUnderGrant.length} searches disclosed a patient under a ` +
-                `BTG grant; ${marked} carry purpose BTG (known deviation: none do)`);
+                `BTG grant; ${marked} carry purpose BTG`);
     if (searchesUnderGrant.length === 0)
         bad.push('no search disclosed a patient under a grant: the matrix lost that case');
-    else if (marked === searchesUnderGrant.length)
-        bad.push(`known deviation "search-btg-purpose" no longer happens: remove it`);
-    else if (marked !== 0)
+    else if (marked !== searchesUnderGrant.length)
         bad.push(`only ${marked} of ${searchesUnderGrant.length} searches under a grant ` +
                  'carry purpose BTG');
     if (bad.length) {
