@@ -79,20 +79,7 @@ int server_alert_save(audit_trail *trail, const char *alert_json, mv_err *err)
 int server_alert_get(mv_store *s, const char *id, char **json_out, int64_t *version,
                      mv_err *err)
 {
-    store_resource r;
-    if (store_get(s, ALERT_TYPE, id, 0, &r, err) != 0)
-        return -1;
-    *json_out = malloc(r.body.len + 1);
-    if (*json_out == NULL) {
-        store_resource_free(&r);
-        return mv_fail(err, MV_E_NOMEM, "out of memory");
-    }
-    memcpy(*json_out, r.body.data, r.body.len);
-    (*json_out)[r.body.len] = '\0';
-    if (version)
-        *version = r.version;
-    store_resource_free(&r);
-    return 0;
+    return records_get(s, ALERT_TYPE, id, json_out, version, err);
 }
 
 /* Newest first by the alert's time. */

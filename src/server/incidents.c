@@ -300,20 +300,9 @@ int server_incident_open_for(mv_store *s, audit_trail *trail, auth *au,
 int server_incident_get(mv_store *s, const char *id, char **json_out, int64_t *version,
                         mv_err *err)
 {
-    store_resource r;
-    if (store_get(s, INCIDENT_TYPE, id, 0, &r, err) != 0)
+    if (records_get(s, INCIDENT_TYPE, id, json_out, version, err) != 0)
         return err->code == MV_E_NOTFOUND
                    ? mv_fail(err, MV_E_NOTFOUND, "no incident %s", id) : -1;
-    *json_out = malloc(r.body.len + 1);
-    if (*json_out == NULL) {
-        store_resource_free(&r);
-        return mv_fail(err, MV_E_NOMEM, "out of memory");
-    }
-    memcpy(*json_out, r.body.data, r.body.len);
-    (*json_out)[r.body.len] = '\0';
-    if (version)
-        *version = r.version;
-    store_resource_free(&r);
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #include "server_internal.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* The current document of (type, id), or NULL when deleted or unreadable. */
 static json_t *open_record(mv_store *s, const char *type, const char *id)
@@ -20,6 +21,25 @@ static json_t *open_record(mv_store *s, const char *type, const char *id)
     json_t *doc = r.deleted ? NULL : json_loadb((const char *)r.body.data, r.body.len, 0, NULL);
     store_resource_free(&r);
     return doc;
+}
+
+int records_get(mv_store *s, const char *type, const char *id, char **json_out,
+                int64_t *version, mv_err *err)
+{
+    store_resource r;
+    if (store_get(s, type, id, 0, &r, err) != 0)
+        return -1;
+    *json_out = malloc(r.body.len + 1);
+    if (*json_out == NULL) {
+        store_resource_free(&r);
+        return mv_fail(err, MV_E_NOMEM, "out of memory");
+    }
+    memcpy(*json_out, r.body.data, r.body.len);
+    (*json_out)[r.body.len] = '\0';
+    if (version)
+        *version = r.version;
+    store_resource_free(&r);
+    return 0;
 }
 
 int records_list(mv_store *s, const char *type, const store_term *terms, size_t n_terms,

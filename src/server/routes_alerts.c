@@ -73,14 +73,7 @@ static void change_alert(call *c, const char *id, const char *action)
                                      by, c->req->source, &text, &err);
     json_decref(body);
     if (rc != 0) {
-        if (err.code == MV_E_NOTFOUND)
-            call_fail(c, 404, "not-found", "no such alert");
-        else if (err.code == MV_E_CONFLICT)
-            call_fail(c, 409, "conflict", err.msg);
-        else if (err.code == MV_E_INVALID)
-            call_fail(c, 400, "invalid", err.msg);
-        else
-            call_fail_err(c, &err);
+        call_fail_err(c, &err);     /* 404, 409 or 400 with the reason */
         return;
     }
     reply_text_json(c, 200, text);

@@ -26,18 +26,6 @@ static void reply_text(call *c, int status, const char *text)
         call_reply_json(c, status, doc);
 }
 
-static void fail_with(call *c, const mv_err *err)
-{
-    if (err->code == MV_E_NOTFOUND)
-        call_fail(c, 404, "not-found", err->msg);
-    else if (err->code == MV_E_CONFLICT)
-        call_fail(c, 409, "conflict", err->msg);
-    else if (err->code == MV_E_INVALID)
-        call_fail(c, 400, "invalid", err->msg);
-    else
-        call_fail_err(c, err);
-}
-
 static void list_incidents(call *c)
 {
     const char *status = http_query(c->req, "status");
@@ -63,7 +51,7 @@ static void show_incident(call *c, const char *id)
     char *text = NULL;
     mv_err err;
     if (server_incident_get(c->srv->store, id, &text, NULL, &err) != 0) {
-        fail_with(c, &err);
+        call_fail_err(c, &err);
         return;
     }
     reply_text(c, 200, text);
@@ -88,7 +76,7 @@ static void open_incident(call *c)
                                   c->req->source, &text, &err);
     json_decref(body);
     if (rc != 0)
-        fail_with(c, &err);
+        call_fail_err(c, &err);
     else
         reply_text(c, 201, text);
     free(text);
@@ -106,7 +94,7 @@ static void close_incident(call *c, const char *id)
                                    by, c->req->source, &text, &err);
     json_decref(body);
     if (rc != 0)
-        fail_with(c, &err);
+        call_fail_err(c, &err);
     else
         reply_text(c, 200, text);
     free(text);

@@ -103,6 +103,10 @@ int  declarations_load(server *srv, mv_err *err);
 int  route_declarations(call *c, const char *name, const char *action);
 
 /* ---- records.c: the server's sealed registers ---- */
+/* The current document of (type, id) as JSON text (free it); *version (may
+ * be NULL) its version.  MV_E_NOTFOUND when there is none. */
+int  records_get(mv_store *s, const char *type, const char *id, char **json_out,
+                 int64_t *version, mv_err *err);
 /* The current documents of type matching terms, sorted by order (qsort on
  * json_t *), as a JSON array text (free it).  Deleted or unreadable records
  * are left out. */
