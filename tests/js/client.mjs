@@ -16,7 +16,9 @@
 // /fhir base URL), MV_TOKEN_SERVICE (service account, scopes for Patient,
 // Observation and CareTeam), MV_TOKEN_CLINICIAN (a clinician whose
 // Practitioner is MV_PRACTITIONER).
-import { Client } from 'fhir-kit-client';
+// fhir-kit-client 1.x (the line that runs on Debian 12's Node.js 18) is a
+// CommonJS module whose export is the Client class itself.
+import Client from 'fhir-kit-client';
 import { call, eq, ok, fail, finish, outcomeText, env, useClientClass,
          validatedCount } from './lib.mjs';
 

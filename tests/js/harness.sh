@@ -17,13 +17,13 @@ NPM_CACHE_DIR="${TMPDIR:-/tmp}/medvault-npm-cache"
 # sets JS_MODULES.  Returns 1 (after fail) when Node or npm cannot provide it.
 js_install() {
     if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-        fail "node and npm are needed (Node.js >= 20)"
+        fail "node and npm are needed (Node.js >= 18)"
         return 1
     fi
     local major
     major=$(node -p 'process.versions.node.split(".")[0]')
-    if [ "$major" -lt 20 ]; then
-        fail "fhir-kit-client 2 needs Node.js >= 20, this is $(node --version)"
+    if [ "$major" -lt 18 ]; then
+        fail "the JavaScript tests need Node.js >= 18, this is $(node --version)"
         return 1
     fi
     local key dir

@@ -20,7 +20,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { Client } from 'fhir-kit-client';
+// fhir-kit-client 1.x (the line that runs on Debian 12's Node.js 18) is a
+// CommonJS module whose export is the Client class itself.
+import Client from 'fhir-kit-client';
 import { call, eq, ok, fail, finish, outcomeText, env, useClientClass, schemaErrors,
          schemaValidator, validatedCount } from './lib.mjs';
 
