@@ -22,7 +22,9 @@ static const char usage[] =
     "Serve the store over HTTPS (default https://127.0.0.1:8443, TLS 1.2/1.3).\n"
     "Plain http:// is accepted on loopback addresses only (tests, benchmarks).\n"
     "--config FILE holds 'key = value' lines: listen, tls_cert, tls_key,\n"
-    "max_body, max_header, threads, request_timeout, max_conns_per_source,\n"
+    "max_body, max_header, threads, request_timeout (idle, seconds),\n"
+    "header_timeout (seconds to send a request's headers), max_connections\n"
+    "(all clients; default 8192 within the open-file limit), max_conns_per_source,\n"
     "idle_timeout, absolute_timeout, step_up_valid, lock_after, delay_base,\n"
     "delay_max, source_max_failures, source_window (durations: 250ms, 30s,\n"
     "15m, 12h).\n";

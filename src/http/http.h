@@ -114,7 +114,12 @@ typedef struct http_config {
     size_t max_body;               /* default 8 MiB -> 413 above it         */
     size_t max_header;             /* default 16 KiB -> 431 above it        */
     unsigned max_conns_per_source; /* default 64                           */
-    unsigned request_timeout_s;    /* default 30                           */
+    unsigned request_timeout_s;    /* default 30: idle connections closed  */
+    unsigned header_timeout_s;     /* default 10: a request's header block
+                                      must be complete by then (408)       */
+    unsigned max_connections;      /* all open client connections; default
+                                      8192, at most the open-file limit less
+                                      what the store and threads need      */
     unsigned threads;              /* thread pool; default 16 x cores: handlers
                                       wait for durable audit entries        */
     FILE *access_log;              /* default stderr                        */

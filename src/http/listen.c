@@ -131,16 +131,24 @@ int http_listen_is_loopback(const http_listen *l)
     return 0;
 }
 
-int http_listen_probe(const http_listen *l)
+/* The backlog the kernel may shorten (somaxconn); bursts of new clients
+ * wait there, not in a refused SYN. */
+#define LISTEN_BACKLOG 1024
+
+int http_listen_open(const http_listen *l, const char *text, mv_err *err)
 {
-    int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
-        return errno;
+        return mv_fail(err, MV_E_IO, "cannot listen on %.80s: %s", text, strerror(errno));
     int one = 1;
     (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    int e = 0;
-    if (bind(fd, (const struct sockaddr *)&l->addr, l->addr_len) != 0)
-        e = errno;
-    close(fd);
-    return e;
+    if (l->addr.ss_family == AF_INET6)
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)&l->addr, l->addr_len) != 0 ||
+        listen(fd, LISTEN_BACKLOG) != 0) {
+        int e = errno;
+        close(fd);
+        return mv_fail(err, MV_E_IO, "cannot listen on %.80s: %s", text, strerror(e));
+    }
+    return fd;
 }

@@ -11,11 +11,14 @@
  */
 #include "http_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include <jansson.h>
+
+#include "crypto/crypto.h"
 
 #define DEFAULT_CONTENT_TYPE "application/json"
 #define FHIR_CONTENT_TYPE    "application/fhir+json"
@@ -209,6 +212,11 @@ static int add_mandatory_headers(struct MHD_Response *mr, const http_exchange *e
         MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE,
                                 content_type) != MHD_YES)
         return -1;
+    /* A request whose framing was refused: what follows it on the
+     * connection cannot be trusted to start a request, so close. */
+    if (ex->close_after &&
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES)
+        return -1;
     return 0;
 }
 
@@ -310,4 +318,53 @@ enum MHD_Result http_send_outcome(http_exchange *ex, int status,
     http_response_init(&res);
     http_outcome(&res, status, code, diagnostics);
     return http_send(ex, &res);
+}
+
+/* ---- An answer written before the library has the connection (gate.c) ---- */
+
+static void append_text(mv_buf *b, const char *s, int *bad)
+{
+    if (!*bad && mv_buf_append(b, s, strlen(s), NULL) != 0)
+        *bad = 1;
+}
+
+static void append_header(mv_buf *b, const char *name, const char *value, int *bad)
+{
+    append_text(b, name, bad);
+    append_text(b, ": ", bad);
+    append_text(b, value, bad);
+    append_text(b, "\r\n", bad);
+}
+
+void http_raw_outcome(http_server *s, int status, const char *code,
+                      const char *diagnostics, int64_t started_us,
+                      mv_buf *out)
+{
+    http_exchange ex = { .server = s, .started_us = started_us };
+    crypto_random_id(ex.request_id);
+    snprintf(ex.log_method, sizeof ex.log_method, "-");
+    snprintf(ex.log_path, sizeof ex.log_path, "-");
+    char *json = outcome_json(code, diagnostics);
+    const char *body = json ? json : OUTCOME_FALLBACK;
+    const char *reason = MHD_get_reason_phrase_for((unsigned)status);
+    char line[96], length[32];
+    snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", status,
+             reason && reason[0] ? reason : "Error");
+    snprintf(length, sizeof length, "%zu", strlen(body));
+    int bad = 0;
+    append_text(out, line, &bad);
+    for (size_t i = 0; i < sizeof SECURITY_HEADERS / sizeof *SECURITY_HEADERS; i++)
+        append_header(out, SECURITY_HEADERS[i].name, SECURITY_HEADERS[i].value, &bad);
+    if (s->https)
+        append_header(out, "Strict-Transport-Security", HSTS_VALUE, &bad);
+    append_header(out, "X-Request-Id", ex.request_id, &bad);
+    append_header(out, "Content-Type", FHIR_CONTENT_TYPE, &bad);
+    append_header(out, "Content-Length", length, &bad);
+    append_header(out, "Connection", "close", &bad);
+    append_text(out, "\r\n", &bad);
+    append_text(out, body, &bad);
+    free(json);
+    if (bad)
+        mv_buf_free(out);
+    http_access_log(&ex, bad ? 0 : status, "-");
 }

@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +33,13 @@
 #define DEFAULT_MAX_HEADER      ((size_t)16 * 1024)
 #define DEFAULT_CONNS_PER_SOURCE 64u
 #define DEFAULT_TIMEOUT_S       30u
+#define DEFAULT_HEADER_TIMEOUT_S 10u
+#define DEFAULT_MAX_CONNECTIONS 8192u
+/* Open files kept back from the connection cap: the store (database, WAL,
+ * shared memory, audit), logs, the listening socket, the gate's epoll and
+ * wake descriptors, and two per library thread (its epoll and its ITC). */
+#define FD_RESERVE_FIXED        64u
+#define FD_RESERVE_PER_THREAD   2u
 #define MAX_MAX_HEADER          ((size_t)1024 * 1024)
 #define MAX_MAX_BODY            (SIZE_MAX / 4)
 #define MIN_DISCARD             ((size_t)1024 * 1024)
@@ -56,6 +64,8 @@ http_config http_default_config(void)
         .max_header = DEFAULT_MAX_HEADER,
         .max_conns_per_source = DEFAULT_CONNS_PER_SOURCE,
         .request_timeout_s = DEFAULT_TIMEOUT_S,
+        .header_timeout_s = DEFAULT_HEADER_TIMEOUT_S,
+        .max_connections = 0,                    /* from the open-file limit */
         /* Handlers block until their audit entry is durable, and group
          * commit batches whoever is waiting: the pool is the number of
          * requests one fsync can carry, not a CPU count. */
@@ -63,6 +73,42 @@ http_config http_default_config(void)
         .access_log = stderr,
     };
     return c;
+}
+
+/* ---- Connections ----------------------------------------------------------- */
+
+/* Connections the library holds count against their source like those in
+ * the gate's waiting room, and are watched for the header deadline; their
+ * *socket_context is the watch entry (NULL: not counted). */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    http_server *s = cls;
+    const union MHD_ConnectionInfo *addr =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (addr == NULL || addr->client_addr == NULL)
+        return;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        http_watched *e = fd ? http_watch_add(s->watch, fd->connect_fd) : NULL;
+        if (e == NULL)
+            return;
+        http_sources_take(s->sources, addr->client_addr, 1);
+        *socket_context = e;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context != NULL) {
+        http_watch_remove(s->watch, *socket_context);
+        http_sources_give(s->sources, addr->client_addr);
+        *socket_context = NULL;
+    }
+}
+
+static void watch_request(http_server *s, struct MHD_Connection *c, int begun)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (info != NULL)
+        http_watch_request(s->watch, info->socket_context, begun);
 }
 
 /* ---- The access handler ---------------------------------------------------- */
@@ -112,6 +158,31 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
     return n;
 }
 
+static enum MHD_Result add_framing(void *cls, enum MHD_ValueKind kind,
+                                   const char *key, const char *value)
+{
+    (void)kind;
+    http_framing_add(cls, key, strlen(key), value ? value : "",
+                     value ? strlen(value) : 0);
+    return MHD_YES;
+}
+
+/* The gate judged the first request of a plain connection already; this
+ * judges every request, those that follow on a kept-alive connection and
+ * those that arrive inside TLS, by the same rules. */
+static http_gate_verdict judge_framing(struct MHD_Connection *c)
+{
+    http_framing f = {0};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, add_framing, &f);
+    return http_gate_framing(&f);
+}
+
+static int has_too_many_parameters(struct MHD_Connection *c)
+{
+    return MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, NULL, NULL) >
+           HTTP_MAX_QUERY_PARAMETERS;
+}
+
 static int declared_body_too_large(struct MHD_Connection *c, size_t max_body)
 {
     const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
@@ -128,11 +199,20 @@ static enum MHD_Result begin_request(http_server *s, struct MHD_Connection *c,
                                      const char *url, const char *method,
                                      const char *version, void **con_cls)
 {
+    watch_request(s, c, 1);
     http_exchange *ex = http_exchange_new(s, c, method, url);
     if (ex == NULL)
         return MHD_NO;                         /* out of memory: hang up */
     atomic_fetch_add(&s->active, 1);
     *con_cls = ex;
+    http_gate_verdict framing = judge_framing(c);
+    if (framing.action == HTTP_GATE_REFUSE) {
+        ex->close_after = 1;
+        return http_send_outcome(ex, framing.status, framing.code, framing.why);
+    }
+    if (has_too_many_parameters(c))
+        return http_send_outcome(ex, MHD_HTTP_URI_TOO_LONG, "too-costly",
+                                 "the query has too many parameters");
     if (http_request_header_bytes(c, method, url, version) > s->max_header)
         return http_send_outcome(ex, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE,
                                  "too-costly", "the request headers are too large");
@@ -248,9 +328,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode why)
 {
-    (void)c;
     (void)why;
     http_server *s = cls;
+    watch_request(s, c, 0);
     http_exchange *ex = *con_cls;
     if (ex == NULL)
         return;
@@ -289,10 +369,13 @@ static unsigned thread_count(const http_config *cfg)
     return cfg->threads ? cfg->threads : http_default_config().threads;
 }
 
+/* The library never accepts: the gate owns the listening socket and hands
+ * it each connection that passed (MHD_add_connection). */
 static struct MHD_Daemon *start_daemon(http_server *s, const http_config *cfg,
-                                       http_listen *l)
+                                       const http_listen *l)
 {
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
+                     MHD_USE_NO_LISTEN_SOCKET;
 #ifdef __linux__
     flags |= MHD_USE_EPOLL;
 #else
@@ -310,8 +393,9 @@ static struct MHD_Daemon *start_daemon(http_server *s, const http_config *cfg,
         flags |= MHD_USE_TLS;
     return MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&l->addr,
         MHD_OPTION_THREAD_POOL_SIZE, thread_count(cfg),
+        MHD_OPTION_CONNECTION_LIMIT, s->max_connections,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory(s->max_header),
         MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         cfg->max_conns_per_source ? cfg->max_conns_per_source
@@ -319,35 +403,70 @@ static struct MHD_Daemon *start_daemon(http_server *s, const http_config *cfg,
         MHD_OPTION_CONNECTION_TIMEOUT,
         cfg->request_timeout_s ? cfg->request_timeout_s : DEFAULT_TIMEOUT_S,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_STRICT_FOR_CLIENT, 1,
+        MHD_OPTION_STRICT_FOR_CLIENT, 1,     /* the strictest 0.9.75 has */
         MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
         MHD_OPTION_ARRAY, s->https ? tls : &tls[3],
         MHD_OPTION_END);
 }
 
-/* MHD says nothing (its error log is off), so find out by trying a bind. */
-static int start_failed(const http_listen *l, const char *listen, mv_err *err)
-{
-    int e = http_listen_probe(l);
-    if (e != 0)
-        return mv_fail(err, MV_E_IO, "cannot listen on %.80s: %s", listen,
-                       strerror(e));
-    return mv_fail(err, MV_E_IO, "cannot start the HTTP server on %.80s",
-                   listen);
-}
-
 static void free_server(http_server *s)
 {
+    http_watch_free(s->watch);
+    http_sources_free(s->sources);
     mv_buf_free(&s->tls_cert);
     http_tls_free_key(&s->tls_key);
     free(s);
 }
 
-static int bound_port(struct MHD_Daemon *d)
+static int bound_port(int fd)
 {
-    const union MHD_DaemonInfo *info =
-        MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    return info ? (int)info->port : -1;
+    struct sockaddr_storage a;
+    socklen_t len = sizeof a;
+    if (getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+        return -1;
+    if (a.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&a)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&a)->sin_port);
+}
+
+/* Raise the soft open-file limit to the hard one (a thousand half-open
+ * connections must not starve everyone else at Debian's default of 1,024),
+ * then size the connection cap below it, leaving room for the store, the
+ * listening socket and the library's own descriptors. */
+static int size_connections(http_server *s, const http_config *cfg, mv_err *err)
+{
+    struct rlimit rl;
+    rlim_t soft = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        if (rl.rlim_cur < rl.rlim_max) {
+            rlim_t want = rl.rlim_max;
+            rl.rlim_cur = want;
+            if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+                (void)getrlimit(RLIMIT_NOFILE, &rl);
+        }
+        soft = rl.rlim_cur;
+    }
+    rlim_t reserve = FD_RESERVE_FIXED + FD_RESERVE_PER_THREAD * (rlim_t)thread_count(cfg);
+    rlim_t room = soft > reserve + 16 ? soft - reserve : 16;
+    unsigned most = room > 1000000 ? 1000000u : (unsigned)room;
+    if (cfg->max_connections > most)
+        return mv_fail(err, MV_E_INVALID, "max_connections must be at most %u "
+                       "(the open-file limit is %llu)", most, (unsigned long long)soft);
+    /* The library splits its cap between its threads: each needs one. */
+    if (cfg->max_connections && cfg->max_connections < thread_count(cfg))
+        return mv_fail(err, MV_E_INVALID, "max_connections must be at least the "
+                       "number of threads (%u)", thread_count(cfg));
+    s->max_connections = cfg->max_connections ? cfg->max_connections
+                         : (most < DEFAULT_MAX_CONNECTIONS ? most : DEFAULT_MAX_CONNECTIONS);
+    return 0;
+}
+
+/* The header deadline never outlasts the idle timeout. */
+static unsigned header_timeout(const http_config *cfg)
+{
+    unsigned idle = cfg->request_timeout_s ? cfg->request_timeout_s : DEFAULT_TIMEOUT_S;
+    unsigned t = cfg->header_timeout_s ? cfg->header_timeout_s : DEFAULT_HEADER_TIMEOUT_S;
+    return t < idle ? t : idle;
 }
 
 /* Everything but the daemon: handler, limits, TLS material. */
@@ -361,14 +480,24 @@ static http_server *new_server(const http_config *cfg, const http_listen *l,
     s->handler_ctx = ctx;
     s->https = l->https;
     atomic_init(&s->active, 0);
-    if (apply_limits(s, cfg, err) != 0 ||
+    if (apply_limits(s, cfg, err) != 0 || size_connections(s, cfg, err) != 0 ||
         (s->https && http_tls_load(cfg->tls_cert, cfg->tls_key, &s->tls_cert,
                                    &s->tls_key, err) != 0)) {
         free_server(s);
         return NULL;
     }
+    unsigned per_source = cfg->max_conns_per_source ? cfg->max_conns_per_source
+                                                    : DEFAULT_CONNS_PER_SOURCE;
+    s->sources = http_sources_new(s->max_connections, per_source);
+    s->watch = http_watch_new(header_timeout(cfg));
+    if (s->sources == NULL || s->watch == NULL) {
+        free_server(s);
+        mv_fail(err, MV_E_NOMEM, "out of memory");
+        return NULL;
+    }
     return s;
 }
+
 
 int http_server_start(const http_config *cfg, http_handler handler, void *ctx,
                       http_server **out, int *port, mv_err *err)
@@ -386,13 +515,27 @@ int http_server_start(const http_config *cfg, http_handler handler, void *ctx,
     http_server *s = new_server(cfg, &l, handler, ctx, err);
     if (s == NULL)
         return -1;
+    int fd = http_listen_open(&l, cfg->listen, err);
+    if (fd < 0) {
+        free_server(s);
+        return -1;
+    }
     http_signals_prepare();          /* before MHD creates its threads */
     s->daemon = start_daemon(s, cfg, &l);
     if (s->daemon == NULL) {
+        close(fd);
         free_server(s);
-        return start_failed(&l, cfg->listen, err);
+        return mv_fail(err, MV_E_IO, "cannot start the HTTP server on %.80s",
+                       cfg->listen);
     }
-    int bound = bound_port(s->daemon);
+    int bound = bound_port(fd);
+    if (http_gate_start(s, fd, s->max_connections, header_timeout(cfg), &s->gate,
+                        err) != 0) {
+        close(fd);
+        MHD_stop_daemon(s->daemon);
+        free_server(s);
+        return -1;
+    }
     if (port != NULL)
         *port = bound;
     if (!s->https)
@@ -416,12 +559,8 @@ void http_server_stop(http_server *s)
 {
     if (s == NULL)
         return;
-    MHD_socket listener = MHD_quiesce_daemon(s->daemon);
+    http_gate_stop(s->gate);         /* no new connection from here on */
     wait_until_idle(s);
     MHD_stop_daemon(s->daemon);
-    /* After quiescing, the listening socket is ours to close, and only once
-     * the daemon's threads are gone. */
-    if (listener != MHD_INVALID_SOCKET)
-        close(listener);
     free_server(s);
 }

@@ -116,6 +116,8 @@ static int apply_setting(server_config *c, const char *k, const char *v)
     if (!strcmp(k, "threads"))              { c->http.threads = (unsigned)n; return 0; }
     if (!strcmp(k, "request_timeout"))      { c->http.request_timeout_s = (unsigned)n; return 0; }
     if (!strcmp(k, "max_conns_per_source")) { c->http.max_conns_per_source = (unsigned)n; return 0; }
+    if (!strcmp(k, "header_timeout"))       { c->http.header_timeout_s = (unsigned)n; return 0; }
+    if (!strcmp(k, "max_connections"))      { c->http.max_connections = (unsigned)n; return 0; }
     if (!strcmp(k, "lock_after"))           { c->auth.lock_after = (int)n; return 0; }
     if (!strcmp(k, "source_max_failures"))  { c->auth.source_max_failures = (int)n; return 0; }
     return -2;
