@@ -528,27 +528,11 @@ static void append_encoded(mv_buf *b, const char *s)
     }
 }
 
-/* A Host header fit to be echoed in a link: host name or address and port. */
-static int host_ok(const char *h)
-{
-    if (h == NULL || *h == '\0' || strlen(h) > 255)
-        return 0;
-    for (; *h; h++)
-        if (!isalnum((unsigned char)*h) && !strchr(".-:[]", *h))
-            return 0;
-    return 1;
-}
-
+/* Never from the request's Host header: a client following a link would
+ * send its bearer token wherever the Host named. */
 void fhir_base_url(const call *c, char *out, size_t n)
 {
-    const char *host = http_header(c->req, "Host");
-    const char *listen = c->srv->cfg.http.listen;
-    if (!host_ok(host)) {
-        snprintf(out, n, "/fhir");
-        return;
-    }
-    snprintf(out, n, "%s://%s/fhir",
-             listen && strncmp(listen, "http://", 7) == 0 ? "http" : "https", host);
+    snprintf(out, n, "%s", c->srv->base_url[0] ? c->srv->base_url : "/fhir");
 }
 
 /* The same search at another offset: every parameter is carried over. */

@@ -98,6 +98,8 @@ static int apply_setting(server_config *c, const char *k, const char *v)
         return 0;
     }
     if (!strcmp(k, "alert_webhook")) return keep(c, 4, &c->alert_webhook, v);
+    if (!strcmp(k, "public_url"))
+        return server_public_url_ok(v) ? keep(c, 5, &c->public_url, v) : -1;
     struct { const char *name; int64_t *field; } durations[] = {
         { "idle_timeout", &c->auth.idle_timeout_us },
         { "absolute_timeout", &c->auth.absolute_timeout_us },
@@ -202,6 +204,42 @@ static void handle(const http_request *req, http_response *res, void *ctx)
 
 /* ---- Lifecycle ----------------------------------------------------------- */
 
+/* http(s)://host[:port] with an optional path, printable, no query, no
+ * fragment, no credentials, no trailing slash. */
+int server_public_url_ok(const char *url)
+{
+    size_t n = strlen(url);
+    const char *rest = strncmp(url, "https://", 8) == 0 ? url + 8
+                     : strncmp(url, "http://", 7) == 0  ? url + 7 : NULL;
+    if (rest == NULL || *rest == '\0' || *rest == '/' || n > 200 || url[n - 1] == '/')
+        return 0;
+    for (const char *p = url; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f || strchr("?#@\\\"'<>", *p))
+            return 0;
+    return 1;
+}
+
+/* The base of absolute links: public_url, else scheme://host:PORT of the
+ * listen URL with the port actually bound (":0" in tests). */
+static void set_base_url(server *srv, int port)
+{
+    const char *pub = srv->cfg.public_url;
+    if (pub != NULL) {
+        snprintf(srv->base_url, sizeof srv->base_url, "%s/fhir", pub);
+        return;
+    }
+    const char *listen = srv->cfg.http.listen ? srv->cfg.http.listen
+                                              : "https://127.0.0.1:8443";
+    const char *colon = strrchr(listen, ':');
+    const char *scheme_end = strstr(listen, "://");
+    if (colon == NULL || scheme_end == NULL || colon < scheme_end + 3 || port <= 0) {
+        snprintf(srv->base_url, sizeof srv->base_url, "/fhir");
+        return;
+    }
+    snprintf(srv->base_url, sizeof srv->base_url, "%.*s:%d/fhir",
+             (int)(colon - listen), listen, port);
+}
+
 int server_start(mv_store *s, audit_trail *t, const server_config *cfg,
                  server **out, int *port, mv_err *err)
 {
@@ -212,19 +250,23 @@ int server_start(mv_store *s, audit_trail *t, const server_config *cfg,
     srv->trail = t;
     srv->cfg = *cfg;
     srv->last_purge_us = mv_now_us();
+    int bound = -1;
     if (auth_open(s, t, &cfg->auth, &srv->auth, err) != 0) {
         free(srv);
         return -1;
     }
     if (detection_open(srv, err) != 0 || decoys_refresh(srv, err) != 0 ||
         blocklist_refresh(srv, err) != 0 ||
-        http_server_start(&cfg->http, handle, srv, &srv->http, port, err) != 0) {
+        http_server_start(&cfg->http, handle, srv, &srv->http, &bound, err) != 0) {
         detection_close(srv);
         decoys_free(srv);
         auth_close(srv->auth);
         free(srv);
         return -1;
     }
+    set_base_url(srv, bound);
+    if (port != NULL)
+        *port = bound;
     *out = srv;
     return 0;
 }

@@ -47,8 +47,12 @@ typedef struct server_config {
                                     contain; 0 = the detector's default       */
     const char *syslog;          /* "udp://HOST:PORT": alerts as RFC 5424 lines */
     const char *alert_webhook;   /* http(s) URL: alerts POSTed as JSON         */
-    char *owned[5];      /* listen, tls_cert, tls_key, syslog, alert_webhook
-                            read from a file                               */
+    const char *public_url;      /* "https://ehr.example.org": the base of every
+                                    absolute link the API writes (paging);
+                                    default: the listen URL with its bound
+                                    port.  Never the request's Host header. */
+    char *owned[6];      /* listen, tls_cert, tls_key, syslog, alert_webhook,
+                            public_url read from a file                    */
 } server_config;
 server_config server_default_config(void);
 /* Free the strings server_config_load() copied into cfg (after the server
@@ -61,9 +65,12 @@ void server_config_release(server_config *cfg);
  * idle_timeout, absolute_timeout, step_up_valid, lock_after, delay_base,
  * delay_max, source_max_failures, source_window, detect (on|off),
  * detect_alert_score, detect_step_up_score, detect_throttle_score,
- * detect_contain_score (0..100, increasing), syslog, alert_webhook
- * (durations: 250ms, 30s, 15m, 12h, or plain seconds). */
+ * detect_contain_score (0..100, increasing), syslog, alert_webhook,
+ * public_url, header_timeout, max_connections (durations: 250ms, 30s, 15m, 12h, or plain seconds). */
 int server_config_load(const char *path, server_config *cfg, mv_err *err);
+/* 1 when url is fit for public_url (http(s)://host[:port][/path], no query,
+ * fragment, credentials or trailing slash). */
+int server_public_url_ok(const char *url);
 
 typedef struct server server;
 

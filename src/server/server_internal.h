@@ -23,6 +23,7 @@ struct server {
     detect_engine *detect;      /* sees every audited access (detection.c) */
     notifier *notify;           /* sends alerts out (notify.c)             */
     struct decoy_set *decoys;   /* honeytoken patient ids (decoys.c)        */
+    char base_url[256];         /* ".../fhir" for absolute links; "" local  */
 };
 
 /* The strongest verdict the detector gave while one request (and, for a

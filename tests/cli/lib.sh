@@ -98,10 +98,17 @@ api_server() {
     printf '%s\n' "$ADMIN_PW" |
         "$MEDVAULT" init --data "$D" --key-file "$K" --admin-password-stdin --json \
             > "$WORK/init.json" || { fail "init"; finish; exit 1; }
-    "$MEDVAULT" serve --data "$D" --key-file "$K" --config "${2:-$WORK/nodetect.conf}" \
+    trap 'kill $PID 2>/dev/null; rm -rf "$WORK"' EXIT
+    api_serve "${2:-$WORK/nodetect.conf}"
+    ADMIN=$(login admin "$ADMIN_PW" "$(json_get secret < "$WORK/init.json")")
+}
+
+# api_serve CONFIG: serve the store $D (key $K) again, after api_stop;
+# sets PID, PORT and BASE.
+api_serve() {
+    "$MEDVAULT" serve --data "$D" --key-file "$K" --config "$1" \
         --listen http://127.0.0.1:0 > "$WORK/serve.out" 2> "$WORK/serve.err" &
     PID=$!
-    trap 'kill $PID 2>/dev/null; rm -rf "$WORK"' EXIT
     PORT=""
     for _ in $(seq 1 200); do
         PORT=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$WORK/serve.out"); [ -n "$PORT" ] && break
@@ -109,5 +116,10 @@ api_server() {
     done
     [ -n "$PORT" ] || { fail "server did not start: $(cat "$WORK/serve.err")"; finish; exit 1; }
     BASE="http://127.0.0.1:$PORT"
-    ADMIN=$(login admin "$ADMIN_PW" "$(json_get secret < "$WORK/init.json")")
+}
+
+# api_stop: SIGTERM, and the server must exit 0.
+api_stop() {
+    kill -TERM "$PID"
+    wait "$PID" && pass || fail "the server exited $?: $(tail -n 5 "$WORK/serve.err")"
 }

@@ -92,6 +92,13 @@ expect_not_contains "$BODY" '"entry"' "no entries"
 # --- paging: every version exactly once -------------------------------------------------
 as "$REG" "$BASE/fhir/Observation/_history?_count=2"
 expect_eq "$(next_link)" "$BASE/fhir/Observation/_history?_count=2&_offset=2" "an absolute next link"
+# The link's host is the server's own, never the request's Host header: a
+# client following it would send its token there.
+as "$REG" -H 'Host: attacker.example:443' "$BASE/fhir/Observation/_history?_count=2"
+expect_eq "$(next_link)" "$BASE/fhir/Observation/_history?_count=2&_offset=2" "Host is not echoed in history links"
+as "$REG" -H 'Host: attacker.example' "$BASE/fhir/Observation?_count=1"
+expect_contains "$(next_link)" "$BASE/fhir/Observation?" "Host is not echoed in search links"
+expect_not_contains "$BODY" "attacker.example" "no link names the Host header"
 walk "$REG" "/fhir/Observation/_history?_count=2"
 expect_eq "$WALKED" "$ALL" "next links visit every version once, in order"
 expect_eq "$PAGES" "3" "three pages of two"
@@ -248,4 +255,19 @@ expect_eq "$(q "SELECT outcome||' '||patient||' '||resources FROM audit WHERE re
     "a _lastUpdated search: one entry per patient returned, naming its versions"
 expect_not_contains "$(q "SELECT group_concat(outcome) FROM audit WHERE action='fhir.search'")" "$t1" \
     "query values stay out of the trail"
+
+# --- behind a reverse proxy: links name the configured public URL ------------------
+api_stop
+printf 'detect = off\npublic_url = https://ehr.example.org/medvault\n' > "$WORK/public.conf"
+api_serve "$WORK/public.conf"
+as "$REG" -H 'Host: attacker.example' "$BASE/fhir/Observation?_count=1"
+expect_eq "$STATUS" "200" "a session survives the restart"
+case $(next_link) in
+    https://ehr.example.org/medvault/fhir/Observation\?*) pass ;;
+    *) fail "the next link does not start with the public URL: $(next_link)" ;;
+esac
+printf 'public_url = https://ehr.example.org/?x=1\n' > "$WORK/bad.conf"
+run 1 "$MEDVAULT" serve --data "$D" --key-file "$K" --config "$WORK/bad.conf" --listen http://127.0.0.1:0
+expect_contains "$ERR" "public_url" "a bad public_url is named"
+expect_one_line "$ERR" "a bad public_url: one line"
 finish
