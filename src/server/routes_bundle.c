@@ -25,6 +25,7 @@
  */
 #include "fhir_internal.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,13 @@
 
 #define FHIR_JSON "application/fhir+json"
 #define BUNDLE_MAX_ENTRIES 10000
+/* What one Bundle may cost to answer, whatever the caller's role: the
+ * entries' answers together (held in memory until the reply is written),
+ * and the time spent running them.  Entries past either budget are not run
+ * and answer 413 each, so a batch of 10,000 reads of a 100 KB resource
+ * costs the same as one of 70. */
+#define BUNDLE_MAX_ANSWER_BYTES ((size_t)8 * 1024 * 1024)
+#define BUNDLE_MAX_RUN_US       (20 * 1000000LL)
 #define URL_MAX 512
 
 enum phase { PHASE_DELETE, PHASE_POST, PHASE_PUT, PHASE_GET, PHASES };
@@ -49,6 +57,7 @@ typedef struct entry_plan {
     char location[URL_MAX];
     char etag[32];
     json_t *body;               /* the response's JSON body, if any (owned)   */
+    size_t body_bytes;          /* its size as text                           */
 } entry_plan;
 
 typedef struct bundle_run {
@@ -58,6 +67,8 @@ typedef struct bundle_run {
     size_t n;
     fhir_pending *pending;
     int representation;         /* Prefer: return=representation              */
+    size_t answer_bytes;        /* the entries' answers so far                */
+    int64_t started_us;
 } bundle_run;
 
 /* ---- Reading the Bundle -------------------------------------------------------- */
@@ -256,6 +267,7 @@ static void take_answer(entry_plan *e, http_response *res)
                  strncmp(loc, "/fhir/", 6) == 0 ? loc + 6 : loc);
     if (etag)
         snprintf(e->etag, sizeof e->etag, "%s", etag);
+    e->body_bytes = res->body.len;
     if (res->body.len)
         e->body = json_loadb((const char *)res->body.data, res->body.len, 0, NULL);
     const char *type = json_string_value(json_object_get(e->body, "resourceType"));
@@ -318,6 +330,33 @@ static void run_entry(bundle_run *b, entry_plan *e)
         crypto_wipe(body, strlen(body));
         free(body);
     }
+}
+
+/* Which budget, if any, stops entry e from running: it then answers 413. */
+static const char *budget_spent(const bundle_run *b)
+{
+    if (b->answer_bytes >= BUNDLE_MAX_ANSWER_BYTES)
+        return "not run: the Bundle's answers reached their budget of 8 MiB; "
+               "ask for the rest in another Bundle";
+    if (mv_now_us() - b->started_us >= BUNDLE_MAX_RUN_US)
+        return "not run: the Bundle reached its time budget of 20 s; "
+               "ask for the rest in another Bundle";
+    return NULL;
+}
+
+/* Run entry e unless a budget is spent; count what its answer holds. */
+static void run_within_budget(bundle_run *b, entry_plan *e)
+{
+    const char *spent = budget_spent(b);
+    if (spent != NULL) {
+        e->status = 413;
+        e->body = json_pack("{s:s, s:[{s:s, s:s, s:s}]}", "resourceType",
+                            "OperationOutcome", "issue", "severity", "error", "code",
+                            "too-costly", "diagnostics", spent);
+        return;
+    }
+    run_entry(b, e);
+    b->answer_bytes += e->body_bytes;
 }
 
 /* ---- The answer ------------------------------------------------------------------------ */
@@ -446,7 +485,7 @@ static void run_transaction(bundle_run *b)
     for (size_t i = 0; i < b->n; i++)
         if (b->plans[i].phase == PHASE_GET) {
             fhir_pending_set_entry(b->pending, i);
-            run_entry(b, &b->plans[i]);
+            run_within_budget(b, &b->plans[i]);
         }
     if (commit(b, 1, NULL) == 0)
         reply_bundle(b);
@@ -456,7 +495,7 @@ static void run_batch(bundle_run *b)
 {
     for (size_t i = 0; i < b->n; i++) {
         fhir_pending_set_entry(b->pending, i);
-        run_entry(b, &b->plans[i]);
+        run_within_budget(b, &b->plans[i]);
     }
     if (commit(b, 1, NULL) == 0)
         reply_bundle(b);
@@ -533,7 +572,8 @@ void fhir_bundle(call *c)
     const char *type = json_string_value(json_object_get(doc, "type"));
     json_t *entries = json_object_get(doc, "entry");
     size_t n = json_array_size(entries);
-    bundle_run b = { .c = c, .n = n, .representation = prefers_representation(c) };
+    bundle_run b = { .c = c, .n = n, .representation = prefers_representation(c),
+                     .started_us = mv_now_us() };
     mv_err err;
     if (type == NULL || (strcmp(type, "transaction") != 0 && strcmp(type, "batch") != 0)) {
         call_fail(c, 400, "invalid", "Bundle.type must be transaction or batch");
@@ -560,4 +600,7 @@ void fhir_bundle(call *c)
     free(b.plans);
     fhir_pending_free(b.pending);
     json_decref(doc);
+    /* Hand a large Bundle's memory back to the system, not just to malloc. */
+    if (b.answer_bytes > (size_t)1024 * 1024 || n > 1000)
+        malloc_trim(0);
 }

@@ -153,6 +153,35 @@ as "$LOADER" "${FJ[@]}" --data-binary '{"resourceType":"Bundle","type":"batch"}'
 expect_eq "$STATUS" "200" "an empty batch"
 expect_eq "$(count_of Patient "")" "$BEFORE" "no refused Bundle stored a Patient"
 
+# --- every Bundle has a bounded cost, whatever the role -------------------------------------------
+# 10,000 reads of the CapabilityStatement (about 100 KB each) once took 17 GB.
+# Now the answers stop at their 8 MiB budget: the rest answer 413 each, the
+# reply stays small, and the memory goes back once it is sent.
+PAT=$(adduser pat patient ',"patient":"bundle-patient"')
+python3 - "$WORK/metadata-batch.json" <<'PY'
+import json, sys
+entry = {"request": {"method": "GET", "url": "metadata"}}
+json.dump({"resourceType": "Bundle", "type": "batch", "entry": [entry] * 10000},
+          open(sys.argv[1], "w"))
+PY
+rss_kb() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$PID/status"; }
+rss_before=$(rss_kb)
+as "$PAT" "${FJ[@]}" --data-binary @"$WORK/metadata-batch.json" "$BASE/fhir"
+expect_eq "$STATUS" "200" "a batch of 10,000 metadata reads is answered"
+answered=$(printf '%s' "$BODY" | grep -o '"status":"200 OK"' | grep -c .)
+refused=$(printf '%s' "$BODY" | grep -o '"status":"413 Payload Too Large"' | grep -c .)
+[ "$answered" -ge 1 ] && [ "$answered" -le 200 ] && pass ||
+    fail "entries answered within the budget: $answered"
+expect_eq "$((answered + refused))" "10000" "every other entry is refused 413"
+expect_contains "$BODY" "budget of 8 MiB" "the refusal says why"
+[ "${#BODY}" -lt $((16 * 1024 * 1024)) ] && pass || fail "reply of ${#BODY} bytes"
+rss_after=$(rss_kb)
+echo "bundle budget: $answered entries answered, server RSS $rss_before -> $rss_after kB"
+[ $((rss_after - rss_before)) -lt $((256 * 1024)) ] && pass ||
+    fail "RSS grew from $rss_before kB to $rss_after kB for one Bundle"
+as "$PAT" "$BASE/fhir/metadata"
+expect_eq "$STATUS" "200" "the server still answers"
+
 # --- the trail verifies after all of it ---------------------------------------------------------
 kill -TERM $PID; wait $PID
 expect_eq "$?" "0" "the server stops cleanly (no leak under ASan): $(tail -5 "$WORK/serve.err")"
