@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <unictype.h>
+#include <unistr.h>
+
 #include "policy.h"
 
 #define MINUTE_US (60LL * 1000000LL)
@@ -151,26 +154,24 @@ static size_t utf8_sequence(const unsigned char *p, const unsigned char *end)
     return 0;
 }
 
-static int is_blank(unsigned char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' ||
-           c == '\f';
-}
-
-/* Code points after trimming ASCII white space; -1 if not valid UTF-8. */
+/* Letters in the reason (Unicode alphabetic code points: accents and every
+ * script count, punctuation, digits, spaces and invisible characters such
+ * as zero-width spaces do not); -1 if not valid UTF-8.  "..........", ten
+ * zero-width spaces or "1234567890" explain nothing a reviewer could check. */
 static long reason_length(const char *reason)
 {
-    const unsigned char *p = (const unsigned char *)reason;
-    const unsigned char *end = p + strlen(reason);
-    while (p < end && is_blank(*p))
-        p++;
-    while (end > p && is_blank(end[-1]))
-        end--;
-    long count = 0;
-    for (size_t n; p < end; p += n, count++)
-        if ((n = utf8_sequence(p, end)) == 0)
+    const uint8_t *p = (const uint8_t *)reason;
+    const uint8_t *end = p + strlen(reason);
+    long letters = 0;
+    while (p < end) {
+        size_t n = utf8_sequence(p, end);
+        ucs4_t cp;
+        if (n == 0 || u8_mbtouc(&cp, p, (size_t)(end - p)) != (int)n)
             return -1;
-    return count;
+        letters += uc_is_alpha(cp) ? 1 : 0;
+        p += n;
+    }
+    return letters;
 }
 
 /* ---- Rules per role ------------------------------------------------------ */

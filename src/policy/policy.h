@@ -34,7 +34,7 @@
  *      (caller's fact: CareTeam participant or in-progress Encounter); nurses
  *      never write MedicationRequest.  Without a relationship: an active BTG
  *      grant permits (break_glass); else an X-Break-Glass-Reason of at least
- *      btg_min_reason code points (trimmed) permits read-type actions and
+ *      btg_min_reason letters (Unicode alphabetic) permits read-type actions and
  *      asks for a new grant -- nurses may break the glass too (the night-shift
  *      emergency nurse is often first at the bedside; detect/ and security
  *      review every BTG); a shorter reason 403; no reason: 404 for reads
@@ -114,7 +114,7 @@ typedef struct policy_decision {
 
 typedef struct policy_config {
     int64_t btg_duration_us;   /* a new BTG grant lasts; default 60 min  */
-    size_t btg_min_reason;     /* code points, trimmed; default 10       */
+    size_t btg_min_reason;     /* visible letters; default 10            */
 } policy_config;
 policy_config policy_default_config(void);
 
@@ -142,7 +142,8 @@ int policy_is_definition_type(const char *resource_type);
  * the same answer. */
 int policy_patient_independent(const policy_subject *who);
 /* 1 when reason would be accepted as an X-Break-Glass-Reason (cfg NULL:
- * the defaults): at least btg_min_reason code points once trimmed, UTF-8. */
+ * the defaults): UTF-8 with at least btg_min_reason letters (Unicode
+ * alphabetic: not dots, digits, spaces or zero-width characters). */
 int policy_btg_reason_valid(const policy_config *cfg, const char *reason);
 
 /* SMART v2 scopes, space-separated: (system|user|patient)/(Type|*).(c?r?u?d?s?)

@@ -543,7 +543,8 @@ static void test_btg_flags(void **state)
     assert_int_equal(d.grant_btg, 0);
 }
 
-/* Reason length counts code points after trimming. */
+/* A reason counts its letters: not digits, dots, spaces or invisible
+ * characters (an attack run was let in by ten zero-width spaces). */
 static void expect_reason(const char *reason, int permitted)
 {
     policy_subject who = subject(AUTH_ROLE_NURSE);
@@ -562,20 +563,33 @@ static void expect_reason(const char *reason, int permitted)
 static void test_btg_reason_length(void **state)
 {
     (void)state;
-    expect_reason("0123456789", 1);
-    expect_reason("012345678", 0);
-    expect_reason("   012345678 \t\r\n ", 0);                 /* 9 after trim */
+    expect_reason("Unconscious", 1);
+    expect_reason("Arrêt cardiaque", 1);
+    expect_reason("abcdefghi", 0);
+    expect_reason("   abcdefghi \t\r\n ", 0);                 /* 9 letters */
+    expect_reason("a b c d e f g h i 1 2 3", 0);              /* 9 letters, digits */
+    expect_reason("0123456789", 0);                           /* digits only */
+    expect_reason("..........", 0);
+    expect_reason("----------!!!!!!!!!!", 0);
     expect_reason("", 0);
     expect_reason("          ", 0);
+    /* Ten zero-width spaces, and ten zero-width joiners around nine letters. */
+    expect_reason("\xe2\x80\x8b\xe2\x80\x8b\xe2\x80\x8b\xe2\x80\x8b\xe2\x80\x8b"
+                  "\xe2\x80\x8b\xe2\x80\x8b\xe2\x80\x8b\xe2\x80\x8b\xe2\x80\x8b", 0);
+#define ZWJ "\xe2\x80\x8d"
+    expect_reason("a" ZWJ "b" ZWJ "c" ZWJ "d" ZWJ "e" ZWJ "f" ZWJ "g" ZWJ "h" ZWJ "i" ZWJ, 0);
+#undef ZWJ
     expect_reason("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
                   "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", 1); /* 10 x e-acute */
     expect_reason("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
                   "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", 0);         /* 9: 18 bytes */
+    expect_reason("\xe6\x82\xa3\xe8\x80\x85\xe6\x84\x8f\xe8\xad\x98\xe4\xb8\x8d"
+                  "\xe6\x98\x8e\xe6\x95\x91\xe6\x80\xa5\xe6\x90\xac\xe9\x80\x81", 1);
     expect_reason("\xf0\x9f\x9a\x91\xf0\x9f\x9a\x91\xf0\x9f\x9a\x91", 0);
-    expect_reason("0123456789\xff", 0);                        /* not UTF-8 */
-    expect_reason("0123456789\xc0\xaf", 0);                    /* overlong */
-    expect_reason("0123456789\xed\xa0\x80", 0);                /* surrogate */
-    expect_reason("0123456789\xc3", 0);                        /* truncated */
+    expect_reason("Unconscious\xff", 0);                       /* not UTF-8 */
+    expect_reason("Unconscious\xc0\xaf", 0);                   /* overlong */
+    expect_reason("Unconscious\xed\xa0\x80", 0);               /* surrogate */
+    expect_reason("Unconscious\xc3", 0);                       /* truncated */
 }
 
 static void test_no_practitioner_link(void **state)
