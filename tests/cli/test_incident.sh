@@ -92,7 +92,10 @@ get "$THIEF" "$BASE/fhir/Patient/${P[2]}"; expect_eq "$STATUS" 401 "the thief's 
 STATUS=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -d \
     "{\"username\":\"etl-export\",\"password\":\"$PW\",\"totp\":\"$(oathtool --totp -b "$(json_get secret < "$WORK/etl.json")")\"}" \
     "$BASE/auth/login")
-expect_eq "$STATUS" 423 "the thief cannot log in again"
+# Refused either way: 423 (the account is locked) until the server's next
+# one-second tick reads the blocked addresses, 403 (this address is blocked)
+# after it; which one depends on the machine's speed, not on medvault.
+case $STATUS in 423|403) pass ;; *) fail "the thief could log in again: $STATUS" ;; esac
 run 0 "$MEDVAULT" incident list --data "$D" --key-file "$K"
 expect_contains "$OUT" "$INC" "list shows the incident"
 run 0 "$MEDVAULT" incident show "$INC" --data "$D" --key-file "$K"
