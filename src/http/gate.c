@@ -24,6 +24,10 @@
  *   refuse    writes a complete OperationOutcome answer itself, shuts the
  *             write side and drains briefly before closing (a close with
  *             unread input would reset the answer away);
+ *   linger    a connection the library closes while its client may still
+ *             be sending (answered before its body was read) is handed
+ *             back here, duplicated, and drained the same way, so the
+ *             answer is not reset away by the unread bytes;
  *   deadline  a header block begun but not complete within header_timeout
  *             is answered 408 and closed; a connection that sent nothing
  *             by then (or, on TLS, no handshake) is closed.
@@ -45,9 +49,11 @@
 #define GATE_EVENTS         64
 #define GATE_TICK_MS        200
 #define GATE_DRAIN_US       (2 * 1000000LL)
-#define GATE_DRAIN_BYTES    (256 * 1024)
+#define GATE_DRAIN_BYTES    (8 * 1024 * 1024)
 #define EV_LISTEN           UINT64_MAX
 #define EV_WAKE             (UINT64_MAX - 1)
+#define EV_LINGER           (UINT64_MAX - 2)
+#define LINGER_QUEUE        1024
 
 /* ---- Judging the first bytes (pure; unit-tested) ------------------------- */
 
@@ -370,6 +376,7 @@ typedef enum { SLOT_FREE, SLOT_LOOKING, SLOT_DRAINING } slot_state;
 
 typedef struct gate_conn {
     slot_state state;
+    int counted;                         /* against its source (not lingering) */
     int fd;
     int64_t deadline_us;
     int64_t opened_us;
@@ -381,7 +388,11 @@ typedef struct gate_conn {
 
 struct http_gate {
     http_server *server;
-    int listen_fd, epoll_fd, wake_fd;
+    int listen_fd, epoll_fd, wake_fd, linger_fd;
+    pthread_mutex_t linger_lock;         /* guards the queue and stopping   */
+    int linger_queue[LINGER_QUEUE];
+    unsigned n_linger;
+    int stopping;
     int listen_paused;                   /* EMFILE: wait a tick before accepting */
     pthread_t thread;
     int started;
@@ -395,7 +406,8 @@ struct http_gate {
 static void forget(http_gate *g, gate_conn *c)
 {
     epoll_ctl(g->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
-    http_sources_give(g->server->sources, (const struct sockaddr *)&c->addr);
+    if (c->counted)
+        http_sources_give(g->server->sources, (const struct sockaddr *)&c->addr);
     c->state = SLOT_FREE;
     c->fd = -1;
     g->n_used--;
@@ -526,7 +538,7 @@ static void take_connection(http_gate *g, int fd, const struct sockaddr_storage 
         return;
     }
     int64_t now = http_monotonic_us();
-    *c = (gate_conn){ .state = SLOT_LOOKING, .fd = fd, .opened_us = now,
+    *c = (gate_conn){ .state = SLOT_LOOKING, .counted = 1, .fd = fd, .opened_us = now,
                       .deadline_us = now + g->header_timeout_us,
                       .addr = *addr, .addr_len = len };
     struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLET,
@@ -539,6 +551,56 @@ static void take_connection(http_gate *g, int fd, const struct sockaddr_storage 
     }
     g->n_used++;
     look(g, c);                    /* the request may already be there */
+}
+
+/* Take the connections the library closed early: drain each, then close. */
+static void take_lingering(http_gate *g)
+{
+    uint64_t n;
+    (void)!read(g->linger_fd, &n, sizeof n);
+    int fds[LINGER_QUEUE];
+    pthread_mutex_lock(&g->linger_lock);
+    unsigned count = g->n_linger;
+    memcpy(fds, g->linger_queue, count * sizeof *fds);
+    g->n_linger = 0;
+    pthread_mutex_unlock(&g->linger_lock);
+    for (unsigned i = 0; i < count; i++) {
+        gate_conn *c = free_slot(g);
+        struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLET };
+        if (c == NULL) {
+            close(fds[i]);
+            continue;
+        }
+        int64_t now = http_monotonic_us();
+        *c = (gate_conn){ .state = SLOT_DRAINING, .fd = fds[i], .opened_us = now,
+                          .deadline_us = now + GATE_DRAIN_US };
+        ev.data.u64 = (uint64_t)(c - g->conns);
+        shutdown(c->fd, SHUT_WR);
+        if (epoll_ctl(g->epoll_fd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+            c->state = SLOT_FREE;
+            close(fds[i]);
+            continue;
+        }
+        g->n_used++;
+        drain(g, c);
+    }
+}
+
+void http_gate_linger(http_gate *g, int fd)
+{
+    int queued = 0;
+    pthread_mutex_lock(&g->linger_lock);
+    if (!g->stopping && g->n_linger < LINGER_QUEUE) {
+        g->linger_queue[g->n_linger++] = fd;
+        queued = 1;
+    }
+    pthread_mutex_unlock(&g->linger_lock);
+    if (!queued) {
+        close(fd);
+        return;
+    }
+    uint64_t one = 1;
+    (void)!write(g->linger_fd, &one, sizeof one);
 }
 
 static void pause_listening(http_gate *g, int paused)
@@ -596,6 +658,8 @@ static void *gate_main(void *arg)
                 return NULL;
             if (id == EV_LISTEN)
                 accept_all(g);
+            else if (id == EV_LINGER)
+                take_lingering(g);
             else if (id < g->n_conns && g->conns[id].state != SLOT_FREE)
                 look(g, &g->conns[id]);
         }
@@ -622,20 +686,25 @@ int http_gate_start(http_server *s, int listen_fd, unsigned waiting_room,
         return -1;
     g->server = s;
     g->listen_fd = listen_fd;
-    g->epoll_fd = g->wake_fd = -1;
+    g->epoll_fd = g->wake_fd = g->linger_fd = -1;
+    pthread_mutex_init(&g->linger_lock, NULL);
     g->n_conns = waiting_room ? waiting_room : 1;
     g->header_timeout_us = (int64_t)header_timeout_s * 1000000;
     g->conns = calloc(g->n_conns, sizeof *g->conns);
     g->peek = malloc(s->max_header + 1);
     g->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     g->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    g->linger_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (g->conns == NULL || g->peek == NULL || g->epoll_fd < 0 || g->wake_fd < 0 ||
+        g->linger_fd < 0 ||
         watch(g->epoll_fd, listen_fd, EV_LISTEN) != 0 ||
         watch(g->epoll_fd, g->wake_fd, EV_WAKE) != 0 ||
+        watch(g->epoll_fd, g->linger_fd, EV_LINGER) != 0 ||
         pthread_create(&g->thread, NULL, gate_main, g) != 0) {
         int e = errno;
         g->listen_fd = -1;                      /* the caller still owns it */
         http_gate_stop(g);
+        http_gate_free(g);
         return mv_fail(err, MV_E_IO, "cannot start the connection gate: %s", strerror(e));
     }
     g->started = 1;
@@ -651,16 +720,33 @@ void http_gate_stop(http_gate *g)
         uint64_t one = 1;
         (void)!write(g->wake_fd, &one, sizeof one);
         pthread_join(g->thread, NULL);
+        g->started = 0;
     }
+    pthread_mutex_lock(&g->linger_lock);
+    g->stopping = 1;                     /* from now on lingering is closing */
+    for (unsigned i = 0; i < g->n_linger; i++)
+        close(g->linger_queue[i]);
+    g->n_linger = 0;
+    pthread_mutex_unlock(&g->linger_lock);
     for (unsigned i = 0; g->conns != NULL && i < g->n_conns; i++)
         if (g->conns[i].state != SLOT_FREE)
             drop(g, &g->conns[i]);
     if (g->listen_fd >= 0)
         close(g->listen_fd);
+    g->listen_fd = -1;
+}
+
+void http_gate_free(http_gate *g)
+{
+    if (g == NULL)
+        return;
     if (g->epoll_fd >= 0)
         close(g->epoll_fd);
     if (g->wake_fd >= 0)
         close(g->wake_fd);
+    if (g->linger_fd >= 0)
+        close(g->linger_fd);
+    pthread_mutex_destroy(&g->linger_lock);
     free(g->conns);
     free(g->peek);
     free(g);

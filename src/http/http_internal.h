@@ -105,6 +105,11 @@ void http_watch_remove(http_watch *w, http_watched *e);
 /* begun: its headers are complete (the clock stops); else: answered (the
  * clock restarts for the next request). */
 void http_watch_request(http_watch *w, http_watched *e, int begun);
+/* The answer left before the request's body was read. */
+void http_watch_answered_early(http_watch *w, http_watched *e);
+/* 1 when the connection should close lingering: answered early, or bytes
+ * are still unread in its socket. */
+int http_watch_needs_linger(http_watch *w, http_watched *e);
 /* Shut down every socket that has waited for headers past the deadline. */
 void http_watch_expire(http_watch *w);
 
@@ -113,8 +118,14 @@ typedef struct http_gate http_gate;
  * connections and the header deadline; s->daemon and s->sources are set. */
 int http_gate_start(http_server *s, int listen_fd, unsigned waiting_room,
                     unsigned header_timeout_s, http_gate **out, mv_err *err);
-/* Stop accepting, close the waiting room and the listening socket. */
+/* Stop accepting, close the waiting room and the listening socket; from
+ * then on http_gate_linger only closes.  Free once the library stopped. */
 void http_gate_stop(http_gate *g);
+void http_gate_free(http_gate *g);
+/* The library is closing fd's connection while its client may still be
+ * sending: fd (a dup, owned from now on) is drained, then closed.  Any
+ * thread. */
+void http_gate_linger(http_gate *g, int fd);
 
 /* ---- The running server -------------------------------------------------- */
 

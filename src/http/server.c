@@ -97,18 +97,40 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         http_sources_take(s->sources, addr->client_addr, 1);
         *socket_context = e;
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context != NULL) {
-        http_watch_remove(s->watch, *socket_context);
+        http_watched *e = *socket_context;
+        /* Still open here: the library closes it after this notification. */
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (s->gate != NULL && fd != NULL && http_watch_needs_linger(s->watch, e)) {
+            int copy = dup(fd->connect_fd);
+            if (copy >= 0)
+                http_gate_linger(s->gate, copy);
+        }
+        http_watch_remove(s->watch, e);
         http_sources_give(s->sources, addr->client_addr);
         *socket_context = NULL;
     }
 }
 
-static void watch_request(http_server *s, struct MHD_Connection *c, int begun)
+static http_watched *watched(struct MHD_Connection *c)
 {
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    if (info != NULL)
-        http_watch_request(s->watch, info->socket_context, begun);
+    return info != NULL ? info->socket_context : NULL;
+}
+
+static void watch_request(http_server *s, struct MHD_Connection *c, int begun)
+{
+    http_watch_request(s->watch, watched(c), begun);
+}
+
+/* An answer at the first call, before any body: the client may still be
+ * sending it, so the connection will close lingering. */
+static enum MHD_Result refuse_early(http_exchange *ex, int status, const char *code,
+                                    const char *why)
+{
+    http_watch_answered_early(ex->server->watch, watched(ex->connection));
+    return http_send_outcome(ex, status, code, why);
 }
 
 /* ---- The access handler ---------------------------------------------------- */
@@ -208,22 +230,22 @@ static enum MHD_Result begin_request(http_server *s, struct MHD_Connection *c,
     http_gate_verdict framing = judge_framing(c);
     if (framing.action == HTTP_GATE_REFUSE) {
         ex->close_after = 1;
-        return http_send_outcome(ex, framing.status, framing.code, framing.why);
+        return refuse_early(ex, framing.status, framing.code, framing.why);
     }
     if (has_too_many_parameters(c))
-        return http_send_outcome(ex, MHD_HTTP_URI_TOO_LONG, "too-costly",
+        return refuse_early(ex, MHD_HTTP_URI_TOO_LONG, "too-costly",
                                  "the query has too many parameters");
     if (http_request_header_bytes(c, method, url, version) > s->max_header)
-        return http_send_outcome(ex, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE,
+        return refuse_early(ex, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE,
                                  "too-costly", "the request headers are too large");
     if (!is_acceptable_path(url))
-        return http_send_outcome(ex, MHD_HTTP_BAD_REQUEST, "invalid",
+        return refuse_early(ex, MHD_HTTP_BAD_REQUEST, "invalid",
                                  "the request path is malformed");
     if (!is_acceptable_query(c))
-        return http_send_outcome(ex, MHD_HTTP_BAD_REQUEST, "invalid",
+        return refuse_early(ex, MHD_HTTP_BAD_REQUEST, "invalid",
                                  "the query string holds control characters");
     if (declared_body_too_large(c, s->max_body))
-        return http_send_outcome(ex, MHD_HTTP_CONTENT_TOO_LARGE, "too-costly",
+        return refuse_early(ex, MHD_HTTP_CONTENT_TOO_LARGE, "too-costly",
                                  "the request body is too large");
     return MHD_YES;
 }
@@ -532,6 +554,7 @@ int http_server_start(const http_config *cfg, http_handler handler, void *ctx,
     if (http_gate_start(s, fd, s->max_connections, header_timeout(cfg), &s->gate,
                         err) != 0) {
         close(fd);
+        s->gate = NULL;
         MHD_stop_daemon(s->daemon);
         free_server(s);
         return -1;
@@ -562,5 +585,6 @@ void http_server_stop(http_server *s)
     http_gate_stop(s->gate);         /* no new connection from here on */
     wait_until_idle(s);
     MHD_stop_daemon(s->daemon);
+    http_gate_free(s->gate);
     free_server(s);
 }

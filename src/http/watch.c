@@ -21,6 +21,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 struct http_watched {
@@ -28,6 +29,7 @@ struct http_watched {
     int fd;
     int in_request;                  /* headers complete, not yet answered */
     int shut;                        /* shutdown() already called          */
+    int early;                       /* answered before its body was read  */
     int64_t waiting_since_us;
 };
 
@@ -97,6 +99,26 @@ void http_watch_request(http_watch *w, http_watched *e, int begun)
     if (!begun)
         e->waiting_since_us = http_monotonic_us();
     pthread_mutex_unlock(&w->lock);
+}
+
+void http_watch_answered_early(http_watch *w, http_watched *e)
+{
+    if (e == NULL)
+        return;
+    pthread_mutex_lock(&w->lock);
+    e->early = 1;
+    pthread_mutex_unlock(&w->lock);
+}
+
+int http_watch_needs_linger(http_watch *w, http_watched *e)
+{
+    int unread = 0;
+    pthread_mutex_lock(&w->lock);
+    int early = e->early;
+    pthread_mutex_unlock(&w->lock);
+    if (!early && ioctl(e->fd, FIONREAD, &unread) != 0)
+        unread = 0;
+    return early || unread > 0;
 }
 
 void http_watch_expire(http_watch *w)

@@ -444,6 +444,41 @@ static void test_kept_alive_requests_are_judged_too(void **state)
     stop(&s);
 }
 
+/* A body refused on its declared length (413 before it is read) while the
+ * client goes on sending it, as curl does until it reads the answer: the
+ * connection closes lingering, so the client's sends keep succeeding for a
+ * while and the answer is not reset away by the bytes the server never
+ * read. */
+static void test_early_answer_survives_an_unread_body(void **state)
+{
+    (void)state;
+    server s = {0};
+    serve(&s, 0, 0);
+    for (int round = 0; round < 3; round++) {
+        int fd = dial(s.port, 0);
+        static const char head[] = "POST /x HTTP/1.1\r\nHost: x\r\n"
+                                   "Content-Length: 104857600\r\n\r\n";
+        assert_int_equal(send(fd, head, sizeof head - 1, MSG_NOSIGNAL), (ssize_t)(sizeof head - 1));
+        usleep(200 * 1000);                  /* the 413 is sent meanwhile */
+        static char chunk[64 * 1024];
+        memset(chunk, 'a', sizeof chunk);
+        int send_failed = 0;
+        for (int i = 0; i < 16 && !send_failed; i++) {     /* 1 MB more */
+            send_failed = send(fd, chunk, sizeof chunk, MSG_NOSIGNAL) < 0;
+            usleep(10 * 1000);
+        }
+        answer a = read_answer(fd, 3000);
+        close(fd);
+        if (status_of(&a) != 413 || send_failed)
+            print_error("round %d: send failed %d: %.80s\n", round, send_failed, a.text);
+        assert_false(send_failed);
+        assert_int_equal(status_of(&a), 413);
+        assert_true(a.closed);
+    }
+    expect_served(s.port);
+    stop(&s);
+}
+
 /* A client that sends its header block a byte at a time, forever: 408 at the
  * header deadline, however steadily the bytes come. */
 static void test_header_deadline(void **state)
@@ -622,6 +657,7 @@ int main(void)
         cmocka_unit_test(test_sources_match_a_reference),
         cmocka_unit_test(test_hostile_requests_are_answered_at_once),
         cmocka_unit_test(test_kept_alive_requests_are_judged_too),
+        cmocka_unit_test(test_early_answer_survives_an_unread_body),
         cmocka_unit_test(test_header_deadline),
         cmocka_unit_test(test_header_deadline_inside_the_library),
         cmocka_unit_test(test_many_half_open_sources),
