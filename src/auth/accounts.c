@@ -269,6 +269,7 @@ static int plan_unlock(acct_change *c, void *ctx, mv_err *err)
     c->rec.pub.locked = 0;
     c->rec.pub.lock_reason[0] = '\0';
     c->rec.pub.failed_logins = 0;
+    c->rec.pub.password_locked_until_us = 0;
     admin_event(c, ctx, "account.unlock");
     return 0;
 }

@@ -42,6 +42,7 @@ auth_config auth_default_config(void)
         .absolute_timeout_us = 12 * 3600 * s,
         .step_up_valid_us = 5 * 60 * s,
         .lock_after = 5,
+        .lock_time_us = 15 * 60 * s,
         .delay_base_us = 250000,
         .delay_max_us = 30 * s,
         .source_max_failures = 20,
@@ -56,6 +57,8 @@ static int config_check(const auth_config *c, mv_err *err)
         c->absolute_timeout_us <= 0 ? "absolute_timeout must be positive" :
         c->step_up_valid_us <= 0 ? "step_up_valid must be positive" :
         c->lock_after < 1 ? "lock_after must be at least 1" :
+        c->lock_time_us <= 0 || c->lock_time_us > 24 * 3600 * 1000000LL
+            ? "lock_time must be between 1 s and 24 h" :
         c->delay_base_us < 0 ? "delay_base must not be negative" :
         c->delay_max_us < c->delay_base_us ? "delay_max must be at least delay_base" :
         c->source_max_failures < 1 || c->source_max_failures > 100000

@@ -52,9 +52,12 @@ typedef struct auth_account {
     char practitioner[AUTH_NAME_MAX];  /* FHIR Practitioner id or ""          */
     char patient[AUTH_NAME_MAX];       /* FHIR Patient id or ""               */
     char scopes[AUTH_SCOPES_MAX];      /* service accounts: SMART v2 scopes   */
-    int locked;
+    int locked;                        /* by a person or the detector: only
+                                          a person unlocks                    */
     char lock_reason[128];
     int failed_logins;                 /* consecutive                         */
+    int64_t password_locked_until_us;  /* password failures: the password path
+                                          alone is closed until then (0: open) */
     int recovery_left;                 /* unused recovery codes               */
     int64_t created_us;
 } auth_account;
@@ -64,6 +67,8 @@ typedef struct auth_config {
     int64_t absolute_timeout_us;   /* default 12 h                         */
     int64_t step_up_valid_us;      /* a second factor counts as fresh for: 5 min */
     int lock_after;                /* consecutive failures; default 5       */
+    int64_t lock_time_us;          /* ... then the password path is closed
+                                      this long; default 15 min             */
     int64_t delay_base_us;         /* growing delay: base * 2^(failures-1)  */
     int64_t delay_max_us;          /*   capped here; default 250 ms .. 30 s */
     int source_max_failures;       /* failures from one address ...         */
@@ -134,8 +139,10 @@ int auth_account_revoke_sessions(auth *a, const char *username,
 
 typedef enum auth_result {
     AUTH_OK = 0,
-    AUTH_DENIED,       /* 401: one generic answer for every failure          */
-    AUTH_LOCKED,       /* 423: the account is locked (a human must unlock)   */
+    AUTH_DENIED,       /* 401: one generic answer for every failure, a closed
+                          password path included                             */
+    AUTH_LOCKED,       /* 423: locked by a person or the detector; said only
+                          to whoever proved the password and second factor   */
     AUTH_THROTTLED,    /* 429: too many failures; retry after *retry_after   */
     AUTH_ERROR         /* 500: err says what (storage, ...)                  */
 } auth_result;

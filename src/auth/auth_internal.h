@@ -135,8 +135,6 @@ void throttle_destroy(throttle *t);
 int64_t throttle_source_wait(throttle *t, const char *source, int64_t now);
 /* Microseconds until this username may be tried again (0 = now). */
 int64_t throttle_user_wait(throttle *t, const char *username, int64_t now);
-/* Consecutive failures remembered for this username. */
-int  throttle_user_failures(throttle *t, const char *username);
 /* A failed attempt: grows the username's delay, fills the source window. */
 void throttle_failure(throttle *t, const char *username, const char *source,
                       int64_t now);

@@ -5,7 +5,15 @@
  * Why it exists: this is where the 2024 breach would be stopped or not.
  * The order matters and is fixed: throttles first (cheap, per source and
  * per typed username), then exactly one Argon2id verification whether or
- * not the account exists, then the lock, the password, the second factor.
+ * not the account exists, then the password (and whether its path is
+ * closed), the second factor, and only then the lock.
+ *
+ * Failures must never be a weapon: lock_after wrong passwords close the
+ * password path for lock_time (persisted in the account, so a restart
+ * changes nothing), they revoke no session, and the closed path answers
+ * exactly like a wrong password, for a known name as for an unknown one.
+ * Whether an account is locked by a person or the detector (423) is told
+ * only to whoever proved both its password and its second factor.
  * Every path through here is audited; an unknown username is recorded as
  * "anonymous" and never by what was typed; a correct password with a wrong
  * second factor is its own event, because it means the password is known
@@ -18,6 +26,8 @@
 
 #define OUTCOME_BAD_CREDENTIALS "failure: bad credentials"
 #define OUTCOME_BAD_FACTOR "failure: password correct, second factor wrong"
+#define OUTCOME_CLOSED "failure: password path closed after failures"
+#define OUTCOME_CLOSED_RIGHT "failure: password correct while its path is closed"
 
 /* ---- Events that change no account -------------------------------------------- */
 
@@ -43,24 +53,26 @@ typedef struct failure {
     const char *action, *outcome, *source, *request_id;
 } failure;
 
-/* Count the failure; at lock_after, lock (and say so in its own event). */
+/* Count the failure; at lock_after, close the password path for lock_time
+ * (and say so in its own event).  A failure while it is closed does not
+ * extend it, so nobody can keep an account shut by guessing. */
 static int plan_failure(acct_change *c, void *ctx, mv_err *err)
 {
     (void)err;
     const failure *f = ctx;
     auth_account *p = &c->rec.pub;
+    int64_t now = mv_now_us();
     p->failed_logins++;
     c->ev[0] = (audit_event){ .actor = c->actor, .action = f->action,
                               .outcome = f->outcome, .source = f->source,
                               .request_id = f->request_id };
     c->n_ev = 1;
-    if (!p->locked && p->failed_logins >= f->cfg->lock_after) {
-        p->locked = 1;
-        acct_copy_text(p->lock_reason, sizeof p->lock_reason,
-                       "too many failed logins");
-        c->revoke_sessions = 1;
-        c->ev[1] = (audit_event){ .actor = "system", .action = "account.lock",
-                                  .outcome = "success: too many failed logins",
+    if (p->failed_logins >= f->cfg->lock_after && p->password_locked_until_us <= now) {
+        p->password_locked_until_us = now + f->cfg->lock_time_us;
+        c->ev[1] = (audit_event){ .actor = "system", .action = "account.password-lock",
+                                  .outcome = "success: too many failed logins; the "
+                                             "password path is closed for lock_time, "
+                                             "sessions are kept",
                                   .resources = c->resource, .source = f->source,
                                   .request_id = f->request_id };
         c->n_ev = 2;
@@ -84,8 +96,8 @@ auth_result login_failed(auth *a, const char *id, const char *username,
     return rc == 0 ? AUTH_DENIED : AUTH_ERROR;
 }
 
-/* A locked account, or an unknown username that failed as often: the same
- * answer, counted the same way. */
+/* An account locked by a person or the detector, to someone who proved
+ * both factors: 423, and no session. */
 static auth_result login_locked(auth *a, const char *id, const char *username,
                                 const auth_login_request *req, mv_err *err)
 {
@@ -183,15 +195,20 @@ static int plan_success(acct_change *c, void *ctx, mv_err *err)
     login_ctx *x = ctx;
     acct_rec *r = &c->rec;
     const char *outcome = "success";
-    x->refused = r->pub.locked ? REFUSED_LOCKED
-        : strcmp(r->pw_hash, x->verified_hash) != 0 ? REFUSED_PASSWORD
-        : REFUSED_NONE;
+    x->refused = strcmp(r->pw_hash, x->verified_hash) != 0 ? REFUSED_PASSWORD
+                                                           : REFUSED_NONE;
     if (x->refused != REFUSED_NONE)
         return ACCT_REFUSED;
     int ok = second_factor(r, x, &outcome, err);
     if (ok <= 0) {
         x->refused = REFUSED_FACTOR;
         return ok < 0 ? -1 : ACCT_REFUSED;
+    }
+    /* Both factors held: now, and only now, the lock may be told.  Nothing
+     * of this attempt is committed (a recovery code stays unspent). */
+    if (r->pub.locked) {
+        x->refused = REFUSED_LOCKED;
+        return ACCT_REFUSED;
     }
     r->pub.failed_logins = 0;
     if (x->new_hash[0] != '\0')
@@ -292,14 +309,14 @@ auth_result auth_login(auth *a, const auth_login_request *req,
     int pw_ok = crypto_password_verify(known ? r.pw_hash : a->dummy_hash,
                                        req->password ? req->password : "",
                                        req->password_len) == 0 && known;
-    int locked = known ? r.pub.locked
-                       : throttle_user_failures(&a->thr, typed) >= a->cfg.lock_after;
+    /* A closed password path answers as a wrong password does. */
+    int closed = known && r.pub.password_locked_until_us > now;
     const char *id = known ? r.pub.id : NULL;
     auth_result res;
-    if (locked)
-        res = login_locked(a, id, typed, req, err);
-    else if (!pw_ok)
-        res = login_failed(a, id, typed, "auth.login", OUTCOME_BAD_CREDENTIALS,
+    if (!pw_ok || closed)
+        res = login_failed(a, id, typed, "auth.login",
+                           !closed ? OUTCOME_BAD_CREDENTIALS
+                           : pw_ok ? OUTCOME_CLOSED_RIGHT : OUTCOME_CLOSED,
                            req->source, req->request_id, err);
     else
         res = login_complete(a, &r, typed, req, out, err);

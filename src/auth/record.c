@@ -98,6 +98,8 @@ static json_t *body_object(const acct_rec *r, json_t **secret)
         set_new(o, "locked", json_boolean(p->locked)) != 0 ||
         set_new(o, "lock_reason", json_string(p->lock_reason)) != 0 ||
         set_new(o, "failed_logins", json_integer(p->failed_logins)) != 0 ||
+        set_new(o, "password_locked_until_us",
+                json_integer(p->password_locked_until_us)) != 0 ||
         set_new(o, "created_us", json_integer(p->created_us)) != 0;
     if (bad) {
         json_wipe_string(*secret);
@@ -186,7 +188,10 @@ static int body_fields(json_t *o, acct_rec *r)
         failed > 1000000 || get_int(o, "created_us", &p->created_us);
     p->locked = json_is_true(locked);
     p->failed_logins = (int)failed;
-    return bad ? -1 : 0;
+    /* Records written before the password lock was timed have none. */
+    json_t *until = json_object_get(o, "password_locked_until_us");
+    p->password_locked_until_us = json_is_integer(until) ? json_integer_value(until) : 0;
+    return bad || (until != NULL && !json_is_integer(until)) ? -1 : 0;
 }
 
 static int body_decode(const void *body, size_t len, acct_rec *r, mv_err *err)

@@ -236,17 +236,6 @@ int64_t throttle_user_wait(throttle *t, const char *username, int64_t now)
     return wait > 0 ? wait : 0;
 }
 
-int throttle_user_failures(throttle *t, const char *username)
-{
-    unsigned char key[MV_HASH_BYTES];
-    throttle_key(t, 'u', username, key);
-    pthread_mutex_lock(&t->mu);
-    const user_entry *e = tmap_find(t->users, key);
-    int64_t n = e ? e->failures : 0;
-    pthread_mutex_unlock(&t->mu);
-    return n > INT32_MAX ? INT32_MAX : (int)n;
-}
-
 void throttle_failure(throttle *t, const char *username, const char *source,
                       int64_t now)
 {

@@ -27,7 +27,7 @@ static const char usage[] =
     "(all clients; default 8192 within the open-file limit), max_conns_per_source,\n"
     "public_url (the base of absolute links such as paging, e.g. behind a\n"
     "reverse proxy; never taken from the request's Host header),\n"
-    "idle_timeout, absolute_timeout, step_up_valid, lock_after, delay_base,\n"
+    "idle_timeout, absolute_timeout, step_up_valid, lock_after, lock_time, delay_base,\n"
     "delay_max, source_max_failures, source_window (durations: 250ms, 30s,\n"
     "15m, 12h).\n";
 

@@ -60,11 +60,15 @@ static void print_enrollment(const char *username, const auth_enrollment *e, int
 
 static json_t *account_json(const auth_account *a)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:i, s:i}",
+    char closed[MV_TIME_STR_MAX] = "";
+    if (a->password_locked_until_us > mv_now_us())
+        mv_time_format(a->password_locked_until_us, closed);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:i, s:s, s:i}",
                      "id", a->id, "username", a->username, "role",
                      auth_role_name(a->role), "practitioner", a->practitioner,
                      "patient", a->patient, "scopes", a->scopes, "locked", a->locked,
                      "lock_reason", a->lock_reason, "failed_logins", a->failed_logins,
+                     "password_locked_until", closed,
                      "recovery_codes_left", a->recovery_left);
 }
 

@@ -44,15 +44,18 @@ static int fresh_second_factor(call *c)
 
 static json_t *account_json(const auth_account *a)
 {
-    char created[MV_TIME_STR_MAX];
+    char created[MV_TIME_STR_MAX], closed[MV_TIME_STR_MAX] = "";
     mv_time_format(a->created_us, created);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:i, s:i, s:s}",
+    if (a->password_locked_until_us > mv_now_us())
+        mv_time_format(a->password_locked_until_us, closed);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:i, s:s, s:i, s:s}",
                      "id", a->id, "username", a->username,
                      "role", auth_role_name(a->role),
                      "practitioner", a->practitioner, "patient", a->patient,
                      "scopes", a->scopes, "locked", a->locked,
                      "lock_reason", a->lock_reason,
                      "failed_logins", a->failed_logins,
+                     "password_locked_until", closed,
                      "recovery_codes_left", a->recovery_left,
                      "created", created);
 }

@@ -106,6 +106,7 @@ static int apply_setting(server_config *c, const char *k, const char *v)
         { "step_up_valid", &c->auth.step_up_valid_us },
         { "delay_base", &c->auth.delay_base_us },
         { "delay_max", &c->auth.delay_max_us },
+        { "lock_time", &c->auth.lock_time_us },
         { "source_window", &c->auth.source_window_us },
     };
     for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++)

@@ -62,7 +62,7 @@ void server_config_release(server_config *cfg);
 /* Read "key = value" lines (# comments) into cfg; unknown keys and bad
  * values are errors naming the line.  Keys: listen, tls_cert, tls_key,
  * max_body, max_header, threads, request_timeout, max_conns_per_source,
- * idle_timeout, absolute_timeout, step_up_valid, lock_after, delay_base,
+ * idle_timeout, absolute_timeout, step_up_valid, lock_after, lock_time, delay_base,
  * delay_max, source_max_failures, source_window, detect (on|off),
  * detect_alert_score, detect_step_up_score, detect_throttle_score,
  * detect_contain_score (0..100, increasing), syslog, alert_webhook,

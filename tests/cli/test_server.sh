@@ -154,17 +154,38 @@ ADMIN_RECOVERY=$(sed -n 's/.*"recovery_codes":\["\([^"]*\)".*/\1/p' "$WORK/init.
 req -H 'Content-Type: application/json' -d "{\"username\":\"admin\",\"password\":\"$ADMIN_PW\",\"recovery_code\":\"$ADMIN_RECOVERY\"}" "$BASE/auth/login"
 expect_eq "$STATUS" "200" "admin logs in again with a recovery code"
 ADMIN=$(token_of)
+# Failures are no weapon: three wrong passwords from three addresses close
+# dave's password path for lock_time, but his live session is kept, the
+# right password is refused exactly like a wrong one (as for a name that
+# does not exist), and the lock is told only to whoever proves both factors.
+DAVE_SECRET=$(cat "$WORK/secret.dave")
+login dave "$CLIN_PW" "$(totp "$DAVE_SECRET" "-30 seconds")"
+expect_eq "$STATUS" "200" "dave logs in before the attack"
+DAVE=$(token_of)
 for i in 1 2 3; do
     sleep 0.02
-    login dave "wrong password number $i" "123456"
+    login dave "wrong password number $i" "123456" "127.0.0.$((i + 10))"
+    login nobody-by-that-name "wrong password number $i" "123456" "127.0.0.$((i + 10))"
 done
 sleep 0.02
-login dave "$CLIN_PW" "123456"
-expect_eq "$STATUS" "423" "locked after 3 failures, even with the right password"
+login dave "$CLIN_PW" "$(totp "$DAVE_SECRET")"
+expect_eq "$STATUS" "401" "closed after 3 failures: the right password answers like a wrong one"
+DAVE_ANSWER=$BODY
+login nobody-by-that-name "$CLIN_PW" "123456"
+expect_eq "$STATUS" "401" "a name that does not exist answers the same"
+expect_eq "$BODY" "$DAVE_ANSWER" "the same body"
+req -H "Authorization: Bearer $DAVE" "$BASE/api/whoami"
+expect_eq "$STATUS" "200" "dave's live session is kept"
+req -H "Authorization: Bearer $ADMIN" "$BASE/api/users/dave"
+expect_contains "$BODY" '"locked":false' "not locked by a person"
+expect_not_contains "$BODY" '"password_locked_until":""' "the password path is closed for a while"
 # The CLI unlocks while the server runs (another process on the same store).
 run 0 "$MEDVAULT" user unlock dave --data "$D" --key-file "$K"
 req -H "Authorization: Bearer $ADMIN" "$BASE/api/users/dave"
-expect_contains "$BODY" '"locked":false' "unlocked, seen by the server"
+expect_contains "$BODY" '"password_locked_until":""' "opened, seen by the server"
+sleep 0.02
+login dave "$CLIN_PW" "$(totp "$DAVE_SECRET" "+30 seconds")"
+expect_eq "$STATUS" "200" "dave logs in again"
 
 # --- spraying from one address across accounts (source_max_failures = 12) -----------------------
 for u in s1 s2 s3 s4 s5 s6 s7 s8 s9 s10 s11 s12 s13 s14; do

@@ -504,9 +504,25 @@ static void test_recovery_code_single_use(void **state)
                                   "user:"), 2);
 }
 
-static void test_lockout_then_unlock(void **state)
+static int64_t closed_until(fixture *f, const char *name)
+{
+    auth_account acc;
+    mv_err err;
+    assert_int_equal(auth_account_get(f->a, name, &acc, &err), 0);
+    assert_int_equal(acc.locked, 0);                 /* never the human lock */
+    return acc.password_locked_until_us;
+}
+
+/* Wrong passwords close the password path for lock_time: the right password
+ * is then refused like a wrong one, live sessions are kept, a restart
+ * changes nothing, failures while it is closed do not extend it, and it
+ * opens by itself (or when a person unlocks). */
+static void test_failures_close_only_the_password_path(void **state)
 {
     fixture *f = *state;
+    auth_config c = fast_config();
+    c.lock_time_us = 1500000;
+    reopen(f, &c);
     auth_enrollment e;
     mv_err err;
     create(f, "alice", AUTH_ROLE_CLINICIAN, PW_ALICE, &e);
@@ -518,23 +534,49 @@ static void test_lockout_then_unlock(void **state)
                          AUTH_DENIED);
         settle();
     }
+    int64_t until = closed_until(f, "alice");
+    assert_true(until > mv_now_us() && until <= mv_now_us() + c.lock_time_us);
+    assert_int_equal(count_events(f, "account.password-lock", NULL, "system"), 1);
+    assert_int_equal(count_events(f, "account.lock", NULL, NULL), 0);
     char code[8];
     totp_at(e.secret_b32, 0, code);
-    assert_int_equal(login(f, "alice", PW_ALICE, code, NULL), AUTH_LOCKED);
+    assert_int_equal(login(f, "alice", PW_ALICE, code, NULL), AUTH_DENIED);
+    assert_int_equal(count_events(f, "auth.login", "failure: password correct while its "
+                                  "path is closed", "user:"), 1);
+    /* the session opened before is not revoked */
+    assert_int_equal(check(f, before.token, NULL), AUTH_OK);
+
+    /* a restart (the account record is persisted) changes nothing */
+    reopen(f, &c);
+    settle();
+    assert_int_equal(login(f, "alice", PW_ALICE, code, NULL), AUTH_DENIED);
+    settle();
+    assert_int_equal(login(f, "alice", "Not the right one at all 2", NULL, NULL), AUTH_DENIED);
+    assert_int_equal(closed_until(f, "alice"), until);      /* not extended */
+    assert_int_equal(count_events(f, "account.password-lock", NULL, "system"), 1);
+
+    /* it opens by itself after lock_time */
+    while (mv_now_us() <= until)
+        usleep(50000);
+    settle();
+    totp_at(e.secret_b32, 0, code);
+    auth_session_info after;
+    assert_int_equal(login(f, "alice", PW_ALICE, code, &after), AUTH_OK);
     auth_account acc;
     assert_int_equal(auth_account_get(f->a, "alice", &acc, &err), 0);
-    assert_int_equal(acc.locked, 1);
-    assert_string_equal(acc.lock_reason, "too many failed logins");
-    assert_int_equal(count_events(f, "account.lock", NULL, "system"), 1);
-    assert_int_equal(count_events(f, "auth.login", "denied: locked", "user:"), 1);
-    /* the lock revoked the session opened before */
-    assert_int_equal(check(f, before.token, NULL), AUTH_DENIED);
-
-    assert_int_equal(auth_account_unlock(f->a, "alice", "cli:security", &err), 0);
-    assert_int_equal(auth_account_get(f->a, "alice", &acc, &err), 0);
-    assert_int_equal(acc.locked, 0);
     assert_int_equal(acc.failed_logins, 0);
-    assert_int_equal(login(f, "alice", PW_ALICE, code, NULL), AUTH_OK);
+
+    /* closed again, and opened at once by a person */
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(login(f, "alice", "Not the right one at all 3", NULL, NULL),
+                         AUTH_DENIED);
+        settle();
+    }
+    assert_true(closed_until(f, "alice") > mv_now_us());
+    assert_int_equal(auth_account_unlock(f->a, "alice", "cli:security", &err), 0);
+    assert_int_equal(closed_until(f, "alice"), 0);
+    settle();
+    login_ok(f, &e, 30, NULL);
     assert_int_equal(count_events(f, "account.unlock", "success", "cli:security"), 1);
 }
 
@@ -550,6 +592,7 @@ static void test_admin_lock(void **state)
     assert_int_equal(auth_account_lock(f->a, "alice", "incident 42", "cli:security",
                                        &err), 0);
     assert_int_equal(check(f, s.token, NULL), AUTH_DENIED);
+    /* both factors right: the lock is told */
     assert_int_equal(login_from(f, "alice", PW_ALICE, NULL, e.recovery[0], SRC,
                                 NULL, NULL), AUTH_LOCKED);
     auth_account acc;
@@ -557,9 +600,12 @@ static void test_admin_lock(void **state)
     assert_string_equal(acc.lock_reason, "incident 42");
     assert_int_equal(acc.recovery_left, AUTH_RECOVERY_CODES);   /* not spent */
     settle();
-    /* locked says locked whatever the password (after the same work) */
+    /* without both factors it is not: a wrong password or a wrong code is
+     * the generic refusal, as for any other account */
     assert_int_equal(login(f, "alice", "Not the right one at all 1", "123456", NULL),
-                     AUTH_LOCKED);
+                     AUTH_DENIED);
+    settle();
+    assert_int_equal(login(f, "alice", PW_ALICE, "000000", NULL), AUTH_DENIED);
     assert_int_equal(auth_account_lock(f->a, "nobody", NULL, "cli:security", &err), -1);
     assert_int_equal(err.code, MV_E_NOTFOUND);
 }
@@ -618,7 +664,10 @@ static void test_spraying_throttles_the_source(void **state)
                                 NULL, NULL), AUTH_OK);
 }
 
-static void test_unknown_user_locks_like_a_real_one(void **state)
+/* A known name whose password path is closed and a name that does not
+ * exist answer alike, before and after a restart: the answer to five wrong
+ * passwords then the right one never tells which accounts exist. */
+static void test_known_and_unknown_names_alike(void **state)
 {
     fixture *f = *state;
     auth_enrollment e;
@@ -630,10 +679,16 @@ static void test_unknown_user_locks_like_a_real_one(void **state)
                                    "123456", NULL), AUTH_DENIED);
             settle();
         }
-        assert_int_equal(login(f, names[k], PW_ALICE, "123456", NULL), AUTH_LOCKED);
+        assert_int_equal(login(f, names[k], PW_ALICE, "123456", NULL), AUTH_DENIED);
         settle();
     }
-    assert_int_equal(count_events(f, "auth.login", "denied: locked", "anonymous"), 1);
+    auth_config c = fast_config();
+    reopen(f, &c);
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(login(f, names[k], PW_ALICE, "123456", NULL), AUTH_DENIED);
+        settle();
+    }
+    assert_int_equal(count_events(f, "auth.login", "denied: locked", NULL), 0);
 }
 
 static int64_t timed_login(fixture *f, const char *name)
@@ -1039,11 +1094,11 @@ int main(void)
         T(test_totp_replay_refused),
         T(test_totp_window),
         T(test_recovery_code_single_use),
-        T(test_lockout_then_unlock),
+        T(test_failures_close_only_the_password_path),
         T(test_admin_lock),
         T(test_throttle_immediate_retry),
         T(test_spraying_throttles_the_source),
-        T(test_unknown_user_locks_like_a_real_one),
+        T(test_known_and_unknown_names_alike),
         T(test_unknown_user_costs_the_same),
         T(test_check_tokens),
         T(test_logout),
