@@ -177,8 +177,14 @@ expect_contains "$BODY" "budget of 8 MiB" "the refusal says why"
 [ "${#BODY}" -lt $((16 * 1024 * 1024)) ] && pass || fail "reply of ${#BODY} bytes"
 rss_after=$(rss_kb)
 echo "bundle budget: $answered entries answered, server RSS $rss_before -> $rss_after kB"
-[ $((rss_after - rss_before)) -lt $((256 * 1024)) ] && pass ||
-    fail "RSS grew from $rss_before kB to $rss_after kB for one Bundle"
+# AddressSanitizer keeps freed memory in its quarantine and never hands it
+# back, so the release can only be measured on the plain build.
+if ldd "$MEDVAULT" 2>/dev/null | grep -q libasan; then
+    echo "RSS check skipped under AddressSanitizer"
+else
+    [ $((rss_after - rss_before)) -lt $((256 * 1024)) ] && pass ||
+        fail "RSS grew from $rss_before kB to $rss_after kB for one Bundle"
+fi
 as "$PAT" "$BASE/fhir/metadata"
 expect_eq "$STATUS" "200" "the server still answers"
 
