@@ -98,6 +98,7 @@ typedef struct audit_report {
     int64_t checkpoints;    /* stored checkpoints checked                   */
     int64_t last_seq;
     int64_t bad_seq;        /* first bad entry, 0 when none can be named    */
+    int64_t linked_versions; /* resource versions naming their audit entry  */
 } audit_report;
 
 /* Verify every link and every checkpoint signature, and, when external is

@@ -186,7 +186,9 @@ static void write_unit(audit_trail *t, store_txn *txn, unit *u, head *h,
     u->rc = -1;
     if (store_txn_savepoint(txn, &u->err) != 0)
         return;
+    store_txn_set_audit_seq(txn, h->seq + 1);        /* the unit's first event */
     int ok = u->apply == NULL || u->apply(txn, u->ctx, &u->err) == 0;
+    store_txn_set_audit_seq(txn, 0);
     for (size_t i = 0; ok && i < u->n_events; i++)
         ok = append_event(t, txn, h, &u->events[i], now, &u->err) == 0;
     if (!ok) {

@@ -11,7 +11,11 @@
  *   - every stored checkpoint must carry a valid signature over the hash found
  *     at its seq, and no checkpoint may lie beyond the end: truncation;
  *   - an exported checkpoint held outside the store catches truncation even
- *     when the stored checkpoints were deleted too.
+ *     when the stored checkpoints were deleted too;
+ *   - every resource version names the audit entry that wrote it: a version
+ *     naming an entry past the trail's end means entries were deleted, so a
+ *     trail emptied (with its checkpoints) under a store full of data, or
+ *     cut short, is tampering, not "verified: 0 entries".
  * The public key is derived from the store's keys and must equal both the
  * stored one and the exported one.
  *
@@ -328,6 +332,23 @@ int audit_verify(mv_store *s, const char *external, size_t external_len,
                                   segment_count(last), rep, err);
 }
 
+/* The store's versions against the trail, in one snapshot of both. */
+static int check_links(mv_store *s, audit_report *rep, mv_err *err)
+{
+    store_audit_link_count n;
+    if (store_audit_links(s, &n, err) != 0)
+        return -1;
+    rep->linked_versions = n.linked;
+    if (n.beyond == 0)
+        return 0;
+    rep->bad_seq = n.trail_end + 1;
+    return mv_fail(err, MV_E_TAMPER,
+                   "%lld stored resource version(s) were written by audit entries past "
+                   "the trail's end (its last entry is %lld; they name entries up to "
+                   "%lld): entries were deleted",
+                   (long long)n.beyond, (long long)n.trail_end, (long long)n.highest);
+}
+
 int audit_verify_segmented(mv_store *s, const char *external,
                            size_t external_len, size_t segments,
                            audit_report *rep, mv_err *err)
@@ -354,6 +375,8 @@ int audit_verify_segmented(mv_store *s, const char *external,
     int rc = walk_trail(&v, last, segments, rep, err);
     free(cps);
     crypto_chain_close(v.chain);
+    if (rc == 0)
+        rc = check_links(s, rep, err);
     return rc == 0 ? 0 : -1;
 }
 

@@ -59,9 +59,10 @@ static int verify(cli_session *cs, const void *arg)
     if (rc != 0)
         return cli_error("audit verify", "FAILED: %s", err.msg);
     printf("audit trail verified: %lld entries, %lld signed checkpoints%s, "
-           "last entry %lld\n", (long long)rep.entries, (long long)rep.checkpoints,
+           "last entry %lld; %lld stored resource versions each name their entry\n",
+           (long long)rep.entries, (long long)rep.checkpoints,
            a->checkpoint_file ? " and the exported checkpoint" : "",
-           (long long)rep.last_seq);
+           (long long)rep.last_seq, (long long)rep.linked_versions);
     return CLI_OK;
 }
 

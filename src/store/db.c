@@ -70,8 +70,14 @@ static const char *const stmt_sql[ST_COUNT] = {
                        "ORDER BY r.version DESC LIMIT 1",
     [ST_RES_VERSION] = RES_READ "WHERE r.type = ?1 AND r.id = ?2 AND "
                        "r.version = ?3",
-    [ST_RES_INSERT]  = "INSERT INTO resources(" RES_COLS ") "
-                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_RES_INSERT]  = "INSERT INTO resources(" RES_COLS ", audit_seq) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    /* One snapshot for both tables: a version and its entry commit together. */
+    [ST_RES_AUDIT_LINKS] = "SELECT count(r.audit_seq), "
+                           "coalesce(sum(r.audit_seq > e.last), 0), "
+                           "coalesce(max(r.audit_seq), 0), e.last "
+                           "FROM resources r, (SELECT coalesce(max(seq), 0) AS last "
+                           "FROM audit) e",
     [ST_RES_HISTORY_ID]   = RES_READ "WHERE r.type = ?1 AND r.id = ?2 "
                             "ORDER BY r.version DESC LIMIT ?3",
     [ST_RES_HISTORY_TYPE] = RES_READ "WHERE r.type = ?1 AND k.owner IS NOT NULL "

@@ -35,10 +35,12 @@ static const char schema_sql[] =
     "CREATE INDEX data_keys_mk ON data_keys(mk_version);"
     "CREATE TABLE erased(patient TEXT PRIMARY KEY,"
     "  erased_us INTEGER NOT NULL) STRICT, WITHOUT ROWID;"
+    /* audit_seq: the audit entry that wrote the version (NULL: written
+     * outside the trail, or before stores recorded it). */
     "CREATE TABLE resources(seq INTEGER PRIMARY KEY, type TEXT NOT NULL,"
     "  id TEXT NOT NULL, version INTEGER NOT NULL, patient TEXT,"
     "  updated_us INTEGER NOT NULL, deleted INTEGER NOT NULL, body BLOB,"
-    "  UNIQUE(type, id, version)) STRICT;"
+    "  audit_seq INTEGER, UNIQUE(type, id, version)) STRICT;"
     "CREATE INDEX resources_patient ON resources(patient);"
     "CREATE TABLE search_index(type TEXT NOT NULL, param TEXT NOT NULL,"
     "  token BLOB NOT NULL, id TEXT NOT NULL) STRICT;"
@@ -485,6 +487,16 @@ int masters_sync(mv_store *s, store_conn *c, mv_err *err)
     return 0;
 }
 
+/* Stores made before versions named their audit entry get the column (its
+ * rows stay NULL).  Best effort: a store opened read-only, or busy, keeps
+ * working without it until an open that can add it. */
+static void add_audit_links(mv_store *s)
+{
+    (void)sqlite3_exec(s->writer->db,
+                       "ALTER TABLE resources ADD COLUMN audit_seq INTEGER",
+                       NULL, NULL, NULL);
+}
+
 static int open_in(mv_store *s, const store_unlock *u, mv_err *err)
 {
     struct stat st;
@@ -505,6 +517,8 @@ static int open_in(mv_store *s, const store_unlock *u, mv_err *err)
             rc = 0;
     }
     conn_run(s->writer, ST_ROLLBACK, "cannot end a read", NULL);
+    if (rc == 0)
+        add_audit_links(s);
     return rc;
 }
 

@@ -167,8 +167,8 @@ static int seal_body(store_txn *t, const store_write *w, int64_t version,
     return rc;
 }
 
-static int insert_version(store_conn *c, const store_write *w,
-                          int64_t version, const mv_buf *sealed, mv_err *err)
+static int insert_version(store_conn *c, const store_write *w, int64_t version,
+                          const mv_buf *sealed, int64_t audit_seq, mv_err *err)
 {
     sqlite3_stmt *st = conn_stmt(c, ST_RES_INSERT, err);
     int rc = -1;
@@ -180,7 +180,8 @@ static int insert_version(store_conn *c, const store_write *w,
                  err) == 0 &&
         bind_i64(c, st, 6, w->deleted ? 1 : 0, err) == 0 &&
         (w->deleted || bind_blob(c, st, 7, sealed->data, sealed->len,
-                                 err) == 0))
+                                 err) == 0) &&
+        (audit_seq == 0 || bind_i64(c, st, 8, audit_seq, err) == 0))
         rc = stmt_step(c, st, "cannot store a resource", err) < 0 ? -1 : 0;
     stmt_done(st);
     return rc;
@@ -197,7 +198,7 @@ static int put_version(store_txn *t, const store_write *w, int64_t version,
     mv_buf sealed = {0};
     int rc = -1;
     if ((w->deleted || seal_body(t, w, version, &sealed, err) == 0) &&
-        insert_version(t->c, w, version, &sealed, err) == 0 &&
+        insert_version(t->c, w, version, &sealed, t->audit_seq, err) == 0 &&
         index_replace(t, w, version > 1, err) == 0)
         rc = 0;
     mv_buf_free(&sealed);
@@ -446,4 +447,30 @@ int store_history(mv_store *s, const char *type, const char *id,
     if (rc == 0 && id != NULL && *n == 0)
         rc = mv_fail(err, MV_E_NOTFOUND, "%s/%s not found", type, id);
     return rc;
+}
+
+/* ---- What the trail must account for ----------------------------------------- */
+
+void store_txn_set_audit_seq(store_txn *t, int64_t seq)
+{
+    t->audit_seq = seq;
+}
+
+int store_audit_links(mv_store *s, store_audit_link_count *out, mv_err *err)
+{
+    memset(out, 0, sizeof *out);
+    store_read r;
+    if (read_begin(s, &r, 0, err) != 0)
+        return -1;
+    sqlite3_stmt *st = conn_stmt(r.c, ST_RES_AUDIT_LINKS, err);
+    int rc = st ? stmt_step(r.c, st, "cannot read the resources' audit links", err) : -1;
+    if (rc == 1) {
+        out->linked = sqlite3_column_int64(st, 0);
+        out->beyond = sqlite3_column_int64(st, 1);
+        out->highest = sqlite3_column_int64(st, 2);
+        out->trail_end = sqlite3_column_int64(st, 3);
+    }
+    stmt_done(st);
+    read_end(&r);
+    return rc < 0 ? -1 : 0;
 }

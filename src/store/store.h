@@ -246,6 +246,17 @@ typedef struct store_audit_row {
 } store_audit_row;
 
 int store_audit_append(store_txn *t, const store_audit_row *row, mv_err *err);
+/* Every resource version t writes from now on names audit entry seq (the
+ * trail sets it for each unit it commits; 0: none). */
+void store_txn_set_audit_seq(store_txn *t, int64_t seq);
+/* In one snapshot: the resource versions that name an audit entry, how
+ * many name one past the trail's last entry (the trail lost its end, or
+ * all of it), the highest named, and the trail's last seq.  Versions
+ * written outside the trail name none. */
+typedef struct store_audit_link_count {
+    int64_t linked, beyond, highest, trail_end;
+} store_audit_link_count;
+int store_audit_links(mv_store *s, store_audit_link_count *out, mv_err *err);
 /* The last row's seq and hash (seq 0 and zero hash on an empty trail). */
 int store_audit_last(mv_store *s, int64_t *seq,
                      unsigned char hash[MV_HASH_BYTES], mv_err *err);

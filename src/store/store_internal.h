@@ -35,7 +35,7 @@ typedef enum stmt_id {
     ST_ERASED_GET, ST_ERASED_INSERT,
     ST_RES_CURRENT, ST_RES_LATEST, ST_RES_VERSION, ST_RES_INSERT, ST_RES_HISTORY_ID,
     ST_RES_HISTORY_TYPE, ST_RES_CURRENT_IDS, ST_RES_PATIENT_REFS,
-    ST_RES_TYPE_VERSIONS, ST_RES_UPDATED_IDS,
+    ST_RES_TYPE_VERSIONS, ST_RES_UPDATED_IDS, ST_RES_AUDIT_LINKS,
     ST_IDX_DELETE, ST_IDX_INSERT, ST_IDX_FIND, ST_IDX_HAS,
     ST_IDX_DELETE_PATIENT,
     ST_AUDIT_INSERT, ST_AUDIT_LAST, ST_AUDIT_SCAN, ST_AUDIT_BY_PATIENT,
@@ -67,6 +67,7 @@ struct store_txn {
     int depth;                      /* caller savepoints open */
     char **forget;                  /* erased owners: drop cached keys at end */
     size_t n_forget;
+    int64_t audit_seq;              /* the audit entry the writes belong to (0: none) */
 };
 
 struct mv_store {

@@ -72,12 +72,36 @@ run 1 "$MEDVAULT" resource get Patient/p1 --data "$WORK/t" --key-file "$K"
 expect_contains "$ERR" "audit trail truncated" "no access while the trail is damaged"
 expect_eq "$(sqlite3 "$T" "SELECT max(seq) FROM audit")" "$((HELD - 3))" "nothing appended"
 
-# Truncation that also removes the stored checkpoints: the chain that is left
-# is consistent, so only the checkpoint held outside can catch it.
-copy; sqlite3 "$T" "DELETE FROM audit WHERE seq > $((HELD - 3));
-                    DELETE FROM audit_checkpoints WHERE seq > $((HELD - 3))"
+# Truncation that also removes the stored checkpoints, back to the last
+# entry that wrote data: the chain that is left is consistent and accounts
+# for every stored version, so only the checkpoint held outside can catch it.
+LAST_WRITE=$(sqlite3 "$D/medvault.db" "SELECT max(audit_seq) FROM resources")
+[ "$LAST_WRITE" -lt "$HELD" ] && pass || fail "the held checkpoint ($HELD) is past the last write ($LAST_WRITE)"
+copy; sqlite3 "$T" "DELETE FROM audit WHERE seq > $LAST_WRITE;
+                    DELETE FROM audit_checkpoints WHERE seq > $LAST_WRITE"
 run 0 "$MEDVAULT" audit verify --data "$WORK/t" --key-file "$K"
 verify_fails "truncation past the held checkpoint" "truncated" --checkpoint "$WORK/held-outside.json"
+
+# Every resource version names the audit entry that wrote it, so a trail
+# emptied with its checkpoints under a store full of data, or cut back past
+# the last writes, is tampering and not "verified: 0 entries".
+expect_eq "$(sqlite3 "$D/medvault.db" "SELECT count(*) - count(audit_seq) FROM resources")" "0" \
+    "every stored version names its audit entry"
+copy; sqlite3 "$T" "DELETE FROM audit; DELETE FROM audit_checkpoints"
+verify_fails "an emptied trail under data" "entries were deleted"
+CUT=$(sqlite3 "$D/medvault.db" "SELECT max(audit_seq) - 1 FROM resources")
+copy; sqlite3 "$T" "DELETE FROM audit WHERE seq > $CUT; DELETE FROM audit_checkpoints WHERE seq > $CUT"
+verify_fails "a trail cut back past the last write" "entries were deleted"
+run 0 "$MEDVAULT" audit verify --data "$D" --key-file "$K"
+expect_contains "$OUT" "$(sqlite3 "$D/medvault.db" "SELECT count(*) FROM resources") stored resource versions each name their entry" "verify counts them"
+
+# A store made before versions named their entry gains the column when
+# opened; its old versions name none and are not counted against the trail.
+copy; sqlite3 "$T" "ALTER TABLE resources DROP COLUMN audit_seq"
+run 0 "$MEDVAULT" audit verify --data "$WORK/t" --key-file "$K"
+expect_contains "$OUT" " 0 stored resource versions each name" "an older store verifies"
+expect_eq "$(sqlite3 "$T" "SELECT count(*) FROM pragma_table_info('resources') WHERE name = 'audit_seq'")" \
+    "1" "the column is added when the store is opened"
 
 # A held checkpoint from another store, or edited, is refused.
 new_store other
