@@ -226,12 +226,12 @@ policy_facts fhir_facts(server *srv)
     return f;
 }
 
-int fhir_grant_put(store_txn *t, const char *account, const char *patient,
-                   int64_t expires_us, const char *reason, mv_err *err)
+int fhir_grant_put(store_txn *t, const char *id, const char *account,
+                   const char *patient, int64_t expires_us, const char *reason,
+                   mv_err *err)
 {
-    char key[200], id[33];
+    char key[200];
     grant_key(account, patient, key, sizeof key);
-    crypto_random_id(id);
     json_t *o = json_pack("{s:s, s:s, s:I, s:s}", "account", account, "patient",
                           patient, "expires_us", (json_int_t)expires_us, "reason", reason);
     char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -245,4 +245,22 @@ int fhir_grant_put(store_txn *t, const char *account, const char *patient,
     int rc = store_put(t, &w, &v, err);
     free(body);
     return rc;
+}
+
+int fhir_grant_reason(server *srv, const char *purpose, char *out, size_t cap)
+{
+    size_t n = strlen(FHIR_PURPOSE_BTG_GRANT);
+    if (purpose == NULL || strncmp(purpose, FHIR_PURPOSE_BTG_GRANT, n) != 0)
+        return 0;
+    store_resource r;
+    if (store_get(srv->store, GRANT_TYPE, purpose + n, 0, &r, NULL) != 0)
+        return 0;
+    json_t *o = json_loadb((const char *)r.body.data, r.body.len, 0, NULL);
+    const char *reason = json_string_value(json_object_get(o, "reason"));
+    int found = reason != NULL;
+    if (found)
+        snprintf(out, cap, "%s", reason);
+    json_decref(o);
+    store_resource_free(&r);
+    return found;
 }

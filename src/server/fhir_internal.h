@@ -19,9 +19,19 @@ policy_facts fhir_facts(server *srv);
  * detector.  0, or -1 on a storage error. */
 int fhir_patient_in_active_care(server *srv, const char *patient);
 
-/* Record a break-the-glass grant (inside the audit transaction). */
-int fhir_grant_put(store_txn *t, const char *account, const char *patient,
-                   int64_t expires_us, const char *reason, mv_err *err);
+/* Record break-the-glass grant id (32 hex; inside the audit transaction).
+ * Its reason -- free text, often clinical -- is kept only here, sealed like
+ * every register; the audit entry names the grant ("BTG grant:<id>"). */
+int fhir_grant_put(store_txn *t, const char *id, const char *account,
+                   const char *patient, int64_t expires_us, const char *reason,
+                   mv_err *err);
+/* The reason of the grant an audit purpose names ("BTG grant:<id>") into
+ * out: 1 found, 0 when the purpose names none (or it is gone). */
+int fhir_grant_reason(server *srv, const char *purpose, char *out, size_t cap);
+/* The audit purpose of a break-the-glass access: "BTG", or "BTG grant:ID"
+ * for the access that made grant id. */
+#define FHIR_PURPOSE_BTG "BTG"
+#define FHIR_PURPOSE_BTG_GRANT "BTG grant:"
 
 /* GET /fhir/Type?...: search over the blind indexes (routes_search.c). */
 void fhir_search(call *c, const char *type);
@@ -73,9 +83,9 @@ int  fhir_pending_atomic(const fhir_pending *p);
 /* Keep copies of one access: its event, its change (w may be NULL) and a
  * break-the-glass grant to record (grant_reason NULL: none). */
 int  fhir_pending_add(fhir_pending *p, const audit_event *ev, const store_write *w,
-                      const char *grant_account, const char *grant_patient,
-                      int64_t grant_expires_us, const char *grant_reason,
-                      mv_err *err);
+                      const char *grant_id, const char *grant_account,
+                      const char *grant_patient, int64_t grant_expires_us,
+                      const char *grant_reason, mv_err *err);
 /* Commit what was collected as one unit and empty the list; with
  * events_only, the changes are dropped and only the audit entries are
  * committed (a transaction that failed still records its denials).  On a

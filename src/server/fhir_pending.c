@@ -32,7 +32,7 @@ typedef struct pending_item {
     int deleted;
     store_term *terms;
     size_t n_terms;
-    char *grant_account, *grant_patient, *grant_reason;
+    char *grant_id, *grant_account, *grant_patient, *grant_reason;
     int64_t grant_expires_us;
 } pending_item;
 
@@ -78,6 +78,7 @@ static void item_free(pending_item *it)
         free((char *)it->terms[i].value);
     }
     free(it->terms);
+    free(it->grant_id);
     free(it->grant_account);
     free(it->grant_patient);
     free(it->grant_reason);
@@ -143,9 +144,9 @@ static int copy_write(pending_item *it, const store_write *w)
 }
 
 int fhir_pending_add(fhir_pending *p, const audit_event *ev, const store_write *w,
-                     const char *grant_account, const char *grant_patient,
-                     int64_t grant_expires_us, const char *grant_reason,
-                     mv_err *err)
+                     const char *grant_id, const char *grant_account,
+                     const char *grant_patient, int64_t grant_expires_us,
+                     const char *grant_reason, mv_err *err)
 {
     if (p->n == p->cap) {
         size_t cap = p->cap ? p->cap * 2 : 16;
@@ -165,6 +166,7 @@ int fhir_pending_add(fhir_pending *p, const audit_event *ev, const store_write *
     for (size_t i = 0; i < 9; i++)
         it->ev_str[i] = copy(strs[i], &ok);
     if (grant_reason) {
+        it->grant_id = copy(grant_id, &ok);
         it->grant_account = copy(grant_account, &ok);
         it->grant_patient = copy(grant_patient, &ok);
         it->grant_reason = copy(grant_reason, &ok);
@@ -193,7 +195,7 @@ static int apply_all(store_txn *t, void *ctx, mv_err *err)
         if (cc->events_only && it->has_write)
             continue;
         if (it->grant_reason &&
-            fhir_grant_put(t, it->grant_account, it->grant_patient,
+            fhir_grant_put(t, it->grant_id, it->grant_account, it->grant_patient,
                            it->grant_expires_us, it->grant_reason, err) != 0)
             return -1;
         if (!it->has_write)

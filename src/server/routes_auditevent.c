@@ -107,11 +107,17 @@ static json_t *fhir_audit_event_of(call *c, const store_audit_row *row)
     if (code)
         json_object_set_new(ev, "subtype", json_pack("[{s:s, s:s}]", "system",
                             "http://hl7.org/fhir/restful-interaction", "code", code));
-    if (row->purpose && strncmp(row->purpose, "BTG", 3) == 0)
+    if (row->purpose && strncmp(row->purpose, FHIR_PURPOSE_BTG, 3) == 0) {
+        /* The reason is unsealed for security officers only; a patient
+         * reading its own log sees the category. */
+        char reason[300];
+        int shown = c->who.account.role == AUTH_ROLE_SECURITY &&
+                    fhir_grant_reason(c->srv, row->purpose, reason, sizeof reason);
         json_object_set_new(ev, "purposeOfEvent", json_pack(
             "[{s:[{s:s, s:s}], s:s}]", "coding", "system",
             "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code", "BTG",
-            "text", row->purpose));
+            "text", shown ? reason : "break-the-glass"));
+    }
     return ev;
 }
 

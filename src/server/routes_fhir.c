@@ -164,6 +164,13 @@ typedef struct access {
     write_ctx *write;            /* the data change, if any              */
 } access;
 
+/* An access on its way into the trail, with the id of the BTG grant it
+ * makes ("" when none). */
+typedef struct recorded {
+    const access *a;
+    char grant_id[33];
+} recorded;
+
 static const char *btg_reason(const call *c)
 {
     return http_header(c->req, "X-Break-Glass-Reason");
@@ -172,10 +179,11 @@ static const char *btg_reason(const call *c)
 /* The change of this access plus, when policy asks, the new BTG grant. */
 static int apply_access(store_txn *t, void *ctx, mv_err *err)
 {
-    const access *a = ctx;
+    const recorded *r = ctx;
+    const access *a = r->a;
     if (a->d && a->d->grant_btg && a->patient &&
-        fhir_grant_put(t, a->c->who.account.id, a->patient, a->d->btg_expires_us,
-                       btg_reason(a->c), err) != 0)
+        fhir_grant_put(t, r->grant_id, a->c->who.account.id, a->patient,
+                       a->d->btg_expires_us, btg_reason(a->c), err) != 0)
         return -1;
     return a->write ? store_put(t, &a->write->w, &a->write->version, err) : 0;
 }
@@ -183,19 +191,20 @@ static int apply_access(store_txn *t, void *ctx, mv_err *err)
 /* Inside a Bundle: keep the access for the Bundle's one commit.  A
  * transaction's change waits too, and its version is the one it will get
  * (store_put refuses it at the commit if another writer came first). */
-static int collect(const access *a, const audit_event *ev, int granted, mv_err *err)
+static int collect(const recorded *r, const audit_event *ev, int granted, mv_err *err)
 {
+    const access *a = r->a;
     fhir_pending *p = a->c->pending;
     int grant = granted && a->d->grant_btg && a->patient;
     const store_write *w = granted && a->write ? &a->write->w : NULL;
     if (w && !fhir_pending_atomic(p)) {
         /* a batch entry's change commits on its own, its event with it */
-        return audit_record(a->c->srv->trail, ev, 1, apply_access, (void *)a, NULL, err);
+        return audit_record(a->c->srv->trail, ev, 1, apply_access, (void *)r, NULL, err);
     }
     if (w)
         a->write->version = w->if_version > 0 ? w->if_version + 1 : 1;
-    return fhir_pending_add(p, ev, w, grant ? a->c->who.account.id : NULL, a->patient,
-                            grant ? a->d->btg_expires_us : 0,
+    return fhir_pending_add(p, ev, w, r->grant_id, grant ? a->c->who.account.id : NULL,
+                            a->patient, grant ? a->d->btg_expires_us : 0,
                             grant ? btg_reason(a->c) : NULL, err);
 }
 
@@ -220,14 +229,21 @@ static void observe_access(const access *a, int granted)
                  a->patient != NULL, 0, 0);
 }
 
-/* Record the access (granted or denied) durably; -1 with err. */
+/* Record the access (granted or denied) durably; -1 with err.  A
+ * break-the-glass access carries purpose BTG in clear; the reason given for
+ * it, free text that is often clinical, is sealed in the grant the entry
+ * names, never written into the trail. */
 static int record(const access *a, const char *outcome, mv_err *err)
 {
+    recorded r = { .a = a };
     call *c = a->c;
-    char purpose[300] = "";
-    if (a->d && a->d->break_glass)
-        snprintf(purpose, sizeof purpose, "BTG: %s",
-                 btg_reason(c) ? btg_reason(c) : "active grant");
+    char purpose[64] = "";
+    if (a->d && a->d->break_glass && a->d->grant_btg && a->patient) {
+        crypto_random_id(r.grant_id);
+        snprintf(purpose, sizeof purpose, "%s%s", FHIR_PURPOSE_BTG_GRANT, r.grant_id);
+    } else if (a->d && a->d->break_glass) {
+        snprintf(purpose, sizeof purpose, "%s", FHIR_PURPOSE_BTG);
+    }
     audit_event ev = {
         .actor = c->res->actor, .action = a->action, .outcome = outcome,
         .resources = a->resources, .patient = a->patient, .source = c->req->source,
@@ -235,9 +251,9 @@ static int record(const access *a, const char *outcome, mv_err *err)
         .request_id = c->req->request_id,
     };
     int granted = a->d && a->d->effect == POLICY_PERMIT;
-    int rc = c->pending ? collect(a, &ev, granted, err)
+    int rc = c->pending ? collect(&r, &ev, granted, err)
                         : audit_record(c->srv->trail, &ev, 1, granted ? apply_access : NULL,
-                                       (void *)a, NULL, err);
+                                       &r, NULL, err);
     if (rc == 0)
         observe_access(a, granted);
     return rc;
@@ -275,7 +291,7 @@ static int malformed_btg(const call *c, policy_decision *d)
     d->effect = POLICY_DENY;
     d->status = 403;
     snprintf(d->reason, sizeof d->reason, "break-the-glass reason too short: give at "
-             "least %zu characters", policy_default_config().btg_min_reason);
+             "least %zu letters", policy_default_config().btg_min_reason);
     return 1;
 }
 

@@ -472,7 +472,7 @@ int fhir_audit_disclosure(call *c, const char *action, const char *outcome,
             ev[ne] = blank;
             ev[ne].patient = v[i].patient;
             if (v[i].patient && json_object_get(c->btg_seen, v[i].patient))
-                ev[ne].purpose = "BTG: active grant";    /* flagged for security */
+                ev[ne].purpose = FHIR_PURPOSE_BTG;      /* flagged for security */
             ne++;
         }
         append_ref(&refs[k], &v[i]);

@@ -234,10 +234,12 @@ static void test_btg_grants(void **state)
     fixture *f = *state;
     mv_err err;
     store_txn *t;
+    static const char g1[] = "0123456789abcdef0123456789abcdef";
+    static const char g2[] = "fedcba9876543210fedcba9876543210";
     assert_int_equal(store_txn_begin(f->srv.store, &t, &err), 0);
-    assert_int_equal(fhir_grant_put(t, "acct-1", "pat-g", NOW_US + 1, "a reason, long",
-                                    &err), 0);
-    assert_int_equal(fhir_grant_put(t, "acct-2", "pat-g", NOW_US, "a reason, long",
+    assert_int_equal(fhir_grant_put(t, g1, "acct-1", "pat-g", NOW_US + 1,
+                                    "Unconscious, a reason long enough", &err), 0);
+    assert_int_equal(fhir_grant_put(t, g2, "acct-2", "pat-g", NOW_US, "a reason, long",
                                     &err), 0);
     assert_int_equal(store_txn_commit(t, &err), 0);
     policy_facts facts = fhir_facts(&f->srv);
@@ -245,6 +247,16 @@ static void test_btg_grants(void **state)
     assert_int_equal(facts.btg_grant_active(facts.ctx, "acct-1", "pat-g", NOW_US + 1), 0);
     assert_int_equal(facts.btg_grant_active(facts.ctx, "acct-2", "pat-g", NOW_US), 0);
     assert_int_equal(facts.btg_grant_active(facts.ctx, "acct-1", "pat-h", NOW_US), 0);
+
+    /* The reason is read back, sealed, through the purpose that names it. */
+    char purpose[64], reason[128];
+    snprintf(purpose, sizeof purpose, "%s%s", FHIR_PURPOSE_BTG_GRANT, g1);
+    assert_int_equal(fhir_grant_reason(&f->srv, purpose, reason, sizeof reason), 1);
+    assert_string_equal(reason, "Unconscious, a reason long enough");
+    assert_int_equal(fhir_grant_reason(&f->srv, FHIR_PURPOSE_BTG, reason, sizeof reason), 0);
+    assert_int_equal(fhir_grant_reason(&f->srv, "BTG grant:nosuchgrant", reason,
+                                       sizeof reason), 0);
+    assert_int_equal(fhir_grant_reason(&f->srv, NULL, reason, sizeof reason), 0);
 }
 
 int main(void)
