@@ -110,10 +110,27 @@ static int names_practitioner(const char *ref, const char *practitioner)
 /* 1 when the resource's own period is current and one of its participants
  * (CareTeam.participant.member, Encounter.participant.individual) names
  * the practitioner with a current participation period. */
+/* 1 when o carries medvault's label saying practitioner wrote it under
+ * break-the-glass and nobody else has confirmed it since. */
+static int self_asserted_by(json_t *o, const char *practitioner)
+{
+    size_t i;
+    json_t *label;
+    json_array_foreach(json_object_get(json_object_get(o, "meta"), "security"), i, label) {
+        const char *system = json_string_value(json_object_get(label, "system"));
+        const char *code = json_string_value(json_object_get(label, "code"));
+        if (system && code && strcmp(system, FHIR_BTG_LABEL_SYSTEM) == 0 &&
+            strcmp(code, practitioner) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 static int relationship_current(json_t *o, const char *who_key,
                                 const char *practitioner, int64_t now)
 {
-    if (!period_current(json_object_get(o, "period"), now))
+    if (!period_current(json_object_get(o, "period"), now) ||
+        self_asserted_by(o, practitioner))
         return 0;
     size_t i;
     json_t *p;
@@ -263,4 +280,64 @@ int fhir_grant_reason(server *srv, const char *purpose, char *out, size_t cap)
     json_decref(o);
     store_resource_free(&r);
     return found;
+}
+
+/* ---- Relationships written under break-the-glass ------------------------------ */
+
+static int is_relationship_type(const char *type)
+{
+    static const char *const types[] = { "CareTeam", "Encounter", "EpisodeOfCare",
+                                         "PractitionerRole" };
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+        if (strcmp(type, types[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Drop every label of ours from meta.security (the client's copy of an
+ * earlier version's included); 1 when one was there. */
+static int drop_labels(json_t *meta)
+{
+    json_t *labels = json_object_get(meta, "security");
+    int dropped = 0;
+    for (size_t i = json_array_size(labels); i-- > 0;) {
+        const char *system = json_string_value(
+            json_object_get(json_array_get(labels, i), "system"));
+        if (system && strcmp(system, FHIR_BTG_LABEL_SYSTEM) == 0) {
+            json_array_remove(labels, i);
+            dropped = 1;
+        }
+    }
+    if (labels && json_array_size(labels) == 0)
+        json_object_del(meta, "security");
+    return dropped;
+}
+
+char *fhir_relationship_labelled(const char *type, const char *text,
+                                 const char *btg_practitioner)
+{
+    if (!is_relationship_type(type))
+        return NULL;
+    json_t *o = json_loads(text, 0, NULL);
+    json_t *meta = json_object_get(o, "meta");
+    if (!json_is_object(meta)) {
+        json_decref(o);
+        return NULL;
+    }
+    int changed = drop_labels(meta);
+    if (btg_practitioner != NULL && btg_practitioner[0] != '\0') {
+        json_t *labels = json_object_get(meta, "security");
+        if (labels == NULL) {
+            labels = json_array();
+            json_object_set_new(meta, "security", labels);
+        }
+        json_array_append_new(labels, json_pack(
+            "{s:s, s:s, s:s}", "system", FHIR_BTG_LABEL_SYSTEM, "code", btg_practitioner,
+            "display", "written under break-the-glass; explains no access of its "
+                       "author until someone else confirms it"));
+        changed = 1;
+    }
+    char *out = changed ? json_text(o) : NULL;
+    json_decref(o);
+    return out;
 }

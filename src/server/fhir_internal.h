@@ -19,6 +19,18 @@ policy_facts fhir_facts(server *srv);
  * detector.  0, or -1 on a storage error. */
 int fhir_patient_in_active_care(server *srv, const char *patient);
 
+/* A relationship (CareTeam, Encounter, EpisodeOfCare, PractitionerRole)
+ * written by a care giver under break-the-glass is labelled in
+ * meta.security with this system and the author's Practitioner id: it
+ * explains none of that author's access (their reads still need, and carry,
+ * break-the-glass) until someone else writes a version of it, which drops
+ * the label: confirmation.  Returns the text to store instead (owned), or
+ * NULL when text stays as it is (not a relationship type, nothing to
+ * change).  btg_practitioner: the author under break-the-glass, or NULL. */
+#define FHIR_BTG_LABEL_SYSTEM "urn:medvault:btg-unconfirmed"
+char *fhir_relationship_labelled(const char *type, const char *text,
+                                 const char *btg_practitioner);
+
 /* Record break-the-glass grant id (32 hex; inside the audit transaction).
  * Its reason -- free text, often clinical -- is kept only here, sealed like
  * every register; the audit entry names the grant ("BTG grant:<id>"). */

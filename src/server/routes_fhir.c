@@ -576,6 +576,7 @@ static void write_version(call *c, const fhir_path *p, const char *id, char *tex
     fhir_term *terms = NULL;
     size_t nt = 0;
     store_term *st = NULL;
+    char *labelled = NULL;
     policy_decision d;
     fhir_path where = *p;
     snprintf(where.id, sizeof where.id, "%s", id);
@@ -599,6 +600,14 @@ static void write_version(call *c, const fhir_path *p, const char *id, char *tex
         goto done;
     char ref[200];
     snprintf(ref, sizeof ref, "%s/%s/_history/%lld", p->type, id, (long long)version);
+    /* BTG stays BTG: a relationship its author wrote under break-the-glass
+     * explains none of their access until someone else confirms it. */
+    if (d.effect == POLICY_PERMIT) {
+        labelled = fhir_relationship_labelled(p->type, text, d.break_glass
+                                              ? c->who.account.practitioner : NULL);
+        if (labelled != NULL)
+            text = labelled;
+    }
     write_ctx wc = { .w = { .type = p->type, .id = id, .patient = np ? pats[0] : NULL,
                             .if_version = expect, .body = text, .body_len = strlen(text),
                             .terms = st, .n_terms = nt, .updated_us = now } };
@@ -633,6 +642,7 @@ done:
     fhir_ids_free(pats, np);
     fhir_terms_free(terms, nt);
     free(st);
+    free(labelled);
 }
 
 static void fhir_create(call *c, const fhir_path *p)

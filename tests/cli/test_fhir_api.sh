@@ -58,6 +58,33 @@ as "$WHO" "$BASE/fhir/Patient/$P"
 expect_eq "$STATUS" "200" "the break-the-glass grant lasts"
 as "$WHO" "$BASE/fhir/Patient/$P2"
 expect_eq "$STATUS" "404" "the grant is for one patient only"
+
+# --- break-the-glass stays break-the-glass ---------------------------------------------
+# Under its grant drwho writes a care team naming itself: that relationship
+# explains none of its own reads (they still carry purpose BTG) until
+# someone else -- here the registration service -- writes it again.
+purpose_of_last() {  # the audit purpose of the last request ("" when none)
+    local rid
+    rid=$(sed -n 's/^[Xx]-[Rr]equest-[Ii]d: *\([0-9a-f]*\).*/\1/p' "$WORK/headers")
+    sqlite3 "$D/medvault.db" "SELECT ifnull(purpose,'') FROM audit WHERE request_id='$rid'"
+}
+SELF_TEAM="{\"resourceType\":\"CareTeam\",\"status\":\"active\",\"subject\":{\"reference\":\"Patient/$P\"},\"participant\":[{\"member\":{\"reference\":\"Practitioner/prac-2\"}}]}"
+as "$WHO" "${FJ[@]}" -d "$SELF_TEAM" "$BASE/fhir/CareTeam"
+expect_eq "$STATUS" "201" "under its grant, a clinician writes a care team naming itself"
+SELF_CT=$(printf '%s' "$BODY" | json_get id)
+expect_contains "$BODY" '"system":"urn:medvault:btg-unconfirmed","code":"prac-2"' \
+    "the care team is labelled as written under break-the-glass by its author"
+as "$WHO" "$BASE/fhir/Patient/$P"
+expect_eq "$STATUS" "200" "still readable under the grant"
+case $(purpose_of_last) in BTG*) pass ;; *) fail "a read after the self-made care team lost purpose BTG: '$(purpose_of_last)'" ;; esac
+as "$REG" "$BASE/fhir/CareTeam/$SELF_CT"
+TEAM_AS_READ=$BODY
+expect_contains "$TEAM_AS_READ" "btg-unconfirmed" "others see the label"
+as "$REG" -X PUT "${FJ[@]}" -d "$TEAM_AS_READ" "$BASE/fhir/CareTeam/$SELF_CT"
+expect_eq "$STATUS" "200" "the registration service confirms the care team"
+expect_not_contains "$BODY" "btg-unconfirmed" "confirmed: the label is gone, though the body carried it"
+as "$WHO" "$BASE/fhir/Patient/$P"
+expect_eq "$(purpose_of_last)" "" "once confirmed by someone else, the care team explains the read"
 as "$ADMIN" "$BASE/fhir/Patient/$P"
 expect_eq "$STATUS" "403" "admin reads no clinical data"
 as "$SEC" "$BASE/fhir/Patient/$P"
@@ -176,7 +203,7 @@ expect_eq "$STATUS" "400" "_count above the cap"
 # --- Patient/$everything, paged --------------------------------------------------------------
 as "$HOUSE" "$BASE/fhir/Patient/$P/\$everything"
 expect_eq "$STATUS" "200" "\$everything"
-expect_eq "$(total)" "3" "patient, care team, prescription (the deleted observation is not)"
+expect_eq "$(total)" "4" "patient, two care teams, prescription (the deleted observation is not)"
 as "$HOUSE" "$BASE/fhir/Patient/$P/\$everything?_count=1"
 expect_contains "$BODY" '"relation":"next"' "\$everything is paged"
 as "$HOUSE" "$BASE/fhir/Patient/$P/\$everything?_count=1000"

@@ -259,6 +259,37 @@ static void test_btg_grants(void **state)
     assert_int_equal(fhir_grant_reason(&f->srv, NULL, reason, sizeof reason), 0);
 }
 
+/* A relationship its author wrote under break-the-glass is labelled, and
+ * explains nothing for that author until another writer drops the label. */
+static void test_relationships_written_under_btg(void **state)
+{
+    fixture *f = *state;
+    char body[512];
+    snprintf(body, sizeof body, "{\"resourceType\":\"CareTeam\",\"id\":\"ct-btg\","
+             "\"status\":\"active\",\"subject\":{\"reference\":\"Patient/pat-btg\"},"
+             "\"meta\":{\"versionId\":\"1\"},\"participant\":[{\"member\":{\"reference\":"
+             "\"Practitioner/" PRAC "\"}},{\"member\":{\"reference\":\"Practitioner/other\"}}]}");
+    assert_null(fhir_relationship_labelled("Observation", body, PRAC));
+    assert_null(fhir_relationship_labelled("CareTeam", body, NULL));     /* nothing to do */
+    char *labelled = fhir_relationship_labelled("CareTeam", body, PRAC);
+    assert_non_null(labelled);
+    assert_non_null(strstr(labelled, FHIR_BTG_LABEL_SYSTEM));
+    put(f, "CareTeam", "ct-btg", "pat-btg", labelled);
+    policy_facts facts = fhir_facts(&f->srv);
+    assert_int_equal(facts.care_relationship(facts.ctx, PRAC, "pat-btg", NOW_US), 0);
+    assert_int_equal(facts.care_relationship(facts.ctx, "other", "pat-btg", NOW_US), 1);
+
+    /* Another writer's version, though it carries the label it read: gone. */
+    char *confirmed = fhir_relationship_labelled("CareTeam", labelled, NULL);
+    assert_non_null(confirmed);
+    assert_null(strstr(confirmed, FHIR_BTG_LABEL_SYSTEM));
+    assert_null(strstr(confirmed, "\"security\""));
+    put(f, "CareTeam", "ct-btg", "pat-btg", confirmed);
+    assert_int_equal(facts.care_relationship(facts.ctx, PRAC, "pat-btg", NOW_US), 1);
+    free(labelled);
+    free(confirmed);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -267,6 +298,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deleted_and_changed_teams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encounters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_btg_grants, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relationships_written_under_btg, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
