@@ -359,12 +359,37 @@ static void answer_store_error(call *c, const fhir_path *p, const mv_err *e)
         call_internal(c, e);
 }
 
+/* Hidden and missing alike, in time too: a read of an id that does not
+ * exist does the work a hidden one does -- the same decision, for a patient
+ * that cannot exist (so the same relationship lookups run and find
+ * nothing), and an audit entry with its fsync -- then answers the same 404.
+ * It names no patient, so it can make no break-the-glass grant. */
+static void read_missing(call *c, const fhir_path *p)
+{
+    char ghost[33], ref[200];
+    crypto_random_id(ghost);
+    char *pat = ghost;
+    policy_decision d;
+    if (decide(c, p->vid ? POLICY_VREAD : POLICY_READ, p->type, &pat, 1, &d) != 0)
+        return;
+    snprintf(ref, sizeof ref, "%s/%s", p->type, p->id);
+    access a = { c, p->vid ? "fhir.vread" : "fhir.read", ref, NULL, &d, NULL };
+    mv_err e;
+    if (record(&a, "failure: not found", &e) != 0)
+        call_internal(c, &e);
+    else
+        reply_not_found(c, p);
+}
+
 static void fhir_read(call *c, const fhir_path *p)
 {
     store_resource r;
     mv_err e;
     if (store_get(c->srv->store, p->type, p->id, p->vid, &r, &e) != 0) {
-        answer_store_error(c, p, &e);
+        if (e.code == MV_E_NOTFOUND)
+            read_missing(c, p);
+        else
+            answer_store_error(c, p, &e);
         return;
     }
     char ref[200];

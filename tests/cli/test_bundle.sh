@@ -179,7 +179,8 @@ rss_after=$(rss_kb)
 echo "bundle budget: $answered entries answered, server RSS $rss_before -> $rss_after kB"
 # AddressSanitizer keeps freed memory in its quarantine and never hands it
 # back, so the release can only be measured on the plain build.
-if ldd "$MEDVAULT" 2>/dev/null | grep -q libasan; then
+# (Not `ldd | grep -q`: under pipefail, grep leaving early fails the pipe.)
+if [ "$(ldd "$MEDVAULT" 2>/dev/null | grep -c libasan)" -gt 0 ]; then
     echo "RSS check skipped under AddressSanitizer"
 else
     [ $((rss_after - rss_before)) -lt $((256 * 1024)) ] && pass ||
