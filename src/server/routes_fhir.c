@@ -381,11 +381,13 @@ static void read_missing(call *c, const fhir_path *p)
         reply_not_found(c, p);
 }
 
+/* Decided on the row's head, decrypted only once permitted: a hidden
+ * resource is never opened. */
 static void fhir_read(call *c, const fhir_path *p)
 {
     store_resource r;
     mv_err e;
-    if (store_get(c->srv->store, p->type, p->id, p->vid, &r, &e) != 0) {
+    if (store_head(c->srv->store, p->type, p->id, p->vid, &r, &e) != 0) {
         if (e.code == MV_E_NOTFOUND)
             read_missing(c, p);
         else
@@ -403,6 +405,16 @@ static void fhir_read(call *c, const fhir_path *p)
     if (d.effect != POLICY_PERMIT) {
         deny(c, p, &a, &d);
         goto done;
+    }
+    store_resource opened;
+    if (!r.deleted) {
+        if (store_get(c->srv->store, p->type, p->id, r.version, &opened, &e) != 0) {
+            answer_store_error(c, p, &e);
+            goto done;
+        }
+        store_resource_free(&r);
+        r = opened;
+        a.patient = r.patient;
     }
     if (record(&a, r.deleted ? "success: deleted" : "success", &e) != 0) {
         call_internal(c, &e);

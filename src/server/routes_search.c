@@ -383,6 +383,9 @@ static void sort_hits(hit *v, size_t n, int sort)
 }
 
 /* Open each match and keep what the caller may see. */
+/* The hits the caller may see, decided on the rows' heads first: only the
+ * permitted ones are decrypted (for the string post-filter and the answer),
+ * so a hidden match is never opened. */
 static int visible_hits(call *c, const query *q, const id_set *ids, hit **out,
                         size_t *n_out)
 {
@@ -392,9 +395,9 @@ static int visible_hits(call *c, const query *q, const id_set *ids, hit **out,
     size_t n = 0;
     for (size_t i = 0; i < ids->n; i++) {
         store_resource r;
-        if (store_get(c->srv->store, q->type, ids->v[i], 0, &r, NULL) != 0)
+        if (store_head(c->srv->store, q->type, ids->v[i], 0, &r, NULL) != 0)
             continue;                   /* erased meanwhile: not disclosed */
-        if (!r.deleted && string_post_filter_ok(q, &r))
+        if (!r.deleted)
             v[n++].r = r;
         else
             store_resource_free(&r);
@@ -403,6 +406,18 @@ static int visible_hits(call *c, const query *q, const id_set *ids, hit **out,
         hits_free(v, n);
         return -1;
     }
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        store_resource r;
+        int opened = store_get(c->srv->store, q->type, v[i].r.id, v[i].r.version,
+                               &r, NULL) == 0;
+        store_resource_free(&v[i].r);
+        if (opened && string_post_filter_ok(q, &r))
+            v[kept++].r = r;
+        else if (opened)
+            store_resource_free(&r);
+    }
+    n = kept;
     sort_hits(v, n, q->sort);
     *out = v;
     *n_out = n;

@@ -328,9 +328,10 @@ static int open_body(mv_store *s, const row_view *v, mv_buf *out, mv_err *err)
     return rc;
 }
 
-/* An erased patient's versions answer MV_E_GONE before any decryption. */
-static int row_to_resource(mv_store *s, sqlite3_stmt *st, store_resource *out,
-                           mv_err *err)
+/* An erased patient's versions answer MV_E_GONE before any decryption;
+ * with open == 0 nothing is decrypted at all (the body stays empty). */
+static int row_to_resource_as(mv_store *s, sqlite3_stmt *st, int open,
+                              store_resource *out, mv_err *err)
 {
     row_view v = row_columns(st);
     if (v.type == NULL || v.id == NULL)
@@ -342,7 +343,7 @@ static int row_to_resource(mv_store *s, sqlite3_stmt *st, store_resource *out,
     if ((r.type = mv_strdup(v.type, err)) == NULL ||
         (r.id = mv_strdup(v.id, err)) == NULL ||
         (v.patient && (r.patient = mv_strdup(v.patient, err)) == NULL) ||
-        (!v.deleted && open_body(s, &v, &r.body, err) != 0)) {
+        (open && !v.deleted && open_body(s, &v, &r.body, err) != 0)) {
         store_resource_free(&r);
         return -1;
     }
@@ -350,8 +351,14 @@ static int row_to_resource(mv_store *s, sqlite3_stmt *st, store_resource *out,
     return 0;
 }
 
-int store_get(mv_store *s, const char *type, const char *id, int64_t version,
-              store_resource *out, mv_err *err)
+static int row_to_resource(mv_store *s, sqlite3_stmt *st, store_resource *out,
+                           mv_err *err)
+{
+    return row_to_resource_as(s, st, 1, out, err);
+}
+
+static int get_version(mv_store *s, const char *type, const char *id, int64_t version,
+                       int open, store_resource *out, mv_err *err)
 {
     memset(out, 0, sizeof *out);
     if (type == NULL || id == NULL || version < 0)
@@ -372,12 +379,24 @@ int store_get(mv_store *s, const char *type, const char *id, int64_t version,
                                " not found", type, id, version)
                      : mv_fail(err, MV_E_NOTFOUND, "%s/%s not found", type, id);
     else if (rc == 1)
-        rc = row_to_resource(s, st, out, err);
+        rc = row_to_resource_as(s, st, open, out, err);
     stmt_done(st);
     read_end(&r);
     if (rc < 0)
         db_fail_name(err, type, id);
     return rc < 0 ? -1 : 0;
+}
+
+int store_get(mv_store *s, const char *type, const char *id, int64_t version,
+              store_resource *out, mv_err *err)
+{
+    return get_version(s, type, id, version, 1, out, err);
+}
+
+int store_head(mv_store *s, const char *type, const char *id, int64_t version,
+               store_resource *out, mv_err *err)
+{
+    return get_version(s, type, id, version, 0, out, err);
 }
 
 /* ---- History --------------------------------------------------------------- */

@@ -138,6 +138,11 @@ void store_resource_free(store_resource *r);
  * MV_E_GONE when the patient was erased, MV_E_INTEGRITY when the stored
  * ciphertext fails authentication.  A deleted current version is returned
  * with deleted = 1 (the caller decides: FHIR answers 410). */
+/* store_get without decrypting: everything but the body, which stays empty
+ * (the same errors, the erased patient's MV_E_GONE included).  What an
+ * access decision needs, so that nothing is decrypted before it. */
+int store_head(mv_store *s, const char *type, const char *id, int64_t version,
+               store_resource *out, mv_err *err);
 int store_get(mv_store *s, const char *type, const char *id, int64_t version,
               store_resource *out, mv_err *err);
 

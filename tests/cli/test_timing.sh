@@ -2,7 +2,7 @@
 # Hidden and missing alike, in time too: a clinician without a relationship
 # reads a hidden patient and ids that do not exist, interleaved; the two
 # answers are the same bytes, and their time distributions must not differ
-# by more than noise.
+# by more than noise.  And a hidden patient's body is never decrypted.
 #
 # Why this exists: an attack run told a hidden patient from a missing id by
 # time alone (0.53 ms against 0.15 ms median: one probe was enough), because
@@ -39,6 +39,21 @@ H=$(median "$WORK/hidden"); M=$(median "$WORK/missing")
 echo "read of a hidden patient: median ${H}s; of a missing id: median ${M}s (120 each)"
 awk -v h="$H" -v m="$M" 'BEGIN { r = h / m; exit !(r > 0.8 && r < 1.25) }' && pass ||
     fail "hidden ${H}s against missing ${M}s: time tells them apart"
+
+# Decided before decrypted: a hidden patient's body is never opened, by a
+# read or a search.  Seen from outside: with its ciphertext damaged, the
+# clinician still gets the plain 404 (and an empty search), while the
+# service account that may read it gets the integrity error.
+sqlite3 "$D/medvault.db" "UPDATE resources SET body = CAST(substr(body, 1, 39) ||
+    CASE WHEN substr(body, 40, 1) = X'00' THEN X'01' ELSE X'00' END || substr(body, 41) AS BLOB)
+    WHERE type = 'Patient' AND id = '$P'" || fail "damage the hidden patient's body"
+req -H "Authorization: Bearer $DOC" "$BASE/fhir/Patient/$P"
+expect_eq "$STATUS" "404" "a hidden patient with a damaged body: still the plain 404"
+req -H "Authorization: Bearer $DOC" "$BASE/fhir/Patient?family=Hiddenberg"
+expect_eq "$STATUS" "200" "a search matching it: answered"
+expect_contains "$BODY" '"total":0' "a search matching it: nothing disclosed"
+req -H "Authorization: Bearer $REG" "$BASE/fhir/Patient/$P"
+expect_eq "$STATUS" "500" "the damage is real: the permitted reader's decryption fails"
 
 # Every probe, missing ones included, is in the trail.
 n=$(sqlite3 "$D/medvault.db" "SELECT count(*) FROM audit WHERE action = 'fhir.read' AND actor LIKE 'user:%' AND outcome = 'failure: not found'")
