@@ -372,7 +372,9 @@ static void read_missing(call *c, const fhir_path *p)
     policy_decision d;
     if (decide(c, p->vid ? POLICY_VREAD : POLICY_READ, p->type, &pat, 1, &d) != 0)
         return;
-    snprintf(ref, sizeof ref, "%s/%s", p->type, p->id);
+    /* The type only: an id that names nothing is whatever the client typed
+     * (a name, a social security number), and the trail keeps no such text. */
+    snprintf(ref, sizeof ref, "%s", p->type);
     access a = { c, p->vid ? "fhir.vread" : "fhir.read", ref, NULL, &d, NULL };
     mv_err e;
     if (record(&a, "failure: not found", &e) != 0)

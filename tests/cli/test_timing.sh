@@ -58,4 +58,6 @@ expect_eq "$STATUS" "500" "the damage is real: the permitted reader's decryption
 # Every probe, missing ones included, is in the trail.
 n=$(sqlite3 "$D/medvault.db" "SELECT count(*) FROM audit WHERE action = 'fhir.read' AND actor LIKE 'user:%' AND outcome = 'failure: not found'")
 expect_eq "$n" "120" "each missing read has its audit entry"
+expect_eq "$(sqlite3 "$D/medvault.db" "SELECT count(*) FROM audit WHERE resources LIKE '%missing0%'")" "0" \
+    "the ids that name nothing (whatever the client typed) stay out of the trail"
 finish
