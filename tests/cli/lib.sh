@@ -16,6 +16,11 @@ PASSED=0
 fail() { echo "FAIL: $*" >&2; FAILED=$((FAILED + 1)); }
 pass() { PASSED=$((PASSED + 1)); }
 
+# grep_q GREP_ARGS...: `grep -q` for the right-hand side of a pipe. Under
+# pipefail, `grep -q` leaving at its first match makes the writer die of
+# SIGPIPE and the whole pipe "fail" at random; this reads to the end.
+grep_q() { grep "$@" >/dev/null; }
+
 # run EXPECTED_STATUS CMD...: runs CMD, keeps stdout in $OUT and stderr in $ERR.
 run() {
     local want=$1; shift

@@ -192,7 +192,7 @@ for id in $IDS; do
     expect_contains "$line" "<$pri>1 $(printf '%s' "$doc" | jsq 'd.time') " \
         "PRI (authpriv, $response), version 1 and the alert's time"
     expect_contains "$line" " medvault " "app-name"
-    printf '%s' "$line" | grep -qE '^<[0-9]{1,3}>1 [0-9T:.+Z-]+ [^ ]+ medvault [0-9]+ alert \[medvault@32473 ' &&
+    printf '%s' "$line" | grep_q -E '^<[0-9]{1,3}>1 [0-9T:.+Z-]+ [^ ]+ medvault [0-9]+ alert \[medvault@32473 ' &&
         pass || fail "RFC 5424 header: $line"
     expect_contains "$line" "[medvault@32473 id=\"$id\" actor=\"$actor\" source=\"127.0.0.1\" detectors=\"$(printf '%s' "$doc" | jsq 'd.detectors.join(",")')\"" \
         "structured data"
@@ -215,9 +215,9 @@ run 0 "$MEDVAULT" alerts list "${ST[@]}"
 TABLE=$OUT
 expect_contains "$TABLE" "$A_TOTP" "the CLI lists carol's alert"
 expect_contains "$TABLE" "$A_BTG" "the CLI lists drwho's alert"
-printf '%s\n' "$TABLE" | grep -F "$A_TOTP" | grep -q " carol .*authentication" &&
+printf '%s\n' "$TABLE" | grep -F "$A_TOTP" | grep_q " carol .*authentication" &&
     pass || fail "carol's row names her (looked up) and the detector: $TABLE"
-printf '%s\n' "$TABLE" | grep -F "$A_BTG" | grep -q " drwho .*relationship.* open" &&
+printf '%s\n' "$TABLE" | grep -F "$A_BTG" | grep_q " drwho .*relationship.* open" &&
     pass || fail "drwho's row: $TABLE"
 expect_contains "$TABLE" "$TOTAL alert(s)" "the count"
 run 0 "$MEDVAULT" alerts list --json "${ST[@]}"
@@ -310,17 +310,17 @@ expect_eq "$?" "0" "the server stops cleanly"
 PID=""
 trail=$(sqlite3 "$D/medvault.db" "SELECT actor || ' ' || action || ' ' || outcome || ' ' || resources FROM audit")
 for id in $IDS; do
-    printf '%s\n' "$trail" | grep -q "^system:detect detect.alert .* Alert/$id\$" &&
+    printf '%s\n' "$trail" | grep_q "^system:detect detect.alert .* Alert/$id\$" &&
         pass || fail "the trail records alert $id"
 done
-printf '%s\n' "$trail" | grep -qx "user:$SEC_ID detect.alert.update acknowledged Alert/$A_BTG" &&
+printf '%s\n' "$trail" | grep_q -x "user:$SEC_ID detect.alert.update acknowledged Alert/$A_BTG" &&
     pass || fail "API ack audited"
 expect_contains "$trail" "user:$SEC_ID detect.alert.update closed: benign Alert/$A_BTG" "API close audited"
-printf '%s\n' "$trail" | grep -q "^cli:.* detect.alert.update acknowledged Alert/$A_TOTP\$" &&
+printf '%s\n' "$trail" | grep_q "^cli:.* detect.alert.update acknowledged Alert/$A_TOTP\$" &&
     pass || fail "CLI ack audited"
-printf '%s\n' "$trail" | grep -q "^cli:.* detect.alert.update closed: benign Alert/$A_TOTP\$" &&
+printf '%s\n' "$trail" | grep_q "^cli:.* detect.alert.update closed: benign Alert/$A_TOTP\$" &&
     pass || fail "CLI close audited"
-printf '%s\n' "$trail" | grep -q "^cli:.* detect.alert.read success Alert/$A_TOTP\$" &&
+printf '%s\n' "$trail" | grep_q "^cli:.* detect.alert.read success Alert/$A_TOTP\$" &&
     pass || fail "CLI show audited"
 run 0 "$MEDVAULT" audit verify "${ST[@]}"
 finish

@@ -136,7 +136,7 @@ printf '%s' "$REPORT" | node -e '
     });' | sort -u | grep -vxFf "$WORK/decoys" > "$WORK/leaked"
 expect_eq "$(tr '\n' ' ' < "$WORK/leaked")" "$(tr '\n' ' ' < "$WORK/disclosed")" \
     "the dump's rows are exactly the disclosed patients"
-printf '%s' "$REPORT" | grep -q '"unparseable":0' && fail "corrupted rows should be counted" || pass
+printf '%s' "$REPORT" | grep_q '"unparseable":0' && fail "corrupted rows should be counted" || pass
 
 # --- a tampered trail gives no scope ----------------------------------------------------------------
 kill -TERM $PID; wait $PID

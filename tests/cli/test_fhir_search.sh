@@ -76,7 +76,7 @@ expect_eq "$(total)" "6" "every version counted (updates and deletes)"
 expect_eq "$(versions | line)" "$ALL" "every version, newest first"
 expect_not_contains "$(urls | line)" "_history" "no fullUrl names a version (bdl-8)"
 times | sort -r -c 2>/dev/null && pass || fail "lastModified not newest first: $(times | line)"
-if printf '%s' "$BODY" | grep -qE "\"request\":\{\"method\":\"DELETE\",\"url\":\"Observation/$O3\"\},\"response\":\{\"status\":\"204\",\"location\":\"$(o "$O3" 2)\",[^}]*\}\}"; then
+if printf '%s' "$BODY" | grep_q -E "\"request\":\{\"method\":\"DELETE\",\"url\":\"Observation/$O3\"\},\"response\":\{\"status\":\"204\",\"location\":\"$(o "$O3" 2)\",[^}]*\}\}"; then
     pass; else fail "a delete is an entry with DELETE, 204 and no resource: $BODY"; fi
 expect_contains "$BODY" "{\"fullUrl\":\"Observation/$O1\",\"request\":{\"method\":\"PUT\",\"url\":\"Observation/$O1\"},\"response\":{\"status\":\"200\",\"location\":\"$(o "$O1" 1)\"" "an update entry"
 expect_contains "$BODY" '"value":72' "the old version's body is there"

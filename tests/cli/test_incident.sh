@@ -73,7 +73,7 @@ get "$THIEF" "$BASE/fhir/Patient/no-such-patient"; expect_eq "$STATUS" 404 "a mi
 # so it may hold any of the seeded patients)
 BY=""
 for i in $(seq 20 39); do
-    printf '%s\n' "$PAGE" | grep -qx "${P[$i]}" || { BY=${P[$i]}; break; }
+    printf '%s\n' "$PAGE" | grep_q -x "${P[$i]}" || { BY=${P[$i]}; break; }
 done
 get "$LAB" "$BASE/fhir/Patient/$BY"; expect_eq "$STATUS" 200 "the bystander's read"
 EXPECTED=$(printf '%s\n' "${P[0]}" "${P[1]}" $PAGE "${P[5]}" "${P[6]}" | sort -u)

@@ -177,7 +177,7 @@ OUTCOME=$(sqlite3 "$DB" "SELECT outcome || '|' || IFNULL(resources, '') || '|' |
 expect_eq "$OUTCOME" "success: rows=30 unparseable=5 matched=20 patients=18 decoys=1 watermarks=1||" \
     "the entry carries counts, no identifier"
 for v in $(cut -d';' -f3 "$WORK/leak.csv" | tr -d ' "' | grep -E '^[0-9]{13,15}$' | head -5); do
-    sqlite3 "$DB" "SELECT * FROM audit" | grep -q "$v" && fail "a NIR of the file is in the trail" || pass
+    sqlite3 "$DB" "SELECT * FROM audit" | grep_q "$v" && fail "a NIR of the file is in the trail" || pass
 done
 
 # The text report says the same to a person.

@@ -102,12 +102,12 @@ printf '%s\n' "$SEC_PW" | "$MEDVAULT" user add --username sim-test-officer --rol
     --json --data "$D" --key-file "$K" > "$WORK/sec.json" || fail "security account"
 SEC=$(login sim-test-officer "$SEC_PW" "$(json_get secret < "$WORK/sec.json")")
 alerts=$(curl -s -H "Authorization: Bearer $SEC" "$BASE/api/alerts")
-has() { printf '%s' "$alerts" | grep -qF -- "$1" && pass || fail "$2 not in /api/alerts"; }
+has() { printf '%s' "$alerts" | grep_q -F -- "$1" && pass || fail "$2 not in /api/alerts"; }
 has '"response":"contain"' "containment alerts"
 has '"actor_username":"sim-' "alerts naming the run's attackers"
 has 'touched decoy patient' "the decoy alert"
 has '"source":"127.0.0.2","detectors":["authentication"]' "the spraying address's alert"
-printf '%s' "$alerts" | grep -qF -- "$(cat "$WORK/admin.token")" &&
+printf '%s' "$alerts" | grep_q -F -- "$(cat "$WORK/admin.token")" &&
     fail "the admin's token in the alerts" || pass
 kill -TERM "$PID"; wait "$PID"
 expect_eq "$?" "0" "the server stops cleanly"
