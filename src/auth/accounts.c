@@ -162,6 +162,26 @@ static int new_record(const auth_new_account *spec, const char *password,
     return mfa_enroll(r, enroll, err);
 }
 
+/* Whoever gives an account its credentials heads its lineage; the one
+ * who approves it joins when they do. */
+static void lineage_start(auth_account *p, const char *actor)
+{
+    acct_copy_text(p->lineage[0], sizeof p->lineage[0], actor ? actor : "system");
+    p->lineage[1][0] = '\0';
+    p->lineage_since_us = mv_now_us();
+}
+
+int auth_account_inert(const auth_account *a)
+{
+    return a->locked || strcmp(a->pending, "create") == 0;
+}
+
+int auth_account_lineage_has(const auth_account *a, const char *actor)
+{
+    return is_set(actor) && (strcmp(a->lineage[0], actor) == 0 ||
+                             strcmp(a->lineage[1], actor) == 0);
+}
+
 int auth_account_create(auth *a, const auth_new_account *spec,
                         const char *password, size_t len, const char *actor,
                         auth_enrollment *enroll, mv_err *err)
@@ -171,10 +191,17 @@ int auth_account_create(auth *a, const auth_new_account *spec,
     memset(enroll, 0, sizeof *enroll);
     int rc = new_record(spec, password, len, &r, enroll, err);
     if (rc == 0) {
+        lineage_start(&r.pub, actor);
+        if (is_set(spec->pending_request)) {
+            acct_copy_text(r.pub.pending, sizeof r.pub.pending, "create");
+            acct_copy_text(r.pub.pending_request, sizeof r.pub.pending_request,
+                           spec->pending_request);
+        }
         char resource[RESOURCE_MAX];
         snprintf(resource, sizeof resource, "%s/%s", ACCOUNT_TYPE, r.pub.id);
         audit_event ev = { .actor = actor ? actor : "system",
-                           .action = "account.create", .outcome = "success",
+                           .action = "account.create",
+                           .outcome = r.pub.pending[0] ? "pending" : "success",
                            .resources = resource };
         rc = audit_record(a->trail, &ev, 1, apply_create, &r, NULL, err);
     }
@@ -240,15 +267,23 @@ typedef struct admin_op {
     const char *reason;          /* lock                                 */
     const char *pw_hash;         /* reset-password                       */
     const acct_rec *mfa;         /* reset-mfa: new secret and code hashes */
+    const char *request;         /* two-person control: the approval request */
+    int approve;                 /* settle: 1 approve, 0 refuse            */
     size_t *revoked;
 } admin_op;
 
-static void admin_event(acct_change *c, const admin_op *op, const char *action)
+static void admin_event_as(acct_change *c, const admin_op *op, const char *action,
+                           const char *outcome)
 {
     c->ev[0] = (audit_event){ .actor = op->actor ? op->actor : "system",
-                              .action = action, .outcome = "success",
+                              .action = action, .outcome = outcome,
                               .resources = c->resource };
     c->n_ev = 1;
+}
+
+static void admin_event(acct_change *c, const admin_op *op, const char *action)
+{
+    admin_event_as(c, op, action, "success");
 }
 
 static int plan_lock(acct_change *c, void *ctx, mv_err *err)
@@ -279,6 +314,7 @@ static int plan_reset_password(acct_change *c, void *ctx, mv_err *err)
     (void)err;
     const admin_op *op = ctx;
     acct_copy_text(c->rec.pw_hash, sizeof c->rec.pw_hash, op->pw_hash);
+    lineage_start(&c->rec.pub, op->actor);
     c->revoke_sessions = 1;
     admin_event(c, op, "account.reset-password");
     return 0;
@@ -292,8 +328,99 @@ static int plan_reset_mfa(acct_change *c, void *ctx, mv_err *err)
     memcpy(c->rec.recovery, op->mfa->recovery, sizeof c->rec.recovery);
     c->rec.totp_last_step = 0;
     c->rec.pub.recovery_left = op->mfa->pub.recovery_left;
+    lineage_start(&c->rec.pub, op->actor);
     c->revoke_sessions = 1;
     admin_event(c, op, "account.reset-mfa");
+    return 0;
+}
+
+/* ---- Two-person control: changes held aside until a second person answers ---------- */
+
+static void pending_clear(acct_rec *r)
+{
+    r->pub.pending[0] = r->pub.pending_request[0] = '\0';
+    crypto_wipe(r->pend_pw_hash, sizeof r->pend_pw_hash);
+    crypto_wipe(r->pend_totp_b32, sizeof r->pend_totp_b32);
+    crypto_wipe(r->pend_recovery, sizeof r->pend_recovery);
+}
+
+/* One pending change at a time: a second request waits for the first. */
+static int pending_start(acct_change *c, const admin_op *op, const char *kind,
+                         mv_err *err)
+{
+    if (c->rec.pub.pending[0] != '\0') {
+        mv_fail(err, MV_E_EXISTS, "account %s already has a change awaiting "
+                "approval (request %s)", c->rec.pub.username, c->rec.pub.pending_request);
+        return -1;
+    }
+    pending_clear(&c->rec);
+    acct_copy_text(c->rec.pub.pending, sizeof c->rec.pub.pending, kind);
+    acct_copy_text(c->rec.pub.pending_request, sizeof c->rec.pub.pending_request,
+                   op->request);
+    return 0;
+}
+
+static int plan_propose_password(acct_change *c, void *ctx, mv_err *err)
+{
+    const admin_op *op = ctx;
+    if (pending_start(c, op, "reset-password", err) != 0)
+        return -1;
+    acct_copy_text(c->rec.pend_pw_hash, sizeof c->rec.pend_pw_hash, op->pw_hash);
+    admin_event_as(c, op, "account.reset-password", "pending");
+    return 0;
+}
+
+static int plan_propose_mfa(acct_change *c, void *ctx, mv_err *err)
+{
+    const admin_op *op = ctx;
+    if (pending_start(c, op, "reset-mfa", err) != 0)
+        return -1;
+    memcpy(c->rec.pend_totp_b32, op->mfa->totp_b32, sizeof c->rec.pend_totp_b32);
+    memcpy(c->rec.pend_recovery, op->mfa->recovery, sizeof c->rec.pend_recovery);
+    admin_event_as(c, op, "account.reset-mfa", "pending");
+    return 0;
+}
+
+/* Put the held-aside change into effect. */
+static void pending_apply(acct_change *c, const char *approver)
+{
+    acct_rec *r = &c->rec;
+    if (strcmp(r->pub.pending, "reset-password") == 0) {
+        memcpy(r->pw_hash, r->pend_pw_hash, sizeof r->pw_hash);
+        c->revoke_sessions = 1;
+    } else if (strcmp(r->pub.pending, "reset-mfa") == 0) {
+        memcpy(r->totp_b32, r->pend_totp_b32, sizeof r->totp_b32);
+        memcpy(r->recovery, r->pend_recovery, sizeof r->recovery);
+        r->totp_last_step = 0;
+        r->pub.recovery_left = mfa_recovery_count(r);
+        c->revoke_sessions = 1;
+    }
+    acct_copy_text(r->pub.lineage[1], sizeof r->pub.lineage[1], approver);
+    r->pub.lineage_since_us = mv_now_us();
+}
+
+static int plan_settle(acct_change *c, void *ctx, mv_err *err)
+{
+    const admin_op *op = ctx;
+    acct_rec *r = &c->rec;
+    if (r->pub.pending[0] == '\0' || strcmp(r->pub.pending_request, op->request) != 0) {
+        mv_fail(err, MV_E_NOTFOUND, "account %s has no change awaiting request %s",
+                r->pub.username, op->request);
+        return -1;
+    }
+    char action[48];
+    snprintf(action, sizeof action, "account.%s", r->pub.pending);
+    snprintf(c->note, sizeof c->note, "%s", op->approve ? "approved" : "refused");
+    if (op->approve) {
+        pending_apply(c, op->actor);
+    } else if (strcmp(r->pub.pending, "create") == 0) {
+        r->pub.locked = 1;
+        acct_copy_text(r->pub.lock_reason, sizeof r->pub.lock_reason,
+                       "its creation was refused");
+    }
+    pending_clear(r);
+    snprintf(c->action, sizeof c->action, "%s", action);
+    admin_event_as(c, op, c->action, c->note);
     return 0;
 }
 
@@ -367,6 +494,55 @@ int auth_account_reset_mfa(auth *a, const char *username, const char *actor,
         crypto_wipe(enroll, sizeof *enroll);
     acct_wipe(&fresh);
     return rc;
+}
+
+int auth_account_propose_password(auth *a, const char *username,
+                                  const char *password, size_t len,
+                                  const char *request_id, const char *actor,
+                                  mv_err *err)
+{
+    char name[AUTH_NAME_MAX], id[AUTH_NAME_MAX], hash[MV_PWHASH_MAX];
+    if (!is_set(request_id))
+        return mv_fail(err, MV_E_INVALID, "a proposed change needs its request");
+    if (account_id(a, username, name, id, err) != 0 ||
+        auth_password_acceptable(name, password, len, err) != 0 ||
+        crypto_password_hash(password, len, hash, err) != 0)
+        return -1;
+    admin_op op = { .actor = actor, .pw_hash = hash, .request = request_id };
+    int rc = acct_commit(a, id, plan_propose_password, &op, err) == 0 ? 0 : -1;
+    crypto_wipe(hash, sizeof hash);
+    return rc;
+}
+
+int auth_account_propose_mfa(auth *a, const char *username,
+                             const char *request_id, const char *actor,
+                             auth_enrollment *enroll, mv_err *err)
+{
+    char id[AUTH_NAME_MAX];
+    acct_rec fresh;
+    memset(&fresh, 0, sizeof fresh);
+    memset(enroll, 0, sizeof *enroll);
+    if (!is_set(request_id))
+        return mv_fail(err, MV_E_INVALID, "a proposed change needs its request");
+    int rc = account_id(a, username, fresh.pub.username, id, err);
+    if (rc == 0)
+        rc = mfa_enroll(&fresh, enroll, err);
+    admin_op op = { .actor = actor, .mfa = &fresh, .request = request_id };
+    if (rc == 0)
+        rc = acct_commit(a, id, plan_propose_mfa, &op, err) == 0 ? 0 : -1;
+    if (rc != 0)
+        crypto_wipe(enroll, sizeof *enroll);
+    acct_wipe(&fresh);
+    return rc;
+}
+
+int auth_account_settle(auth *a, const char *username, const char *request_id,
+                        int approve, const char *actor, mv_err *err)
+{
+    if (!is_set(request_id) || !is_set(actor))
+        return mv_fail(err, MV_E_INVALID, "settling a change needs its request and who");
+    admin_op op = { .actor = actor, .request = request_id, .approve = approve };
+    return admin_change(a, username, plan_settle, &op, err);
 }
 
 /* ---- Revoke sessions (the record itself does not change) ------------------------- */

@@ -60,7 +60,25 @@ typedef struct auth_account {
                                           alone is closed until then (0: open) */
     int recovery_left;                 /* unused recovery codes               */
     int64_t created_us;
+    /* Two-person control: a change awaiting a second person's approval --
+     * "create" (the account opens nothing until approved), "reset-password"
+     * or "reset-mfa" (the new credential is held aside until approved) --
+     * and the id of the approval request; "" when none. */
+    char pending[24];
+    char pending_request[AUTH_NAME_MAX];
+    /* Lineage: [0] who created the account or last reset a credential of
+     * it, [1] who approved that ("user:<id>", "cli:<operator>"), and when.
+     * For AUTH_LINEAGE_DAYS the detector counts what the account reads
+     * against them too, so that minting many small readers is one actor. */
+    char lineage[2][AUTH_NAME_MAX + 8];
+    int64_t lineage_since_us;
 } auth_account;
+#define AUTH_LINEAGE_DAYS 30
+
+/* 1 when the account may not act: locked, or its creation not approved. */
+int auth_account_inert(const auth_account *a);
+/* 1 when actor ("user:<id>", "cli:...") is in a's lineage. */
+int auth_account_lineage_has(const auth_account *a, const char *actor);
 
 typedef struct auth_config {
     int64_t idle_timeout_us;       /* default 15 min                       */
@@ -91,6 +109,9 @@ typedef struct auth_new_account {
     const char *practitioner;  /* only clinician / nurse                   */
     const char *patient;       /* only patient                             */
     const char *scopes;        /* only service; space-separated            */
+    const char *pending_request; /* when set: the id of the approval request
+                                  the account awaits, and until it is
+                                  approved it opens nothing               */
 } auth_new_account;
 
 /* What a person needs to set up their second factor: shown once. */
@@ -131,6 +152,25 @@ int auth_account_reset_password(auth *a, const char *username,
 /* New TOTP secret and recovery codes; revokes the user's sessions. */
 int auth_account_reset_mfa(auth *a, const char *username, const char *actor,
                            auth_enrollment *enroll, mv_err *err);
+/* Two-person control: the new password (checked as above) or a new second
+ * factor (*enroll, shown once to the requester) is held aside on the
+ * account under request_id; nothing changes for the account until
+ * auth_account_settle().  MV_E_EXISTS when another change is pending. */
+int auth_account_propose_password(auth *a, const char *username,
+                                  const char *password, size_t len,
+                                  const char *request_id, const char *actor,
+                                  mv_err *err);
+int auth_account_propose_mfa(auth *a, const char *username,
+                             const char *request_id, const char *actor,
+                             auth_enrollment *enroll, mv_err *err);
+/* The second person's answer to the pending change request_id: approve (1)
+ * puts it into effect (an approved reset revokes the user's sessions) and
+ * records the approver in the lineage; refuse (0) drops it (a refused
+ * creation leaves the account locked).  MV_E_NOTFOUND when the account has
+ * no such pending change. */
+int auth_account_settle(auth *a, const char *username, const char *request_id,
+                        int approve, const char *actor, mv_err *err);
+
 /* Revoke every session of the user; *n (may be NULL) gets how many. */
 int auth_account_revoke_sessions(auth *a, const char *username,
                                  const char *actor, size_t *n, mv_err *err);

@@ -44,6 +44,10 @@ typedef struct acct_rec {
     char totp_b32[TOTP_B32_MAX];      /* TOTP secret, base32               */
     int64_t totp_last_step;           /* last accepted time step           */
     char recovery[AUTH_RECOVERY_CODES][RECOVERY_HASH_HEX];  /* unused codes */
+    /* A reset awaiting approval (pub.pending): the credential held aside. */
+    char pend_pw_hash[MV_PWHASH_MAX];
+    char pend_totp_b32[TOTP_B32_MAX];
+    char pend_recovery[AUTH_RECOVERY_CODES][RECOVERY_HASH_HEX];
     int64_t version;                  /* store version read; 0 = new       */
 } acct_rec;
 
@@ -77,6 +81,7 @@ typedef struct acct_change {
     const store_session *new_session;  /* inserted in the same transaction  */
     char actor[ACTOR_MAX];             /* storage for "user:<id>"           */
     char resource[RESOURCE_MAX];       /* storage for "_Account/<id>"       */
+    char action[48], note[16];         /* storage for a plan's event        */
 } acct_change;
 
 /* Edit c->rec and fill c->ev.  Returns 0 to commit, ACCT_REFUSED to commit

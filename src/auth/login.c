@@ -206,7 +206,7 @@ static int plan_success(acct_change *c, void *ctx, mv_err *err)
     }
     /* Both factors held: now, and only now, the lock may be told.  Nothing
      * of this attempt is committed (a recovery code stays unspent). */
-    if (r->pub.locked) {
+    if (auth_account_inert(&r->pub)) {
         x->refused = REFUSED_LOCKED;
         return ACCT_REFUSED;
     }

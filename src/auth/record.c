@@ -67,16 +67,27 @@ static int set_new(json_t *o, const char *key, json_t *v)
     return v == NULL || json_object_set_new(o, key, v) != 0 ? -1 : 0;
 }
 
-static json_t *recovery_array(const acct_rec *r)
+static json_t *recovery_array(const char codes[AUTH_RECOVERY_CODES][RECOVERY_HASH_HEX])
 {
     json_t *arr = json_array();
     for (int i = 0; arr && i < AUTH_RECOVERY_CODES; i++)
-        if (r->recovery[i][0] != '\0' &&
-            json_array_append_new(arr, json_string(r->recovery[i])) != 0) {
+        if (codes[i][0] != '\0' &&
+            json_array_append_new(arr, json_string(codes[i])) != 0) {
             json_decref(arr);
             return NULL;
         }
     return arr;
+}
+
+/* A change awaiting approval, with the credential it holds aside. */
+static json_t *pending_object(const acct_rec *r)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:o*}", "kind", r->pub.pending,
+                     "request", r->pub.pending_request,
+                     "password_hash", r->pend_pw_hash,
+                     "totp_secret", r->pend_totp_b32,
+                     "recovery", r->pend_totp_b32[0] ? recovery_array(r->pend_recovery)
+                                                     : NULL);
 }
 
 /* The body as a new JSON object; *secret gets the (borrowed) TOTP node. */
@@ -94,13 +105,16 @@ static json_t *body_object(const acct_rec *r, json_t **secret)
         set_new(o, "scopes", json_string(p->scopes)) != 0 ||
         set_new(o, "password_hash", json_string(r->pw_hash)) != 0 ||
         set_new(o, "totp_last_step", json_integer(r->totp_last_step)) != 0 ||
-        set_new(o, "recovery", recovery_array(r)) != 0 ||
+        set_new(o, "recovery", recovery_array(r->recovery)) != 0 ||
         set_new(o, "locked", json_boolean(p->locked)) != 0 ||
         set_new(o, "lock_reason", json_string(p->lock_reason)) != 0 ||
         set_new(o, "failed_logins", json_integer(p->failed_logins)) != 0 ||
         set_new(o, "password_locked_until_us",
                 json_integer(p->password_locked_until_us)) != 0 ||
-        set_new(o, "created_us", json_integer(p->created_us)) != 0;
+        set_new(o, "created_us", json_integer(p->created_us)) != 0 ||
+        set_new(o, "lineage", json_pack("[s, s]", p->lineage[0], p->lineage[1])) != 0 ||
+        set_new(o, "lineage_since_us", json_integer(p->lineage_since_us)) != 0 ||
+        (p->pending[0] != '\0' && set_new(o, "pending", pending_object(r)) != 0);
     if (bad) {
         json_wipe_string(*secret);
         json_decref(*secret);
@@ -120,6 +134,7 @@ static int body_encode(const acct_rec *r, char **out, mv_err *err)
         return mv_fail(err, MV_E_NOMEM, "cannot encode account %s", r->pub.id);
     *out = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
     json_wipe_string(secret);
+    json_wipe_string(json_object_get(json_object_get(o, "pending"), "totp_secret"));
     json_decref(secret);
     json_decref(o);
     return *out ? 0 : mv_fail(err, MV_E_NOMEM, "cannot encode account %s",
@@ -150,17 +165,44 @@ static int get_text(json_t *o, const char *key, char *dst, size_t cap)
     return copy_string(json_object_get(o, key), dst, cap);
 }
 
-static int get_recovery(json_t *o, acct_rec *r)
+static int get_codes(json_t *arr, char codes[AUTH_RECOVERY_CODES][RECOVERY_HASH_HEX])
 {
-    json_t *arr = json_object_get(o, "recovery");
     if (!json_is_array(arr) || json_array_size(arr) > AUTH_RECOVERY_CODES)
         return -1;
     for (size_t i = 0; i < json_array_size(arr); i++)
-        if (copy_string(json_array_get(arr, i), r->recovery[i],
-                        sizeof r->recovery[i]) != 0)
+        if (copy_string(json_array_get(arr, i), codes[i], RECOVERY_HASH_HEX) != 0)
             return -1;
+    return 0;
+}
+
+static int get_recovery(json_t *o, acct_rec *r)
+{
+    json_t *arr = json_object_get(o, "recovery");
+    if (get_codes(arr, r->recovery) != 0)
+        return -1;
     r->pub.recovery_left = (int)json_array_size(arr);
     return 0;
+}
+
+/* Lineage and a pending change; records written before two-person
+ * control have neither. */
+static int get_two_person(json_t *o, acct_rec *r)
+{
+    auth_account *p = &r->pub;
+    json_t *lineage = json_object_get(o, "lineage"), *pend = json_object_get(o, "pending");
+    json_t *since = json_object_get(o, "lineage_since_us");
+    p->lineage_since_us = json_is_integer(since) ? json_integer_value(since) : 0;
+    for (size_t i = 0; i < 2 && json_is_array(lineage); i++)
+        if (copy_string(json_array_get(lineage, i), p->lineage[i], sizeof p->lineage[i]) != 0)
+            return -1;
+    if (pend == NULL)
+        return 0;
+    json_t *codes = json_object_get(pend, "recovery");
+    return get_text(pend, "kind", p->pending, sizeof p->pending) ||
+           get_text(pend, "request", p->pending_request, sizeof p->pending_request) ||
+           get_text(pend, "password_hash", r->pend_pw_hash, sizeof r->pend_pw_hash) ||
+           get_text(pend, "totp_secret", r->pend_totp_b32, sizeof r->pend_totp_b32) ||
+           (codes != NULL && get_codes(codes, r->pend_recovery) != 0) ? -1 : 0;
 }
 
 static int get_role(json_t *o, auth_role *role)
@@ -191,15 +233,18 @@ static int body_fields(json_t *o, acct_rec *r)
     /* Records written before the password lock was timed have none. */
     json_t *until = json_object_get(o, "password_locked_until_us");
     p->password_locked_until_us = json_is_integer(until) ? json_integer_value(until) : 0;
-    return bad || (until != NULL && !json_is_integer(until)) ? -1 : 0;
+    return bad || (until != NULL && !json_is_integer(until)) ||
+           get_two_person(o, r) != 0 ? -1 : 0;
 }
 
 static int body_decode(const void *body, size_t len, acct_rec *r, mv_err *err)
 {
     json_t *o = json_loadb(body, len, 0, NULL);
     int rc = o && json_is_object(o) && body_fields(o, r) == 0 ? 0 : -1;
-    if (o)
+    if (o) {
         json_wipe_string(json_object_get(o, "totp_secret"));
+        json_wipe_string(json_object_get(json_object_get(o, "pending"), "totp_secret"));
+    }
     json_decref(o);
     return rc == 0 ? 0 : mv_fail(err, MV_E_INTEGRITY,
                                  "account %s has a malformed record", r->pub.id);

@@ -66,7 +66,7 @@ static auth_result session_account(auth *a, const char *id, auth_account *out,
     mv_err e;
     if (auth_account_get_id(a, id, out, &e) != 0)
         return lookup_failed(&e, err, "the session's account is gone");
-    return out->locked ? denied(err, "the session's account is locked")
+    return auth_account_inert(out) ? denied(err, "the session's account is locked")
                        : AUTH_OK;
 }
 
@@ -161,7 +161,7 @@ static int plan_step_up(acct_change *c, void *ctx, mv_err *err)
 {
     const step_up *s = ctx;
     int64_t step;
-    if (c->rec.pub.locked)
+    if (auth_account_inert(&c->rec.pub))
         return ACCT_REFUSED;
     int ok = mfa_totp_check(&c->rec, s->code, s->now, &step, err);
     if (ok <= 0)

@@ -36,6 +36,7 @@ extern const cli_command cli_cmd_init, cli_cmd_keys, cli_cmd_patient,
                          cli_cmd_user, cli_cmd_seed, cli_cmd_simulate;
 extern const cli_command cli_cmd_decoy;
 extern const cli_command cli_cmd_alerts;
+extern const cli_command cli_cmd_approvals;
 extern const cli_command cli_cmd_leak;
 extern const cli_command cli_cmd_incident;
 

@@ -27,7 +27,8 @@ static const char usage[] =
     "usage: medvault simulate [--days D] [--staff M] [--patients N]\n"
     "                         [--scenario NAME|all] [--seed S] [--rules-only]\n"
     "                         [--json] [--verbose]\n"
-    "       medvault simulate --url URL --admin-token-file FILE [--cacert PEM]\n"
+    "       medvault simulate --url URL --admin-token-file FILE\n"
+    "                         --security-token-file FILE [--cacert PEM]\n"
     "                         [--scenario NAME|all] [--patients N]\n"
     "                         [--patients-file FILE] [--decoys-file FILE] [--json]\n\n"
     "Drive the misuse and exfiltration detector with a synthetic hospital (ten\n"
@@ -50,12 +51,15 @@ static const char usage[] =
     "  --json           one JSON object per row instead of the table\n"
     "  --verbose        every false alert on stderr, with its explanation\n\n"
     "Live mode (--url): the attacks against a running server, through its API.\n"
-    "FILE holds the bearer token of an admin logged in minutes ago (creating\n"
-    "accounts needs a fresh second factor).  The run creates its accounts\n"
-    "(sim-TAG-*): a security officer, a service account that lists the\n"
-    "patients under a bulk-access declaration it approves (or ids are read\n"
-    "from --patients-file, one a line), and one attacker per scenario, which\n"
-    "logs in once and then acts as a stolen session (it cannot step up).\n"
+    "The FILEs hold the bearer tokens of an admin and of a security officer,\n"
+    "both logged in minutes ago (asking for and approving accounts needs a\n"
+    "fresh second factor: two-person control).  The run creates its accounts\n"
+    "(sim-TAG-*), each asked for by an admin and approved by the officer: an\n"
+    "admin per scenario (what accounts read counts against whoever made them),\n"
+    "a service account that lists the patients under a bulk-access declaration\n"
+    "(or ids are read from --patients-file, one a line), and one attacker per\n"
+    "scenario, which logs in once and then acts as a stolen session (it cannot\n"
+    "step up).\n"
     "Scenarios: btg-spree bulk-service bulk-search decoy (needs --decoys-file,\n"
     "the output of `medvault decoy list --json`) spraying (from another\n"
     "loopback address when the server is on 127.x); or all.  http:// on\n"
@@ -105,7 +109,7 @@ static int parse_seed(const char *v, uint64_t *out)
 }
 
 enum { OPT_DAYS = CLI_OPT_FIRST_FREE, OPT_STAFF, OPT_PATIENTS, OPT_SCENARIO,
-       OPT_SEED, OPT_RULES_ONLY, OPT_JSON, OPT_VERBOSE, OPT_URL, OPT_ADMIN_TOKEN,
+       OPT_SEED, OPT_RULES_ONLY, OPT_JSON, OPT_VERBOSE, OPT_URL, OPT_ADMIN_TOKEN, OPT_SECURITY_TOKEN,
        OPT_CACERT, OPT_PATIENTS_FILE, OPT_DECOYS_FILE };
 
 static int parse_one(int c, const char *arg, sim_args *a)
@@ -122,6 +126,7 @@ static int parse_one(int c, const char *arg, sim_args *a)
     case OPT_SCENARIO:  a->scenario_name = arg; return 0;
     case OPT_URL:       a->live.url = arg; return 0;
     case OPT_ADMIN_TOKEN: a->live.admin_token_file = arg; return 0;
+    case OPT_SECURITY_TOKEN: a->live.security_token_file = arg; return 0;
     case OPT_CACERT:    a->live.cacert = arg; return 0;
     case OPT_PATIENTS_FILE: a->live.patients_file = arg; return 0;
     case OPT_DECOYS_FILE: a->live.decoys_file = arg; return 0;
@@ -134,8 +139,9 @@ static int check_mode(sim_args *a)
 {
     const char *sc = a->scenario_name ? a->scenario_name : "all";
     if (a->live.url) {
-        if (a->live.admin_token_file == NULL)
-            return cli_usage_error(&cli_cmd_simulate, "--url needs --admin-token-file");
+        if (a->live.admin_token_file == NULL || a->live.security_token_file == NULL)
+            return cli_usage_error(&cli_cmd_simulate, "--url needs --admin-token-file and "
+                                   "--security-token-file");
         if (!sim_live_scenario_known(sc))
             return cli_usage_error(&cli_cmd_simulate, "unknown live scenario '%s'", sc);
         a->live.scenario = sc;
@@ -143,9 +149,11 @@ static int check_mode(sim_args *a)
         a->live.json = a->json;
         return 0;
     }
-    if (a->live.admin_token_file || a->live.cacert || a->live.patients_file ||
+    if (a->live.admin_token_file || a->live.security_token_file || a->live.cacert ||
+        a->live.patients_file ||
         a->live.decoys_file)
-        return cli_usage_error(&cli_cmd_simulate, "--admin-token-file, --cacert, "
+        return cli_usage_error(&cli_cmd_simulate, "--admin-token-file, "
+                               "--security-token-file, --cacert, "
                                "--patients-file and --decoys-file need --url");
     if (a->patients && (a->patients < 200 || a->patients > 1000000))
         return cli_usage_error(&cli_cmd_simulate, "--patients must be between 200 and 1000000");
@@ -172,6 +180,7 @@ static int parse(int argc, char **argv, sim_args *a)
         { "verbose", no_argument, NULL, OPT_VERBOSE },
         { "url", required_argument, NULL, OPT_URL },
         { "admin-token-file", required_argument, NULL, OPT_ADMIN_TOKEN },
+        { "security-token-file", required_argument, NULL, OPT_SECURITY_TOKEN },
         { "cacert", required_argument, NULL, OPT_CACERT },
         { "patients-file", required_argument, NULL, OPT_PATIENTS_FILE },
         { "decoys-file", required_argument, NULL, OPT_DECOYS_FILE },

@@ -15,6 +15,7 @@
 
 #include "../auth/auth.h"
 #include "../crypto/crypto.h"
+#include "../server/server.h"
 
 static const char usage[] =
     "usage: medvault user add --username NAME --role ROLE [--practitioner ID |\n"
@@ -181,6 +182,25 @@ static int simple_action(auth *au, cli_session *cs, const user_args *a)
     return CLI_OK;
 }
 
+/* The local operator may make a privileged change alone (the key file is
+ * the last resort of a hospital), and every such change raises an alert
+ * for the security officers. */
+static void operator_alert(cli_session *cs, const char *change, const char *name)
+{
+    if (cs->trail && server_alert_privilege(cs->trail, cs->actor, "local", change, name,
+                                            NULL, NULL) == 0)
+        fprintf(stderr, "medvault user: %s of %s made without a second person; an alert "
+                "was raised for the security officers\n", change, name);
+}
+
+/* 1 when name's account is locked by the detector (its unlock is privileged). */
+static int detector_contained(auth *au, const char *name)
+{
+    auth_account acct;
+    return auth_account_get(au, name, &acct, NULL) == 0 && acct.locked &&
+           strncmp(acct.lock_reason, "contained by the detector", 25) == 0;
+}
+
 static int dispatch(cli_session *cs, const void *arg)
 {
     const user_args *a = arg;
@@ -191,6 +211,7 @@ static int dispatch(cli_session *cs, const void *arg)
         return cli_error("user", "%s", err.msg);
     int rc;
     const char *act = a->action;
+    int contained = strcmp(act, "unlock") == 0 && detector_contained(au, a->name);
     if (strcmp(act, "add") == 0)
         rc = add(au, cs, a);
     else if (strcmp(act, "list") == 0)
@@ -208,6 +229,10 @@ static int dispatch(cli_session *cs, const void *arg)
         crypto_wipe(&e, sizeof e);
     } else
         rc = simple_action(au, cs, a);
+    if (rc == CLI_OK && (strcmp(act, "add") == 0 || strcmp(act, "reset-password") == 0 ||
+                         strcmp(act, "reset-mfa") == 0 || contained))
+        operator_alert(cs, strcmp(act, "add") == 0 ? "creation" : act,
+                       strcmp(act, "add") == 0 ? a->spec.username : a->name);
     auth_close(au);
     return rc;
 }

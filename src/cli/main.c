@@ -18,6 +18,7 @@ static const cli_command *const commands[] = {
     &cli_cmd_init, &cli_cmd_serve, &cli_cmd_user, &cli_cmd_keys,
     &cli_cmd_patient, &cli_cmd_audit, &cli_cmd_resource, &cli_cmd_seed,
     &cli_cmd_alerts,
+    &cli_cmd_approvals,
     &cli_cmd_simulate,
     &cli_cmd_decoy,
     &cli_cmd_leak,

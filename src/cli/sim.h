@@ -214,6 +214,9 @@ int sim_run(sim_world *w, detect_engine *e, sim_attacker *attack,
 typedef struct sim_live_config {
     const char *url;              /* "http://127.0.0.1:8080", "https://..."    */
     const char *admin_token_file; /* an admin session with a fresh 2nd factor  */
+    const char *security_token_file; /* a security officer's, the same: the
+                                     second person who approves the run's
+                                     accounts and reads its alerts          */
     const char *cacert;           /* PEM to trust for https, or NULL           */
     const char *patients_file;    /* patient ids, one a line, or NULL: listed
                                      through the API by a declared account      */

@@ -6,13 +6,18 @@
  * live run measures what a thief actually gets out of a running server:
  * the policy, the detector in the request path, the withheld answers, the
  * account locks, all as deployed.  Everything goes through the public API:
- *   - accounts are created by the operator's admin (POST /api/users, which
- *     needs the admin's fresh second factor) and log in with their TOTP
- *     (computed here with liboath, as an authenticator app would);
+ *   - accounts are asked for by an administrator (POST /api/users, which
+ *     needs a fresh second factor) and approved by the operator's security
+ *     officer (two-person control; --security-token-file), then log in
+ *     with their TOTP (computed here with liboath, as an authenticator app
+ *     would).  Each scenario's accounts come from an administrator of their
+ *     own, made that way by the operator's admin: what accounts read counts
+ *     against whoever created them (lineage), so one creator for every
+ *     attack would make the attacks one actor;
  *   - the patients to aim at are listed by a service account of the run
- *     that holds an approved bulk-access declaration (declared by the
- *     admin, approved by a security account of the run: the two-person
- *     rule), or read from --patients-file;
+ *     that holds an approved bulk-access declaration (declared by an
+ *     admin, approved by the security officer: the two-person rule), or
+ *     read from --patients-file;
  *   - each attacker then uses its session only: it holds no TOTP secret
  *     (a stolen session), so a step-up is a refusal it cannot answer.
  * What counts as exposed: the distinct patients whose data came back in a
@@ -121,11 +126,12 @@ typedef struct live_row {
 typedef struct live {
     const sim_live_config *cfg;
     char base[512];
-    char *admin;                  /* the operator's admin token (wiped)      */
+    char *operator;               /* the operator's admin token (wiped)      */
+    char admin[TOKEN_MAX];        /* the admin making the current accounts   */
     char password[48];            /* of every account the run creates       */
     char tag[9];                  /* in their names                          */
     char spray_source[16];        /* local address of the sprayer, or ""     */
-    char security[TOKEN_MAX];     /* the run's security officer              */
+    char *security;               /* the operator's security officer (wiped) */
     idset patients, decoys;
     live_row rows[LV_COUNT];
 } live;
@@ -203,10 +209,27 @@ static int totp_now(const char *secret_b32, char code[7], mv_err *err)
     return rc == OATH_OK ? 0 : mv_fail(err, MV_E_INTERNAL, "liboath: %s", oath_strerror(rc));
 }
 
-/* Create "sim-TAG-WHAT" (the admin's call); its TOTP secret to secret. */
-static int account_create(live *l, const char *what, const char *role, const char *practitioner,
-                          const char *scopes, char name[72], char secret[SECRET_MAX],
-                          mv_err *err)
+/* The operator's security officer approves a two-person request. */
+static int approve(live *l, const char *id, mv_err *err)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/api/approvals/%s/approve", id);
+    int status = 0;
+    json_t *answer = NULL;
+    int rc = api(l, "POST", path, l->security, NULL, NULL, NULL, &status, &answer, err);
+    if (rc == 0)
+        rc = expect(status, 200, "approving an account (does the security token file hold "
+                    "a session logged in minutes ago?)", answer, err);
+    json_decref(answer);
+    return rc;
+}
+
+/* Create "sim-TAG-WHAT" (asked by creator, or the current admin when NULL,
+ * approved by the security officer); its TOTP secret to secret. */
+static int account_create_by(live *l, const char *creator, const char *what,
+                             const char *role, const char *practitioner,
+                             const char *scopes, char name[72], char secret[SECRET_MAX],
+                             mv_err *err)
 {
     snprintf(name, 72, "sim-%s-%s", l->tag, what);
     json_t *doc = json_pack("{s:s, s:s, s:s}", "username", name, "role", role,
@@ -217,10 +240,13 @@ static int account_create(live *l, const char *what, const char *role, const cha
         json_object_set_new(doc, "scopes", json_string(scopes));
     int status = 0;
     json_t *answer = NULL;
-    int rc = post_json(l, "/api/users", l->admin, doc, &status, &answer, err);
+    int rc = post_json(l, "/api/users", creator ? creator : l->admin, doc, &status,
+                       &answer, err);
     if (rc == 0)
-        rc = expect(status, 201, "creating an account (does the admin token file hold "
+        rc = expect(status, 202, "asking for an account (does the admin token file hold "
                     "a session logged in minutes ago?)", answer, err);
+    if (rc == 0)
+        rc = approve(l, jstr(json_object_get(answer, "approval"), "id"), err);
     if (rc == 0 && snprintf(secret, SECRET_MAX, "%s", jstr(answer, "secret")) >= SECRET_MAX)
         rc = mv_fail(err, MV_E_INVALID, "TOTP secret too long");
     json_t *s = json_object_get(answer, "secret");
@@ -228,6 +254,13 @@ static int account_create(live *l, const char *what, const char *role, const cha
         crypto_wipe((void *)json_string_value(s), json_string_length(s));
     json_decref(answer);
     return rc;
+}
+
+static int account_create(live *l, const char *what, const char *role,
+                          const char *practitioner, const char *scopes, char name[72],
+                          char secret[SECRET_MAX], mv_err *err)
+{
+    return account_create_by(l, NULL, what, role, practitioner, scopes, name, secret, err);
 }
 
 static int login(live *l, const char *name, const char *secret, char token[TOKEN_MAX],
@@ -266,7 +299,20 @@ static int account_session(live *l, const char *what, const char *role,
     return rc;
 }
 
-/* Whether the admin sees the account locked; its id for the alerts. */
+/* A new administrator for what follows ("sim-TAG-admin-WHAT"), asked for by
+ * the operator's admin and approved: the accounts it makes are its lineage. */
+static int fresh_admin(live *l, const char *what, mv_err *err)
+{
+    char name[72], secret[SECRET_MAX], label[40];
+    snprintf(label, sizeof label, "admin-%s", what);
+    int rc = account_create_by(l, l->operator, label, "admin", NULL, NULL, name, secret, err);
+    if (rc == 0)
+        rc = login(l, name, secret, l->admin, err);
+    crypto_wipe(secret, sizeof secret);
+    return rc;
+}
+
+/* Whether security sees the account locked; its id for the alerts. */
 static void account_state(live *l, live_row *row)
 {
     char path[128];
@@ -274,7 +320,7 @@ static void account_state(live *l, live_row *row)
     int status = 0;
     json_t *a = NULL;
     mv_err err;
-    if (api(l, "GET", path, l->admin, NULL, NULL, NULL, &status, &a, &err) == 0 &&
+    if (api(l, "GET", path, l->security, NULL, NULL, NULL, &status, &a, &err) == 0 &&
         status == 200) {
         row->locked = json_is_true(json_object_get(a, "locked"));
         snprintf(row->account_id, sizeof row->account_id, "%s", jstr(a, "id"));
@@ -595,7 +641,7 @@ static int list_usernames(live *l, idset *names, mv_err *err)
 {
     int status = 0;
     json_t *doc = NULL;
-    int rc = api(l, "GET", "/api/users", l->admin, NULL, NULL, NULL, &status, &doc, err);
+    int rc = api(l, "GET", "/api/users", l->security, NULL, NULL, NULL, &status, &doc, err);
     if (rc == 0)
         rc = expect(status, 200, "listing the accounts", doc, err);
     size_t i;
@@ -820,20 +866,21 @@ static int report(const live *l, int json)
 
 /* ---- The run ------------------------------------------------------------------------ */
 
-static int read_admin_token(live *l, mv_err *err)
+/* A session token from a file (first line); *out is wiped and freed by
+ * sim_live_run. */
+static int read_token(const char *path, char **out, mv_err *err)
 {
     mv_buf b = {0};
-    if (mv_file_read(l->cfg->admin_token_file, 4096, &b, err) != 0)
+    if (mv_file_read(path, 4096, &b, err) != 0)
         return -1;
     size_t n = b.len;
     while (n > 0 && (b.data[n - 1] == '\n' || b.data[n - 1] == '\r' || b.data[n - 1] == ' '))
         n--;
-    l->admin = n ? calloc(1, n + 1) : NULL;
-    if (l->admin)
-        memcpy(l->admin, b.data, n);
+    *out = n && n < TOKEN_MAX ? calloc(1, n + 1) : NULL;
+    if (*out)
+        memcpy(*out, b.data, n);
     wipe_buf(&b);
-    return l->admin ? 0 : mv_fail(err, MV_E_INVALID, "%s holds no token",
-                                  l->cfg->admin_token_file);
+    return *out ? 0 : mv_fail(err, MV_E_INVALID, "%s holds no token", path);
 }
 
 /* Loopback server: the sprayer sends from another loopback address, so the
@@ -863,12 +910,12 @@ static int live_setup(live *l, mv_err *err)
     snprintf(l->tag, sizeof l->tag, "%.8s", id);
     snprintf(l->password, sizeof l->password, "sim %s pass", pw);
     crypto_wipe(pw, sizeof pw);
-    if (read_admin_token(l, err) != 0)
+    if (read_token(l->cfg->admin_token_file, &l->operator, err) != 0 ||
+        read_token(l->cfg->security_token_file, &l->security, err) != 0)
         return -1;
     if (l->cfg->decoys_file && read_decoys(l->cfg->decoys_file, &l->decoys, err) != 0)
         return -1;
-    char name[72];
-    return account_session(l, "officer", "security", NULL, NULL, name, l->security, err);
+    return fresh_admin(l, "targets", err);
 }
 
 static int wanted(const sim_live_config *c, int sc)
@@ -884,7 +931,8 @@ static int play_all(live *l, mv_err *err)
     if (live_setup(l, err) != 0 || choose_targets(l, err) != 0)
         return -1;
     for (int sc = 0; sc < LV_COUNT; sc++)     /* spraying last: it earns a block */
-        if (wanted(l->cfg, sc) && run[sc](l, err) != 0)
+        if (wanted(l->cfg, sc) &&
+            (fresh_admin(l, live_scenarios[sc].name, err) != 0 || run[sc](l, err) != 0))
             return -1;
     fetch_alerts(l);
     for (int sc = 0; sc < LV_COUNT; sc++)
@@ -901,10 +949,11 @@ int sim_live_run(const sim_live_config *c, mv_err *err)
     int rc = play_all(l, err);
     if (rc == 0)
         report(l, c->json);
-    if (l->admin) {
-        crypto_wipe(l->admin, strlen(l->admin));
-        free(l->admin);
-    }
+    for (char **t = (char *[]){ l->operator, l->security }, **end = t + 2; t < end; t++)
+        if (*t) {
+            crypto_wipe(*t, strlen(*t));
+            free(*t);
+        }
     idset_free(&l->patients);
     idset_free(&l->decoys);
     crypto_wipe(l, sizeof *l);

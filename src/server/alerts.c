@@ -31,10 +31,12 @@ static int put_alert(store_txn *t, json_t *doc, int64_t if_version, mv_err *err)
     char *body = json_text(doc);
     if (body == NULL || id == NULL || status == NULL)
         return free(body), mv_fail(err, MV_E_INVALID, "alert without id or status");
+    const char *notify = json_string_value(json_object_get(doc, "notify"));
     store_term terms[] = { { "kind", "alert" }, { "status", status },
-                           { "actor", actor ? actor : "-" } };
+                           { "actor", actor ? actor : "-" },
+                           { "notify", notify ? notify : "-" } };
     store_write w = { .type = ALERT_TYPE, .id = id, .if_version = if_version, .body = body,
-                      .body_len = strlen(body), .terms = terms, .n_terms = 3 };
+                      .body_len = strlen(body), .terms = terms, .n_terms = 4 };
     int64_t v;
     int rc = store_put(t, &w, &v, err);
     free(body);
@@ -158,5 +160,56 @@ int server_alert_transition(mv_store *s, audit_trail *trail, const char *id,
     if (rc == 0 && json_out)
         *json_out = json_text(doc);
     json_decref(doc);
+    return rc;
+}
+
+/* ---- Alerts stored by another process --------------------------------------------------
+ * An alert the CLI stores (a privileged change by the local operator)
+ * carries "notify": "pending"; the running server sends it to syslog and
+ * the webhook on its next tick and records that it did ("sent"). */
+
+static int mark_sent(audit_trail *trail, json_t *doc, int64_t version, mv_err *err)
+{
+    json_object_set_new(doc, "notify", json_string("sent"));
+    char ref[80];
+    snprintf(ref, sizeof ref, "Alert/%.40s", json_string_value(json_object_get(doc, "id")));
+    audit_event ev = { .actor = "system:notify", .action = "detect.alert.notify",
+                       .outcome = "success", .resources = ref };
+    save_ctx sc = { doc, version };
+    return audit_record(trail, &ev, 1, apply_save, &sc, NULL, err);
+}
+
+int alerts_notify_pending(server *srv, mv_err *err)
+{
+    store_term terms[] = { { "kind", "alert" }, { "notify", "pending" } };
+    char **ids = NULL;
+    size_t n = 0;
+    if (store_search(srv->store, ALERT_TYPE, terms, 2, &ids, &n, err) != 0)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char *text = NULL;
+        int64_t version = 0;
+        if (server_alert_get(srv->store, ids[i], &text, &version, err) != 0) {
+            rc = -1;
+            break;
+        }
+        json_t *doc = json_loads(text, 0, NULL);
+        free(text);
+        if (doc == NULL)
+            continue;
+        json_object_del(doc, "notify");
+        json_t *raised = json_deep_copy(doc);      /* as raised: without its status */
+        json_object_del(raised, "status");
+        char *sent = raised ? json_text(raised) : NULL;
+        json_decref(raised);
+        if (mark_sent(srv->trail, doc, version, err) != 0)
+            rc = err->code == MV_E_CONFLICT ? 0 : -1;   /* another process did */
+        else if (sent)
+            notifier_send(srv->notify, sent);
+        free(sent);
+        json_decref(doc);
+    }
+    store_ids_free(ids, n);
     return rc;
 }

@@ -10,6 +10,19 @@
  * and sends out the alerts, caps page sizes, and -- at start -- rebuilds
  * the detector's state by replaying the last days of the audit trail, so a
  * restart forgets nothing an attacker could exploit.
+ *
+ * Lineage: an account whose credentials a person gave over the API or
+ * approved (created it, reset its password or second factor, approved
+ * that: "user:<id>" in its lineage) within the last AUTH_LINEAGE_DAYS is
+ * also observed as the actor "lineage:user:<id>" of each of them, with the
+ * patients its reads disclose -- a care giver's explained patients and a
+ * patient's own record aside, nothing for a declared bulk reader -- so
+ * that an administrator who mints many small readers, or the officer who
+ * approves them, is one actor reading a lot.  A verdict on the maker's
+ * lineage withholds the answer like the account's own; containment locks
+ * the account and its maker, and every account of that lineage is refused
+ * until a security officer has the maker unlocked.  The approver's lineage
+ * only alerts (watch_only).
  */
 #include "server_internal.h"
 #include "fhir_internal.h"
@@ -29,24 +42,93 @@ static void new_alert_id(void *ctx, char out[DETECT_ALERT_ID_MAX])
     crypto_random_id(out);
 }
 
+/* ---- Lineage ------------------------------------------------------------------------------ */
+
+/* "lineage:user:<id>" of a's lineage member i into out, when a person gave
+ * or approved its credentials less than AUTH_LINEAGE_DAYS before `at`. */
+static int lineage_of(const auth_account *a, int i, int64_t at, char *out, size_t cap)
+{
+    const int64_t window = (int64_t)AUTH_LINEAGE_DAYS * 86400 * 1000000LL;
+    const char *who = a->lineage[i];
+    if (strncmp(who, "user:", 5) != 0 || who[5] == '\0' || strcmp(who + 5, a->id) == 0 ||
+        at - a->lineage_since_us >= window || a->role == AUTH_ROLE_PATIENT)
+        return 0;
+    snprintf(out, cap, "%s%s", SERVER_LINEAGE_PREFIX, who);
+    return 1;
+}
+
+/* Which of an access's patients count against the lineage. */
+static size_t lineage_patients(const auth_account *a, const detect_patient *in, size_t n,
+                               detect_patient *out)
+{
+    int care_giver = a->role == AUTH_ROLE_CLINICIAN || a->role == AUTH_ROLE_NURSE;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(care_giver && (in[i].flags & DETECT_PAT_EXPLAINED)) &&
+            !(in[i].flags & DETECT_PAT_OWN_RECORD))
+            out[k++] = in[i];
+    return k;
+}
+
 /* ---- Replay: the last day of the trail ----------------------------------------------- */
 
 typedef struct replay_ctx {
     server *srv;
-    json_t *roles;              /* account id -> role name (cache) */
+    json_t *accounts;           /* account id -> [role, lineage0, lineage1, since] */
     size_t events;
 } replay_ctx;
 
+/* What replay needs of an account, looked up once. */
+static void account_facts(replay_ctx *rc, const char *account_id, auth_account *out)
+{
+    memset(out, 0, sizeof *out);
+    json_t *f = json_object_get(rc->accounts, account_id);
+    if (f == NULL) {
+        auth_account a;
+        int found = auth_account_get_id(rc->srv->auth, account_id, &a, NULL) == 0;
+        f = json_pack("[s, s, s, I]", found ? auth_role_name(a.role) : "",
+                      found ? a.lineage[0] : "", found ? a.lineage[1] : "",
+                      (json_int_t)(found ? a.lineage_since_us : 0));
+        json_object_set_new(rc->accounts, account_id, f);
+    }
+    snprintf(out->id, sizeof out->id, "%s", account_id);
+    if (auth_role_parse(json_string_value(json_array_get(f, 0)), &out->role) != 0)
+        out->role = AUTH_ROLE_PATIENT;     /* unknown: no lineage */
+    snprintf(out->lineage[0], sizeof out->lineage[0], "%s",
+             json_string_value(json_array_get(f, 1)));
+    snprintf(out->lineage[1], sizeof out->lineage[1], "%s",
+             json_string_value(json_array_get(f, 2)));
+    out->lineage_since_us = json_integer_value(json_array_get(f, 3));
+}
+
 static const char *role_of(replay_ctx *rc, const char *account_id)
 {
-    json_t *known = json_object_get(rc->roles, account_id);
-    if (known)
-        return json_string_value(known);
     auth_account a;
-    const char *role = auth_account_get_id(rc->srv->auth, account_id, &a, NULL) == 0
-                       ? auth_role_name(a.role) : "";
-    json_object_set_new(rc->roles, account_id, json_string(role));
-    return json_string_value(json_object_get(rc->roles, account_id));
+    account_facts(rc, account_id, &a);
+    const char *role = json_string_value(json_array_get(json_object_get(rc->accounts,
+                                                                        account_id), 0));
+    return role ? role : "";
+}
+
+/* The lineages saw the replayed access too. */
+static void replay_lineage(replay_ctx *rc, const char *account_id, detect_event ev)
+{
+    auth_account a;
+    account_facts(rc, account_id, &a);
+    detect_patient kept[1];
+    if (ev.n_patients != 1 || lineage_patients(&a, ev.patients, 1, kept) == 0)
+        return;
+    ev.patients = kept;
+    ev.session = NULL;
+    for (int i = 0; i < 2; i++) {
+        char lineage[DETECT_ID_MAX];
+        detect_verdict v;
+        if (lineage_of(&a, i, ev.time_us, lineage, sizeof lineage)) {
+            ev.actor = lineage;
+            if (detect_observe(rc->srv->detect, &ev, DETECT_REPLAY, &v, NULL) == 0)
+                rc->events++;
+        }
+    }
 }
 
 static detect_outcome outcome_of(const char *o)
@@ -79,6 +161,8 @@ static int replay_row(const store_audit_row *r, void *ctx)
     detect_verdict v;
     if (detect_observe(rc->srv->detect, &ev, DETECT_REPLAY, &v, NULL) == 0)
         rc->events++;
+    if (actor && r->patient)
+        replay_lineage(rc, actor, ev);
     return 0;
 }
 
@@ -120,7 +204,7 @@ static int replay(server *srv, const detect_config *dc, mv_err *err)
     int64_t from = first_since(srv->store, last, mv_now_us() - window);
     replay_ctx rc = { srv, json_object(), 0 };
     int r = from <= last ? store_audit_scan(srv->store, from, last, replay_row, &rc, err) : 0;
-    json_decref(rc.roles);
+    json_decref(rc.accounts);
     if (r == 0)
         fprintf(srv->cfg.http.access_log ? srv->cfg.http.access_log : stderr,
                 "medvault serve: detector state rebuilt from %zu audit entries of the "
@@ -176,6 +260,31 @@ static json_t *detectors_json(unsigned set)
     return a;
 }
 
+/* Who an alert is about, in words: the account's username, or for a
+ * lineage "accounts of NAME's making" and the account whose read raised
+ * it (via_account: the security officer who approved that account is
+ * involved in the alert too). */
+static void name_actor(call *c, const char *actor, json_t *doc)
+{
+    static const char lineage[] = SERVER_LINEAGE_PREFIX "user:";
+    auth_account other;
+    if (c->authenticated && strcmp(actor, c->who.account.id) == 0) {
+        json_object_set_new(doc, "actor_username", json_string(c->who.account.username));
+    } else if (strncmp(actor, lineage, strlen(lineage)) == 0) {
+        char who[AUTH_NAME_MAX + 40];
+        if (auth_account_get_id(c->srv->auth, actor + strlen(lineage), &other, NULL) == 0) {
+            snprintf(who, sizeof who, "accounts of %s's making", other.username);
+            json_object_set_new(doc, "actor_username", json_string(who));
+        }
+        if (c->authenticated) {
+            json_object_set_new(doc, "via_account", json_string(c->who.account.id));
+            json_object_set_new(doc, "via_username", json_string(c->who.account.username));
+        }
+    } else if (actor[0] && auth_account_get_id(c->srv->auth, actor, &other, NULL) == 0) {
+        json_object_set_new(doc, "actor_username", json_string(other.username));
+    }
+}
+
 /* Store the alert, then hand it to the notifier. */
 static void raise_alert(call *c, const detect_alert *al)
 {
@@ -190,11 +299,7 @@ static void raise_alert(call *c, const detect_alert *al)
                             "evidence", evidence ? evidence : json_object(),
                             "explanation", al->explanation ? al->explanation : "",
                             "response", detect_response_name(al->response));
-    auth_account other;
-    if (c->authenticated && strcmp(al->actor, c->who.account.id) == 0)
-        json_object_set_new(doc, "actor_username", json_string(c->who.account.username));
-    else if (al->actor[0] && auth_account_get_id(c->srv->auth, al->actor, &other, NULL) == 0)
-        json_object_set_new(doc, "actor_username", json_string(other.username));
+    name_actor(c, al->actor, doc);
     char *text = doc ? json_text(doc) : NULL;
     json_decref(doc);
     mv_err err;
@@ -238,6 +343,111 @@ static void handle_verdict(call *c, detect_verdict *v)
     detect_verdict_clear(v);
 }
 
+/* Lock whoever created or reset the account: its lineage read too much. */
+static void contain_giver(call *c, const char *alert_id)
+{
+    const char *giver = c->who.account.lineage[0];
+    auth_account g;
+    if (strncmp(giver, "user:", 5) != 0 ||
+        auth_account_get_id(c->srv->auth, giver + 5, &g, NULL) != 0 || g.locked)
+        return;
+    char reason[128];
+    snprintf(reason, sizeof reason, "contained by the detector: accounts of its making "
+             "read too much (alert %s)", alert_id);
+    mv_err err;
+    if (auth_account_lock(c->srv->auth, g.username, reason, "system:detect", &err) != 0)
+        fprintf(stderr, "medvault serve: could not contain %s: %s\n", g.id, err.msg);
+}
+
+/* The approver's lineage is watched, never acted on: the officer who
+ * approved accounts of many makers is not the one acting, and containing
+ * that lineage would refuse the accounts of every maker.  Its verdict
+ * becomes an alert for review, and its alerts say so. */
+static void watch_only(detect_verdict *v)
+{
+    static const char tail[] = "response: ";
+    for (size_t k = 0; k < v->n_alerts; k++) {
+        detect_alert *al = &v->alerts[k];
+        char *at = al->explanation ? strstr(al->explanation, tail) : NULL;
+        if (al->response > DETECT_ALERT && at) {
+            static const char now[] = "alert (the lineage of whoever approved accounts "
+                                      "is watched, not contained)";
+            size_t keep = (size_t)(at - al->explanation) + strlen(tail);
+            char *words = malloc(keep + sizeof now);
+            if (words) {
+                memcpy(words, al->explanation, keep);
+                memcpy(words + keep, now, sizeof now);
+                free(al->explanation);
+                al->explanation = words;
+            }
+        }
+        if (al->response > DETECT_ALERT)
+            al->response = DETECT_ALERT;
+    }
+    if (v->response > DETECT_ALERT)
+        v->response = DETECT_ALERT;
+}
+
+/* What the account's access disclosed, counted against its lineages. */
+static void observe_lineage(call *c, const detect_event *base)
+{
+    const auth_account *a = &c->who.account;
+    char lineage[DETECT_ID_MAX];
+    if (base->n_patients == 0 || !lineage_of(a, 0, base->time_us, lineage, sizeof lineage))
+        return;     /* lineage[1] joins lineage[0]: none without a giver */
+    detect_actor_info info;
+    detect_actor_state(c->srv->detect, a->id, base->time_us, &info);
+    if (info.declared)
+        return;
+    detect_patient *kept = calloc(base->n_patients, sizeof *kept);
+    size_t n = kept ? lineage_patients(a, base->patients, base->n_patients, kept) : 0;
+    for (int i = 0; n > 0 && i < 2; i++) {
+        if (!lineage_of(a, i, base->time_us, lineage, sizeof lineage))
+            continue;
+        detect_event ev = *base;
+        ev.actor = lineage;
+        ev.session = NULL;
+        ev.patients = kept;
+        ev.n_patients = n;
+        detect_verdict v;
+        if (detect_observe(c->srv->detect, &ev, DETECT_LIVE, &v, NULL) != 0)
+            continue;
+        if (i == 1)
+            watch_only(&v);
+        else if (v.response == DETECT_CONTAIN)
+            contain_giver(c, v.n_alerts ? v.alerts[0].id : "-");
+        handle_verdict(c, &v);
+    }
+    free(kept);
+}
+
+/* A lineage of the account contained: refused until a security officer
+ * has the account's giver unlocked (then the lineage is released). */
+static int lineage_contained(call *c, int64_t now)
+{
+    const auth_account *a = &c->who.account;
+    char lineage[DETECT_ID_MAX];
+    int refused = 0;
+    for (int i = 0; i < 1; i++) {            /* the approver's is watched only */
+        if (!lineage_of(a, i, now, lineage, sizeof lineage))
+            continue;
+        detect_actor_info info;
+        detect_actor_state(c->srv->detect, lineage, now, &info);
+        if (info.standing != DETECT_CONTAIN)
+            continue;
+        auth_account giver;
+        const char *g = a->lineage[0];
+        int giver_locked = strncmp(g, "user:", 5) == 0 &&
+                           auth_account_get_id(c->srv->auth, g + 5, &giver, NULL) == 0 &&
+                           giver.locked;
+        if (giver_locked)
+            refused = 1;
+        else
+            detect_release(c->srv->detect, lineage);   /* reviewed and unlocked */
+    }
+    return refused;
+}
+
 /* ---- The request path -------------------------------------------------------------------- */
 
 void call_observe(call *c, const char *action, detect_outcome outcome,
@@ -255,6 +465,7 @@ void call_observe(call *c, const char *action, detect_outcome outcome,
     detect_verdict v;
     if (detect_observe(c->srv->detect, &ev, DETECT_LIVE, &v, NULL) == 0)
         handle_verdict(c, &v);
+    observe_lineage(c, &ev);
 }
 
 void call_observe_login(call *c, const char *username, int ok, const auth_session_info *s)
@@ -325,6 +536,11 @@ int call_gate(call *c, int allow_step_up)
         detect_actor_state(c->srv->detect, actor, now, &info);
         if (info.standing == DETECT_CONTAIN)
             detect_release(c->srv->detect, actor);
+        if (lineage_contained(c, now)) {
+            contain(c, "-");
+            answer_standing(c, DETECT_CONTAIN, 0);
+            return 1;
+        }
     }
     detect_response r = detect_gate(c->srv->detect, actor, c->req->source, now, &retry);
     if (r == DETECT_NONE || r == DETECT_ALERT || (r == DETECT_STEP_UP && allow_step_up))

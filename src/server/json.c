@@ -159,6 +159,44 @@ void call_fail_err(call *c, const mv_err *err)
     case MV_E_NOTFOUND: call_fail(c, 404, "not-found", err->msg); return;
     case MV_E_EXISTS:   call_fail(c, 409, "duplicate", err->msg); return;
     case MV_E_CONFLICT: call_fail(c, 409, "conflict", err->msg); return;
+    case MV_E_PERM:     call_fail(c, 403, "forbidden", err->msg); return;
     default:            call_internal(c, err); return;
     }
+}
+
+void call_reply_text(call *c, int status, const char *text)
+{
+    json_t *doc = text ? json_loads(text, 0, NULL) : NULL;
+    if (doc == NULL)
+        call_fail(c, 500, "exception", "a stored record could not be read");
+    else
+        call_reply_json(c, status, doc);
+}
+
+void call_reply_list(call *c, const char *member, char *array_text)
+{
+    json_t *arr = array_text ? json_loads(array_text, 0, NULL) : NULL;
+    free(array_text);
+    call_reply_json(c, 200, json_pack("{s:I, s:o}", "total",
+                                      (json_int_t)json_array_size(arr), member,
+                                      arr ? arr : json_array()));
+}
+
+int call_status_query(call *c, const char *const *allowed, const char **out)
+{
+    const char *status = http_query(c->req, "status");
+    *out = status;
+    if (status == NULL)
+        return 0;
+    char words[160] = "";
+    for (size_t i = 0; allowed[i]; i++) {
+        if (strcmp(status, allowed[i]) == 0)
+            return 0;
+        snprintf(words + strlen(words), sizeof words - strlen(words), "%s%s",
+                 i ? (allowed[i + 1] ? ", " : " or ") : "", allowed[i]);
+    }
+    char msg[200];
+    snprintf(msg, sizeof msg, "status is %s", words);
+    call_fail(c, 400, "invalid", msg);
+    return -1;
 }

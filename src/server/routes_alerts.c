@@ -8,41 +8,28 @@
  *
  * Why only security: an alert names who did what to how many patients; it
  * is the security officer's to work (separation of duties: an admin could
- * be the actor).  Every change is audited (server_alert_transition).
+ * be the actor).  Every change is audited (server_alert_transition).  A
+ * security officer involved in an alert (it is about them, or about an
+ * account of their making or approval, or one that made them) asks a
+ * second one to close it: 202 with the request (approvals.c).
  */
 #include "server_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static void reply_text_json(call *c, int status, const char *text)
-{
-    json_t *doc = json_loads(text, 0, NULL);
-    if (doc == NULL)
-        call_fail(c, 500, "exception", "an alert could not be read");
-    else
-        call_reply_json(c, status, doc);
-}
-
 static void list_alerts(call *c)
 {
-    const char *status = http_query(c->req, "status");
-    if (status && strcmp(status, "open") != 0 && strcmp(status, "acknowledged") != 0 &&
-        strcmp(status, "closed") != 0) {
-        call_fail(c, 400, "invalid", "status is open, acknowledged or closed");
-        return;
-    }
+    static const char *const statuses[] = { "open", "acknowledged", "closed", NULL };
+    const char *status;
     char *text = NULL;
     mv_err err;
-    if (server_alert_list(c->srv->store, status, &text, &err) != 0) {
-        call_fail_err(c, &err);
+    if (call_status_query(c, statuses, &status) != 0)
         return;
-    }
-    json_t *arr = json_loads(text, 0, NULL);
-    free(text);
-    call_reply_json(c, 200, json_pack("{s:I, s:o}", "total",
-                                      (json_int_t)json_array_size(arr), "alerts",
-                                      arr ? arr : json_array()));
+    if (server_alert_list(c->srv->store, status, &text, &err) != 0)
+        call_fail_err(c, &err);
+    else
+        call_reply_list(c, "alerts", text);
 }
 
 static void show_alert(call *c, const char *id)
@@ -56,8 +43,37 @@ static void show_alert(call *c, const char *id)
             call_fail_err(c, &err);
         return;
     }
-    reply_text_json(c, 200, text);
+    call_reply_text(c, 200, text);
     free(text);
+}
+
+/* Closing an alert about oneself, or about an account one created, reset
+ * or approved (or that did so for oneself), is a request a second security
+ * officer approves.  1 after answering (202, or an error). */
+static int close_needs_second_person(call *c, const char *id, json_t *body)
+{
+    char *text = NULL;
+    if (server_alert_get(c->srv->store, id, &text, NULL, NULL) != 0)
+        return 0;                      /* the transition answers 404 */
+    int involved = server_alert_involves(c->srv->auth, text, &c->who.account);
+    free(text);
+    if (!involved)
+        return 0;
+    const char *as = json_str(body, "resolution");
+    if (as == NULL || (strcmp(as, "benign") != 0 && strcmp(as, "incident") != 0)) {
+        call_fail(c, 400, "invalid", "close an alert as benign or as incident");
+        return 1;
+    }
+    json_t *params = json_pack("{s:s, s:s}", "resolution", as, "note",
+                               json_str(body, "note") ? json_str(body, "note") : "");
+    char *ptext = json_text(params), summary[120], rid[33] = "";
+    json_decref(params);
+    snprintf(summary, sizeof summary, "close alert %s as %s", id, as);
+    if (call_fresh_second_factor(c) &&
+        call_request_approval(c, "alert.close", id, id, summary, ptext, rid) == 0)
+        call_reply_pending(c, rid, NULL);
+    free(ptext);
+    return 1;
 }
 
 static void change_alert(call *c, const char *id, const char *action)
@@ -65,6 +81,10 @@ static void change_alert(call *c, const char *id, const char *action)
     json_t *body = c->req->body_len ? call_json_body(c) : json_object();
     if (body == NULL)
         return;
+    if (strcmp(action, "close") == 0 && close_needs_second_person(c, id, body)) {
+        json_decref(body);
+        return;
+    }
     char by[120], *text = NULL;
     snprintf(by, sizeof by, "user:%s", c->who.account.id);
     mv_err err;
@@ -76,7 +96,7 @@ static void change_alert(call *c, const char *id, const char *action)
         call_fail_err(c, &err);     /* 404, 409 or 400 with the reason */
         return;
     }
-    reply_text_json(c, 200, text);
+    call_reply_text(c, 200, text);
     free(text);
 }
 

@@ -17,33 +17,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void reply_text(call *c, int status, const char *text)
-{
-    json_t *doc = text ? json_loads(text, 0, NULL) : NULL;
-    if (doc == NULL)
-        call_fail(c, 500, "exception", "an incident could not be read");
-    else
-        call_reply_json(c, status, doc);
-}
-
 static void list_incidents(call *c)
 {
-    const char *status = http_query(c->req, "status");
-    if (status && strcmp(status, "open") != 0 && strcmp(status, "closed") != 0) {
-        call_fail(c, 400, "invalid", "status is open or closed");
-        return;
-    }
+    static const char *const statuses[] = { "open", "closed", NULL };
+    const char *status;
     char *text = NULL;
     mv_err err;
-    if (server_incident_list(c->srv->store, status, &text, &err) != 0) {
-        call_fail_err(c, &err);
+    if (call_status_query(c, statuses, &status) != 0)
         return;
-    }
-    json_t *arr = json_loads(text, 0, NULL);
-    free(text);
-    call_reply_json(c, 200, json_pack("{s:I, s:o}", "total",
-                                      (json_int_t)json_array_size(arr), "incidents",
-                                      arr ? arr : json_array()));
+    if (server_incident_list(c->srv->store, status, &text, &err) != 0)
+        call_fail_err(c, &err);
+    else
+        call_reply_list(c, "incidents", text);
 }
 
 static void show_incident(call *c, const char *id)
@@ -54,7 +39,7 @@ static void show_incident(call *c, const char *id)
         call_fail_err(c, &err);
         return;
     }
-    reply_text(c, 200, text);
+    call_reply_text(c, 200, text);
     free(text);
 }
 
@@ -78,7 +63,7 @@ static void open_incident(call *c)
     if (rc != 0)
         call_fail_err(c, &err);
     else
-        reply_text(c, 201, text);
+        call_reply_text(c, 201, text);
     free(text);
 }
 
@@ -96,7 +81,7 @@ static void close_incident(call *c, const char *id)
     if (rc != 0)
         call_fail_err(c, &err);
     else
-        reply_text(c, 200, text);
+        call_reply_text(c, 200, text);
     free(text);
 }
 

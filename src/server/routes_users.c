@@ -6,7 +6,10 @@
  * contain one (lock, unlock, revoke its sessions) but not create or reset;
  * nobody else touches this API.  Creating an account or resetting a
  * credential needs a fresh second factor (login or /auth/step-up within the
- * configured window): a stolen admin session alone cannot mint accounts.
+ * configured window), and takes effect only when a security officer
+ * approves it (two-person control, approvals.c): the answer is 202 with
+ * the pending request.  Unlocking an account the detector contained is a
+ * request too.  A stolen admin alone mints nothing that can read.
  */
 #include "server_internal.h"
 
@@ -29,18 +32,7 @@ static int permitted(call *c, int need)
     return ok;
 }
 
-/* RFC 9470 step-up: say which proof is missing, and how to give it. */
-static int fresh_second_factor(call *c)
-{
-    if (auth_mfa_fresh(c->srv->auth, &c->who))
-        return 1;
-    http_response_header(c->res, "WWW-Authenticate",
-                         "Bearer error=\"insufficient_user_authentication\", "
-                         "error_description=\"step-up required\"");
-    call_fail(c, 401, "security", "step-up required: POST /auth/step-up with a "
-              "fresh TOTP code, then retry");
-    return 0;
-}
+#define fresh_second_factor call_fresh_second_factor
 
 static json_t *account_json(const auth_account *a)
 {
@@ -48,7 +40,8 @@ static json_t *account_json(const auth_account *a)
     mv_time_format(a->created_us, created);
     if (a->password_locked_until_us > mv_now_us())
         mv_time_format(a->password_locked_until_us, closed);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:i, s:s, s:i, s:s}",
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:i, s:s, s:i, s:s, "
+                     "s:s, s:s, s:[s, s]}",
                      "id", a->id, "username", a->username,
                      "role", auth_role_name(a->role),
                      "practitioner", a->practitioner, "patient", a->patient,
@@ -57,7 +50,9 @@ static json_t *account_json(const auth_account *a)
                      "failed_logins", a->failed_logins,
                      "password_locked_until", closed,
                      "recovery_codes_left", a->recovery_left,
-                     "created", created);
+                     "created", created,
+                     "pending", a->pending, "pending_request", a->pending_request,
+                     "lineage", a->lineage[0], a->lineage[1]);
 }
 
 static json_t *enrollment_json(const char *username, const auth_enrollment *e)
@@ -117,13 +112,27 @@ static void create_user(call *c)
         call_fail(c, 400, "invalid", "unknown role (clinician, nurse, admin, "
                   "security, patient or service)");
     } else {
+        /* Two-person control: the account exists, inert, until a security
+         * officer approves it; its enrollment is shown now, once. */
         auth_enrollment e;
+        char id[33] = "", summary[AUTH_SCOPES_MAX + 200];
+        crypto_random_id(id);
+        spec.pending_request = id;
+        snprintf(summary, sizeof summary, "create the %s account %s%s%s%s%s%s%s",
+                 role, spec.username,
+                 spec.practitioner ? ", Practitioner/" : "", spec.practitioner ? spec.practitioner : "",
+                 spec.patient ? ", Patient/" : "", spec.patient ? spec.patient : "",
+                 spec.scopes ? ", scopes " : "", spec.scopes ? spec.scopes : "");
+        auth_account made;
         if (auth_account_create(c->srv->auth, &spec, password,
                                 json_string_length(json_object_get(body, "password")),
                                 c->res->actor, &e, &err) != 0)
             call_fail_err(c, &err);
-        else
-            call_reply_json(c, 201, enrollment_json(spec.username, &e));
+        else if (auth_account_get(c->srv->auth, spec.username, &made, &err) != 0)
+            call_fail_err(c, &err);
+        else if (call_request_approval(c, "account.create", made.id, made.username,
+                                       summary, NULL, id) == 0)
+            call_reply_pending(c, id, enrollment_json(made.username, &e));
         crypto_wipe(&e, sizeof e);
     }
     wipe_password_member(body);
@@ -142,48 +151,87 @@ static void show_user(call *c, const char *name)
         call_reply_json(c, 200, account_json(&a));
 }
 
+/* The account a request names, with "reset-password of nurse gina" words. */
+static int target_account(call *c, const char *name, const char *change,
+                          auth_account *a, char *summary, size_t cap)
+{
+    mv_err err;
+    if (auth_account_get(c->srv->auth, name, a, &err) != 0) {
+        call_fail_err(c, &err);
+        return -1;
+    }
+    snprintf(summary, cap, "%s of the %s account %s", change, auth_role_name(a->role),
+             a->username);
+    return 0;
+}
+
+/* The new password is held aside until a security officer approves. */
 static void reset_password(call *c, const char *name)
 {
     json_t *body = call_json_body(c);
     if (body == NULL)
         return;
     const char *password = json_str(body, "password");
+    char id[33] = "", summary[200];
+    auth_account a;
     mv_err err;
+    crypto_random_id(id);
     if (password == NULL)
         call_fail(c, 400, "required", "reset-password needs \"password\"");
-    else if (auth_account_reset_password(c->srv->auth, name, password,
-                                         json_string_length(json_object_get(body, "password")),
-                                         c->res->actor, &err) != 0)
+    else if (target_account(c, name, "reset the password", &a, summary, sizeof summary) != 0)
+        ;
+    else if (auth_account_propose_password(c->srv->auth, a.username, password,
+                                           json_string_length(json_object_get(body, "password")),
+                                           id, c->res->actor, &err) != 0)
         call_fail_err(c, &err);
-    else
-        c->res->status = 204;
+    else if (call_request_approval(c, "account.reset-password", a.id, a.username,
+                                   summary, NULL, id) == 0)
+        call_reply_pending(c, id, json_pack("{s:s}", "username", a.username));
     wipe_password_member(body);
     json_decref(body);
 }
 
+/* The new second factor is shown now and works once approved. */
 static void reset_mfa(call *c, const char *name)
 {
     auth_enrollment e;
+    char id[33] = "", summary[200];
+    auth_account a;
     mv_err err;
-    if (auth_account_reset_mfa(c->srv->auth, name, c->res->actor, &e, &err) != 0)
+    memset(&e, 0, sizeof e);
+    crypto_random_id(id);
+    if (target_account(c, name, "reset the second factor", &a, summary, sizeof summary) != 0)
+        ;
+    else if (auth_account_propose_mfa(c->srv->auth, a.username, id, c->res->actor, &e,
+                                      &err) != 0)
         call_fail_err(c, &err);
-    else
-        call_reply_json(c, 200, enrollment_json(name, &e));
+    else if (call_request_approval(c, "account.reset-mfa", a.id, a.username, summary,
+                                   NULL, id) == 0)
+        call_reply_pending(c, id, enrollment_json(a.username, &e));
     crypto_wipe(&e, sizeof e);
 }
 
-/* An account the detector contained is unlocked by a security officer
- * only: an administrator could be the one whose account was stolen, or the
- * insider.  1 after answering 403. */
+/* An account the detector contained is unlocked by two security officers:
+ * one asks, after reviewing the alert, and a second one approves.  An
+ * administrator could be the one whose account was stolen, or the insider.
+ * 1 after answering (403, or 202 with the request). */
 static int contained_by_detector(call *c, const char *name)
 {
     auth_account a;
     if (auth_account_get(c->srv->auth, name, &a, NULL) != 0 || !a.locked ||
-        strncmp(a.lock_reason, "contained by the detector", 25) != 0 ||
-        c->who.account.role == AUTH_ROLE_SECURITY)
+        strncmp(a.lock_reason, "contained by the detector", 25) != 0)
         return 0;
-    call_fail(c, 403, "forbidden", "this account was contained by the detector: only a "
-              "security officer unlocks it, after reviewing the alert");
+    if (c->who.account.role != AUTH_ROLE_SECURITY) {
+        call_fail(c, 403, "forbidden", "this account was contained by the detector: only "
+                  "a security officer asks to unlock it, after reviewing the alert");
+        return 1;
+    }
+    char id[33] = "", summary[300];
+    snprintf(summary, sizeof summary, "unlock the %s account %s (%s)",
+             auth_role_name(a.role), a.username, a.lock_reason);
+    if (call_fresh_second_factor(c) &&
+        call_request_approval(c, "account.unlock", a.id, a.username, summary, NULL, id) == 0)
+        call_reply_pending(c, id, json_pack("{s:s}", "username", a.username));
     return 1;
 }
 

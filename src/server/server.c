@@ -16,7 +16,9 @@
 
 server_config server_default_config(void)
 {
-    server_config c = { .http = http_default_config(), .auth = auth_default_config() };
+    server_config c = { .http = http_default_config(), .auth = auth_default_config(),
+                        .approval_ttl_us = 24 * 3600 * 1000000LL,
+                        .privilege_burst = 5 };
     return c;
 }
 
@@ -108,6 +110,7 @@ static int apply_setting(server_config *c, const char *k, const char *v)
         { "delay_max", &c->auth.delay_max_us },
         { "lock_time", &c->auth.lock_time_us },
         { "source_window", &c->auth.source_window_us },
+        { "approval_ttl", &c->approval_ttl_us },
     };
     for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++)
         if (!strcmp(k, durations[i].name))
@@ -123,6 +126,7 @@ static int apply_setting(server_config *c, const char *k, const char *v)
     if (!strcmp(k, "max_connections"))      { c->http.max_connections = (unsigned)n; return 0; }
     if (!strcmp(k, "lock_after"))           { c->auth.lock_after = (int)n; return 0; }
     if (!strcmp(k, "source_max_failures"))  { c->auth.source_max_failures = (int)n; return 0; }
+    if (!strcmp(k, "privilege_burst"))      { c->privilege_burst = (int)n; return 0; }
     return -2;
 }
 
@@ -181,6 +185,8 @@ static void route(call *c)
         route_whoami(c);
     else if (strncmp(p, "/api/users", 10) == 0 && (p[10] == '\0' || p[10] == '/'))
         route_users(c, p + 10);
+    else if (strncmp(p, "/api/approvals", 14) == 0 && (p[14] == '\0' || p[14] == '/'))
+        route_approvals(c, p + 14);
     else if (strncmp(p, "/api/alerts", 11) == 0 && (p[11] == '\0' || p[11] == '/'))
         route_alerts(c, p + 11);
     else if (strncmp(p, "/api/incidents", 14) == 0 && (p[14] == '\0' || p[14] == '/'))
@@ -358,6 +364,8 @@ void server_tick(void *p)
     if (blocklist_refresh(srv, &err) != 0)     /* so may incident open */
         fprintf(stderr, "medvault serve: reading the blocked addresses failed: %s\n",
                 err.msg);
+    if (alerts_notify_pending(srv, &err) != 0)   /* alerts the CLI stored */
+        fprintf(stderr, "medvault serve: sending stored alerts failed: %s\n", err.msg);
     purge_sessions(srv);
 }
 

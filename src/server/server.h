@@ -25,6 +25,9 @@
  *                                                            admin, security
  *   POST /api/users/NAME/bulk-access/approve   a second person, security
  *   POST /api/users/NAME/networks     {"cidrs"}  service accounts; admin, security
+ *   GET  /api/approvals[?status=], GET /api/approvals/ID   admin, security
+ *   POST /api/approvals/ID/approve | refuse {"note"}  security, a second person
+ *                                                      (fresh second factor)
  *   GET  /api/alerts[?status=], GET /api/alerts/ID           security
  *   POST /api/alerts/ID/ack | close {"resolution","note"}    security
  *   /fhir/...                 FHIR R4 (routes_fhir.c and its neighbours)
@@ -51,6 +54,9 @@ typedef struct server_config {
                                     absolute link the API writes (paging);
                                     default: the listen URL with its bound
                                     port.  Never the request's Host header. */
+    int64_t approval_ttl_us;     /* a two-person request expires after: 24 h  */
+    int privilege_burst;         /* account creations and resets one person
+                                    asks for in an hour before it alerts: 5   */
     char *owned[6];      /* listen, tls_cert, tls_key, syslog, alert_webhook,
                             public_url read from a file                    */
 } server_config;
@@ -66,7 +72,8 @@ void server_config_release(server_config *cfg);
  * delay_max, source_max_failures, source_window, detect (on|off),
  * detect_alert_score, detect_step_up_score, detect_throttle_score,
  * detect_contain_score (0..100, increasing), syslog, alert_webhook,
- * public_url, header_timeout, max_connections (durations: 250ms, 30s, 15m, 12h, or plain seconds). */
+ * public_url, header_timeout, max_connections, approval_ttl,
+ * privilege_burst (durations: 250ms, 30s, 15m, 12h, or plain seconds). */
 int server_config_load(const char *path, server_config *cfg, mv_err *err);
 /* 1 when url is fit for public_url (http(s)://host[:port][/path], no query,
  * fragment, credentials or trailing slash). */
@@ -123,6 +130,73 @@ int server_alert_transition(mv_store *s, audit_trail *trail, const char *id,
                             const char *action, const char *resolution,
                             const char *note, const char *by, const char *source,
                             char **json_out, mv_err *err);
+
+/* ---- Two-person control: approvals (approvals.c) ------------------------------
+ * A change that gives someone clinical reach or power over the controls is
+ * a sealed "_Approval" request until a security officer who is not the
+ * requester, and not involved with the account or alert, approves it.
+ * Documents are JSON text: id, kind ("account.create", "account.reset-
+ * password", "account.reset-mfa", "account.unlock", "alert.close"), target,
+ * target_name, summary, params, requested_by, requested_by_username,
+ * requested_at(_us), expires_at(_us), approver_role, status ("pending",
+ * "approved", "refused", "expired"), decided_by, decided_by_username,
+ * decided_at, note.  Shared by /api/approvals and `medvault approvals`. */
+
+/* Lineage actors: what accounts read is also observed as
+ * "lineage:user:<id>" of whoever created, reset or approved them. */
+#define SERVER_LINEAGE_PREFIX "lineage:"
+
+typedef struct server_approval_new {
+    const char *kind, *target, *target_name, *summary;
+    const char *params_json;     /* an object, or NULL                     */
+    const char *by;              /* the requester's actor ("user:<id>")    */
+    const char *by_username;
+    const char *source;
+    int64_t ttl_us;              /* the request expires after this         */
+} server_approval_new;
+
+/* Store a new pending request; id: "" to draw one (it is written back), or
+ * an id drawn by the caller ahead (an account created pending it). */
+int server_approval_open(audit_trail *t, const server_approval_new *n, char id[33],
+                         mv_err *err);
+int server_approval_get(mv_store *s, const char *id, char **json_out, int64_t *version,
+                        mv_err *err);
+/* A JSON array, newest first; status NULL for all.  Free it. */
+int server_approval_list(mv_store *s, const char *status, char **json_array_out,
+                         mv_err *err);
+/* How many account creations and resets `by` asked for since since_us. */
+int server_approval_recent(mv_store *s, const char *by, int64_t since_us);
+
+typedef struct server_approval_env {
+    mv_store *store;
+    audit_trail *trail;
+    auth *auth;
+    const auth_account *decider;   /* NULL: the local operator (allowed; alerts) */
+    const char *by;                /* the decider's actor                        */
+    const char *source;
+} server_approval_env;
+
+/* Approve (1) or refuse (0) request id: the change takes effect (or is
+ * dropped) and the decision is recorded.  MV_E_PERM when the decider may
+ * not decide it (and why), MV_E_CONFLICT when it is not pending (an expired
+ * request is marked so here), MV_E_NOTFOUND when there is none. */
+int server_approval_decide(const server_approval_env *env, const char *id, int approve,
+                           const char *note, char **json_out, mv_err *err);
+
+/* 1 when who is the account subject_id, is in its lineage (created, reset
+ * or approved it), or has it in its own lineage. */
+int server_account_involved(auth *au, const char *subject_id, const auth_account *who);
+/* The same for an alert's actor (an account or a lineage). */
+int server_alert_involves(auth *au, const char *alert_json, const auth_account *who);
+
+/* Store an alert about a privileged change ("privilege" detector): by the
+ * local operator (explanation NULL: the standard words), or a burst of
+ * them.  *json_out (may be NULL) gets the alert's text, for the caller to
+ * send out; without it (the CLI) the running server sends it on its next
+ * tick. */
+int server_alert_privilege(audit_trail *t, const char *actor, const char *source,
+                           const char *change, const char *target,
+                           const char *explanation, char **json_out);
 
 /* ---- Decoys: honeytoken patients (decoys.c) ---------------------------------
  * A decoy is a realistic synthetic Patient that no legitimate workflow

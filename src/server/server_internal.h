@@ -52,6 +52,13 @@ typedef struct call {
 } call;
 
 /* ---- json.c ---- */
+/* Answer a register's stored document (JSON text); 500 when unreadable. */
+void call_reply_text(call *c, int status, const char *text);
+/* Answer {"total": n, MEMBER: [...]} from a JSON array's text (freed here). */
+void call_reply_list(call *c, const char *member, char *array_text);
+/* The ?status= of a listing in *out (NULL when absent); -1 after answering
+ * 400 when it is not one of allowed (NULL-terminated). */
+int  call_status_query(call *c, const char *const *allowed, const char **out);
 /* The body as a JSON object; on failure answers 400/415 and returns NULL. */
 json_t *call_json_body(call *c);
 /* A string member, or NULL when absent or not a string. */
@@ -135,8 +142,29 @@ void notifier_stop(notifier *nt);
 /* The RFC 5424 line of an alert (JSON text). */
 int  notify_syslog_line(const char *alert_json, char *out, size_t cap);
 
+/* ---- alerts.c ---- */
+/* Send the alerts another process stored ("notify": "pending") and mark
+ * them sent (server_tick). */
+int  alerts_notify_pending(server *srv, mv_err *err);
+
 /* ---- routes_alerts.c ---- */
 void route_alerts(call *c, const char *path_rest);
+
+/* ---- routes_approvals.c ---- */
+void route_approvals(call *c, const char *path_rest);
+/* RFC 9470 step-up: 1 when the session's second factor is fresh, else
+ * answers 401 naming the missing proof and returns 0. */
+int  call_fresh_second_factor(call *c);
+/* Open a two-person request as the caller (kind, target account or alert,
+ * its name, plain words, params JSON or NULL); id: "" or drawn ahead.
+ * Raises a "privilege" alert when the caller asks for more than
+ * privilege_burst account changes in an hour.  0, or -1 after answering. */
+int  call_request_approval(call *c, const char *kind, const char *target,
+                           const char *target_name, const char *summary,
+                           const char *params_json, char id[33]);
+/* 202 Accepted: the request, and what the caller must show (extra, may be
+ * NULL, is merged in: a new account's enrollment). */
+void call_reply_pending(call *c, const char *id, json_t *extra);
 /* routes_incidents.c: /api/incidents (security only). */
 void route_incidents(call *c, const char *path_rest);
 

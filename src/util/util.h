@@ -30,7 +30,8 @@ typedef enum mv_code {
     MV_E_IO,        /* file system or database failure                       */
     MV_E_NOMEM,     /* allocation failed                                     */
     MV_E_KEY,       /* wrong passphrase or key file, or key not unlockable   */
-    MV_E_PERM,      /* unsafe permissions (key file readable by others)      */
+    MV_E_PERM,      /* unsafe permissions (key file readable by others), or
+                       an action this caller may not take                    */
     MV_E_INTEGRITY, /* ciphertext failed authentication: tampered or moved   */
     MV_E_NOTFOUND,  /* no such object                                        */
     MV_E_GONE,      /* deleted, or erased by crypto-shredding                */

@@ -86,26 +86,54 @@ login() {  # USER PASSWORD SECRET -> prints the session token
         "$BASE/auth/login" | json_get token
 }
 
+# approve ID: the api_server's security officer ($APPROVER) approves a
+# two-person request, stepping up first when its second factor is stale.
+approve() {
+    local status
+    status=$(curl -s -o "$WORK/approve.out" -w '%{http_code}' -X POST \
+        -H "Authorization: Bearer $APPROVER" "$BASE/api/approvals/$1/approve")
+    if [ "$status" = 401 ]; then
+        sleep 1
+        curl -s -o /dev/null -H "Authorization: Bearer $APPROVER" -H 'Content-Type: application/json' \
+            -d "{\"totp\":\"$(oathtool --totp -b "$(cat "$WORK/approver.secret")")\"}" \
+            "$BASE/auth/step-up"
+        status=$(curl -s -o "$WORK/approve.out" -w '%{http_code}' -X POST \
+            -H "Authorization: Bearer $APPROVER" "$BASE/api/approvals/$1/approve")
+    fi
+    [ "$status" = 200 ] || { fail "approving $1: $status $(cat "$WORK/approve.out")"; return 1; }
+}
+
+# The approval request's id in a 202 answer (the last "id" of the text).
+approval_id() { sed -n 's/.*"approval":{.*"id":"\([^"]*\)".*/\1/p'; }
+
 adduser() {  # NAME ROLE EXTRA-JSON -> prints the token of the new account
     local answer secret
     answer=$(curl -s -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
         -d "{\"username\":\"$1\",\"role\":\"$2\",\"password\":\"$PW\"${3:-}}" "$BASE/api/users")
     secret=$(printf '%s' "$answer" | json_get secret)
     [ -n "$secret" ] || { fail "could not create $1: $answer"; return; }
+    approve "$(printf '%s' "$answer" | approval_id)" || return
     login "$1" "$PW" "$secret"
 }
 
-# api_server NAME [CONFIG]: a new store $WORK/NAME with its first admin,
-# served on a free loopback port (CONFIG: without misuse detection unless
-# given); sets D, K, PID, PORT, BASE and ADMIN, and stops it at exit.
+# api_server NAME [CONFIG]: a new store $WORK/NAME with its first admin and
+# a first security officer ("approver", made by the local operator: the
+# second person of two-person control), served on a free loopback port
+# (CONFIG: without misuse detection unless given); sets D, K, PID, PORT,
+# BASE, ADMIN and APPROVER, and stops it at exit.
 api_server() {
     D="$WORK/$1"; K="$WORK/$1.key"
     printf '%s\n' "$ADMIN_PW" |
         "$MEDVAULT" init --data "$D" --key-file "$K" --admin-password-stdin --json \
             > "$WORK/init.json" || { fail "init"; finish; exit 1; }
+    printf '%s\n' "$PW" | "$MEDVAULT" user add --username approver --role security --json \
+        --data "$D" --key-file "$K" > "$WORK/approver.json" 2>/dev/null ||
+        { fail "the first security officer"; finish; exit 1; }
+    (umask 077; json_get secret < "$WORK/approver.json" > "$WORK/approver.secret")
     trap 'kill $PID 2>/dev/null; rm -rf "$WORK"' EXIT
     api_serve "${2:-$WORK/nodetect.conf}"
     ADMIN=$(login admin "$ADMIN_PW" "$(json_get secret < "$WORK/init.json")")
+    APPROVER=$(login approver "$PW" "$(cat "$WORK/approver.secret")")
 }
 
 # api_serve CONFIG: serve the store $D (key $K) again, after api_stop;

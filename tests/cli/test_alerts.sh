@@ -194,7 +194,8 @@ for id in $IDS; do
     expect_contains "$line" " medvault " "app-name"
     printf '%s' "$line" | grep_q -E '^<[0-9]{1,3}>1 [0-9T:.+Z-]+ [^ ]+ medvault [0-9]+ alert \[medvault@32473 ' &&
         pass || fail "RFC 5424 header: $line"
-    expect_contains "$line" "[medvault@32473 id=\"$id\" actor=\"$actor\" source=\"127.0.0.1\" detectors=\"$(printf '%s' "$doc" | jsq 'd.detectors.join(",")')\"" \
+    source=$(printf '%s' "$doc" | jsq 'd.source')   # 127.0.0.1, or "local" for the CLI's
+    expect_contains "$line" "[medvault@32473 id=\"$id\" actor=\"$actor\" source=\"$source\" detectors=\"$(printf '%s' "$doc" | jsq 'd.detectors.join(",")')\"" \
         "structured data"
     expect_contains "$line" "response=\"$response\"]" "the response in the structured data"
     expect_contains "$line" "] $(printf '%s' "$doc" | jsq 'd.explanation')" "the explanation as MSG"
@@ -202,9 +203,10 @@ for id in $IDS; do
     hook=$(grep -F "\\\"id\\\":\\\"$id\\\"" "$L/webhook.jsonl" | head -1)
     expect_eq "$(printf '%s' "$hook" | jsq 'd.method + " " + d.url + " " + d.content_type')" \
         "POST /hook application/json" "the webhook request"
-    # the webhook carries the alert as raised (the stored one adds its status)
+    # the webhook carries the alert as raised (the stored one adds its status,
+    # and an alert the CLI stored, that the server sent it)
     expect_eq "$(printf '%s' "$hook" | jsq 'JSON.stringify(JSON.parse(d.body))')" \
-        "$(printf '%s' "$doc" | jsq 'JSON.stringify((({status, ...rest}) => rest)(d))')" \
+        "$(printf '%s' "$doc" | jsq 'JSON.stringify((({status, notify, ...rest}) => rest)(d))')" \
         "the webhook body is the alert $id"
 done
 expect_contains "$(cat "$L/syslog.txt")" " $HOST medvault " "the hostname"

@@ -147,10 +147,7 @@ as "$HOUSE" "$BASE/fhir/Observation/$O/_history/1"
 expect_eq "$STATUS" "200" "older versions stay readable"
 
 # --- a patient reads its own record and nothing else ---------------------------------------
-SECRET=$(curl -s -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
-    -d "{\"username\":\"elodie\",\"role\":\"patient\",\"patient\":\"$P\",\"password\":\"$PW\"}" \
-    "$BASE/api/users" | json_get secret)
-ME=$(login elodie "$PW" "$SECRET")
+ME=$(adduser elodie patient ",\"patient\":\"$P\"")
 as "$ME" "$BASE/fhir/Patient/$P"
 expect_eq "$STATUS" "200" "a patient reads its own record"
 as "$ME" "$BASE/fhir/Patient/$P2"

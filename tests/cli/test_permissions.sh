@@ -25,6 +25,11 @@ printf '%s\n' "$ADMIN_PW" |
     "$MEDVAULT" init --data "$D" --key-file "$K" --admin-password-stdin --json > "$WORK/init.json" ||
     { fail "init"; finish; exit 1; }
 ADMIN_SECRET=$(sed -n 's/.*"secret":"\([^"]*\)".*/\1/p' "$WORK/init.json")
+# The second person of two-person control, made by the local operator.
+APPROVER_PW="the first security officer's passphrase"
+printf '%s\n' "$APPROVER_PW" | "$MEDVAULT" user add --username approver --role security --json \
+    --data "$D" --key-file "$K" > "$WORK/approver.json" 2>/dev/null || fail "security officer"
+APPROVER_SECRET=$(sed -n 's/.*"secret":"\([^"]*\)".*/\1/p' "$WORK/approver.json")
 
 "$MEDVAULT" serve --data "$D" --key-file "$K" --config "$WORK/nodetect.conf" --listen http://127.0.0.1:0 \
     > "$WORK/serve.out" 2> "$WORK/serve.err" &
@@ -40,7 +45,8 @@ done
 # never argv.  It writes one line per request (id, expectations) for the
 # trail check below.
 if MV_BASE="http://127.0.0.1:$PORT" MV_ADMIN_PASSWORD="$ADMIN_PW" \
-   MV_ADMIN_SECRET="$ADMIN_SECRET" MV_REQUESTS="$WORK/requests.tsv" \
+   MV_ADMIN_SECRET="$ADMIN_SECRET" MV_APPROVER_PASSWORD="$APPROVER_PW" \
+   MV_APPROVER_SECRET="$APPROVER_SECRET" MV_REQUESTS="$WORK/requests.tsv" \
    node "$JS" matrix; then
     pass
 else

@@ -41,16 +41,26 @@ login() {  # USER PASSWORD SECRET -> prints token
     > "$WORK/admin.token")
 [ -s "$WORK/admin.token" ] && pass || fail "the seeded admin logs in"
 expect_eq "$(stat -c %a "$WORK/admin.token")" "600" "the token file is private"
+# the second person of two-person control: a security officer the local
+# operator makes, who approves the run's accounts
+OFFICER_PW="the operator's own security officer"
+printf '%s\n' "$OFFICER_PW" | "$MEDVAULT" user add --username run-officer --role security \
+    --json --data "$D" --key-file "$K" > "$WORK/officer.json" 2>/dev/null || fail "officer"
+(umask 077; login run-officer "$OFFICER_PW" "$(json_get secret < "$WORK/officer.json")" \
+    > "$WORK/security.token")
+[ -s "$WORK/security.token" ] && pass || fail "the officer logs in"
+TOKENS=(--admin-token-file "$WORK/admin.token" --security-token-file "$WORK/security.token")
 
 # --- usage --------------------------------------------------------------------------------
 run 2 "$MEDVAULT" simulate --url "$BASE"
 expect_one_line "$ERR" "--url without a token file"
-run 2 "$MEDVAULT" simulate --url "$BASE" --admin-token-file "$WORK/admin.token" \
-    --scenario benign
+run 2 "$MEDVAULT" simulate --url "$BASE" --admin-token-file "$WORK/admin.token"
+expect_one_line "$ERR" "--url without the security officer's token file"
+run 2 "$MEDVAULT" simulate --url "$BASE" "${TOKENS[@]}" --scenario benign
 run 2 "$MEDVAULT" simulate --decoys-file "$WORK/x"
 
 # --- every scenario but the decoy (none planted yet): patients listed through the API ----
-run 0 "$MEDVAULT" simulate --url "$BASE" --admin-token-file "$WORK/admin.token" \
+run 0 "$MEDVAULT" simulate --url "$BASE" "${TOKENS[@]}" \
     --scenario all --json
 printf '%s\n' "$OUT" > "$WORK/sim.json"
 expect_not_contains "$OUT" "$(cat "$WORK/admin.token")" "no token in the output"
@@ -81,7 +91,7 @@ sqlite3 "$D/medvault.db" "SELECT DISTINCT id FROM resources WHERE type='Patient'
     grep -vxF -f <(json_get patient < "$WORK/decoys.json") > "$WORK/patients.txt"
 expect_eq "$(grep -c . "$WORK/patients.txt")" "60" "60 real patients in the file"
 sleep 1.5                                   # the server reloads its decoys every second
-run 0 "$MEDVAULT" simulate --url "$BASE" --admin-token-file "$WORK/admin.token" \
+run 0 "$MEDVAULT" simulate --url "$BASE" "${TOKENS[@]}" \
     --scenario decoy --patients-file "$WORK/patients.txt" --decoys-file "$WORK/decoys.json" \
     --json
 printf '%s\n' "$OUT" > "$WORK/sim.json"
@@ -91,16 +101,13 @@ expect_eq "$(num decoy exposed)" "2" "only the two ordinary patients before the 
 expect_contains "$(row decoy)" '"met":true' "decoy meets its target"
 
 # --- the Markdown table ------------------------------------------------------------------
-run 0 "$MEDVAULT" simulate --url "$BASE" --admin-token-file "$WORK/admin.token" \
+run 0 "$MEDVAULT" simulate --url "$BASE" "${TOKENS[@]}" \
     --scenario btg-spree --patients-file "$WORK/patients.txt" --patients 30
 expect_contains "$OUT" "| btg-spree | live server |" "a table row"
 expect_contains "$OUT" "every target met" "the summary line"
 
 # --- what security sees, and the trail ----------------------------------------------------
-SEC_PW="the simulation's own security officer"
-printf '%s\n' "$SEC_PW" | "$MEDVAULT" user add --username sim-test-officer --role security \
-    --json --data "$D" --key-file "$K" > "$WORK/sec.json" || fail "security account"
-SEC=$(login sim-test-officer "$SEC_PW" "$(json_get secret < "$WORK/sec.json")")
+SEC=$(cat "$WORK/security.token")
 alerts=$(curl -s -H "Authorization: Bearer $SEC" "$BASE/api/alerts")
 has() { printf '%s' "$alerts" | grep_q -F -- "$1" && pass || fail "$2 not in /api/alerts"; }
 has '"response":"contain"' "containment alerts"
@@ -109,6 +116,7 @@ has 'touched decoy patient' "the decoy alert"
 has '"source":"127.0.0.2","detectors":["authentication"]' "the spraying address's alert"
 printf '%s' "$alerts" | grep_q -F -- "$(cat "$WORK/admin.token")" &&
     fail "the admin's token in the alerts" || pass
+has '"actor":"lineage:user:' "an alert on a lineage (the run's admins made the attackers)"
 kill -TERM "$PID"; wait "$PID"
 expect_eq "$?" "0" "the server stops cleanly"
 run 0 "$MEDVAULT" audit verify --data "$D" --key-file "$K"

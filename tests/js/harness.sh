@@ -61,6 +61,10 @@ js_start_server() {
     printf '%s\n' "$admin_pw" |
         "$MEDVAULT" init --data "$D" --key-file "$K" --admin-password-stdin --json \
             > "$WORK/init.json" || { fail "init"; return 1; }
+    # the second person of two-person control, made by the local operator
+    printf '%s\n' "$JS_USER_PW" | "$MEDVAULT" user add --username approver --role security \
+        --json --data "$D" --key-file "$K" > "$WORK/approver.json" 2>/dev/null ||
+        { fail "the first security officer"; return 1; }
     "$MEDVAULT" serve --data "$D" --key-file "$K" --config "$WORK/nodetect.conf" --listen http://127.0.0.1:0 \
         > "$WORK/serve.out" 2> "$WORK/serve.err" &
     PID=$!
@@ -75,6 +79,8 @@ js_start_server() {
     BASE="http://127.0.0.1:$port"
     ADMIN=$(js_login admin "$admin_pw" "$(js_json_get secret < "$WORK/init.json")")
     [ -n "$ADMIN" ] || { fail "admin login"; return 1; }
+    APPROVER=$(js_login approver "$JS_USER_PW" "$(js_json_get secret < "$WORK/approver.json")")
+    [ -n "$APPROVER" ] || { fail "security officer login"; return 1; }
 }
 
 # SIGTERM, then the exit status must be 0: under ASan/UBSan a leak or an
@@ -115,5 +121,11 @@ EOF
     )
     secret=$(printf '%s' "$answer" | js_json_get secret)
     [ -n "$secret" ] || { fail "could not create $1: $answer"; return 1; }
+    local id status
+    id=$(printf '%s' "$answer" | sed -n 's/.*"approval":{.*"id":"\([^"]*\)".*/\1/p')
+    (umask 077; printf 'Authorization: Bearer %s\n' "$APPROVER" > "$WORK/approver.header")
+    status=$(curl -s -o "$WORK/approve.out" -w '%{http_code}' -X POST -H @"$WORK/approver.header" \
+        "$BASE/api/approvals/$id/approve")
+    [ "$status" = 200 ] || { fail "approving $1: $status $(cat "$WORK/approve.out")"; return 1; }
     js_login "$1" "$JS_USER_PW" "$secret"
 }

@@ -15,7 +15,8 @@
 // every 2xx body is checked: admin and security never see clinical data,
 // nobody sees a patient outside their care without break-the-glass.
 //
-//   node permissions.mjs matrix   MV_BASE, MV_ADMIN_PASSWORD, MV_ADMIN_SECRET
+//   node permissions.mjs matrix   MV_BASE, MV_ADMIN_PASSWORD, MV_ADMIN_SECRET,
+//                                 MV_APPROVER_PASSWORD, MV_APPROVER_SECRET
 //                                 in; one line per request to MV_REQUESTS
 //   node permissions.mjs trail    MV_REQUESTS and MV_TRAIL (the audit rows,
 //                                 tab-separated) in: every decision is there
@@ -542,14 +543,22 @@ async function login(username, password, secret) {
     return token;
 }
 
+let APPROVER = null;   // the first security officer's session (made by the operator)
+
 async function addAccount(adminToken, acc, fx) {
     const body = { username: acc.name, role: acc.role, password: PASSWORD };
     if (acc.practitioner) body.practitioner = acc.practitioner;
     if (acc.patientLabel) body.patient = fx.pid[acc.patientLabel];
     if (acc.scopes) body.scopes = acc.scopes;
     const res = await http(adminToken, 'POST', '/api/users', { body });
-    const secret = parse(res.text)?.secret;
-    if (!secret) throw new Error(`could not create ${acc.name}: ${res.status} ${res.text}`);
+    const answer = parse(res.text);
+    const secret = answer?.secret;
+    if (res.status !== 202 || !secret)
+        throw new Error(`could not create ${acc.name}: ${res.status} ${res.text}`);
+    // Two-person control: the account opens nothing until a security officer approves.
+    const ok = await http(APPROVER, 'POST', `/api/approvals/${answer.approval.id}/approve`);
+    if (ok.status !== 200)
+        throw new Error(`could not approve ${acc.name}: ${ok.status} ${ok.text}`);
     acc.token = await login(acc.name, PASSWORD, secret);
 }
 
@@ -849,6 +858,7 @@ async function matrix() {
     const t0 = Date.now();
     const admin = ACCOUNTS.find((a) => a.name === 'admin');
     admin.token = await login('admin', env('MV_ADMIN_PASSWORD'), env('MV_ADMIN_SECRET'));
+    APPROVER = await login('approver', env('MV_APPROVER_PASSWORD'), env('MV_APPROVER_SECRET'));
     const byName = Object.fromEntries(ACCOUNTS.map((a) => [a.name, a]));
     for (const a of ACCOUNTS) a.grants = new Set();
     const reg = byName.registrar;

@@ -270,7 +270,7 @@ static void expect_invalid(fixture *f, const char *name, auth_role role,
                            const char *practitioner, const char *patient,
                            const char *scopes)
 {
-    auth_new_account spec = { name, role, practitioner, patient, scopes };
+    auth_new_account spec = { name, role, practitioner, patient, scopes, NULL };
     auth_enrollment e;
     mv_err err;
     int rc = auth_account_create(f->a, &spec, PW_ALICE, strlen(PW_ALICE),
@@ -916,6 +916,107 @@ static void test_reset_mfa(void **state)
     assert_int_equal(count_events(f, "account.reset-mfa", "success", "cli:security"), 1);
 }
 
+/* ---- Two-person control: changes held aside ------------------------------------ */
+
+static void test_pending_creation_opens_nothing(void **state)
+{
+    fixture *f = *state;
+    auth_enrollment e;
+    mv_err err;
+    auth_new_account spec = { .username = "alice", .role = AUTH_ROLE_CLINICIAN,
+                              .pending_request = "req-create-1" };
+    assert_int_equal(auth_account_create(f->a, &spec, PW_ALICE, strlen(PW_ALICE),
+                                         "user:admin1", &e, &err), 0);
+    auth_account acct;
+    assert_int_equal(auth_account_get(f->a, "alice", &acct, &err), 0);
+    assert_string_equal(acct.pending, "create");
+    assert_string_equal(acct.lineage[0], "user:admin1");
+    assert_true(auth_account_inert(&acct));
+    step_margin();
+    char code[8];
+    totp_at(e.secret_b32, 0, code);
+    assert_int_equal(login(f, "alice", PW_ALICE, code, NULL), AUTH_LOCKED);
+    /* a wrong request id settles nothing */
+    assert_int_equal(auth_account_settle(f->a, "alice", "req-other", 1, "user:sec1", &err), -1);
+    assert_int_equal(err.code, MV_E_NOTFOUND);
+    assert_int_equal(auth_account_settle(f->a, "alice", "req-create-1", 1, "user:sec1",
+                                         &err), 0);
+    assert_int_equal(auth_account_get(f->a, "alice", &acct, &err), 0);
+    assert_string_equal(acct.pending, "");
+    assert_string_equal(acct.lineage[1], "user:sec1");
+    assert_true(auth_account_lineage_has(&acct, "user:admin1"));
+    assert_true(auth_account_lineage_has(&acct, "user:sec1"));
+    assert_false(auth_account_lineage_has(&acct, "user:nobody"));
+    settle();
+    assert_int_equal(login(f, "alice", PW_ALICE, code, NULL), AUTH_OK);
+    assert_int_equal(count_events(f, "account.create", "pending", "user:admin1"), 1);
+    assert_int_equal(count_events(f, "account.create", "approved", "user:sec1"), 1);
+}
+
+static void test_refused_creation_stays_locked(void **state)
+{
+    fixture *f = *state;
+    auth_enrollment e;
+    mv_err err;
+    auth_new_account spec = { .username = "bob", .role = AUTH_ROLE_NURSE,
+                              .pending_request = "req-2" };
+    assert_int_equal(auth_account_create(f->a, &spec, PW_ALICE, strlen(PW_ALICE),
+                                         "user:admin1", &e, &err), 0);
+    assert_int_equal(auth_account_settle(f->a, "bob", "req-2", 0, "user:sec1", &err), 0);
+    auth_account acct;
+    assert_int_equal(auth_account_get(f->a, "bob", &acct, &err), 0);
+    assert_true(acct.locked);
+    assert_string_equal(acct.pending, "");
+    assert_int_equal(count_events(f, "account.create", "refused", "user:sec1"), 1);
+}
+
+static void test_proposed_password_waits(void **state)
+{
+    fixture *f = *state;
+    auth_enrollment e;
+    mv_err err;
+    create(f, "alice", AUTH_ROLE_CLINICIAN, PW_ALICE, &e);
+    step_margin();
+    auth_session_info s;
+    login_ok(f, &e, -30, &s);
+    assert_int_equal(auth_account_propose_password(f->a, "alice", PW_NEW, strlen(PW_NEW),
+                                                   "req-pw", "user:admin1", &err), 0);
+    /* one pending change at a time */
+    auth_enrollment other;
+    assert_int_equal(auth_account_propose_mfa(f->a, "alice", "req-mfa", "user:admin1",
+                                              &other, &err), -1);
+    assert_int_equal(err.code, MV_E_EXISTS);
+    assert_int_equal(check(f, s.token, NULL), AUTH_OK);      /* nothing changed yet */
+    char code[8];
+    totp_at(e.secret_b32, 0, code);
+    assert_int_equal(login(f, "alice", PW_NEW, code, NULL), AUTH_DENIED);
+    settle();
+    assert_int_equal(auth_account_settle(f->a, "alice", "req-pw", 1, "user:sec1", &err), 0);
+    assert_int_equal(check(f, s.token, NULL), AUTH_DENIED);  /* sessions revoked */
+    assert_int_equal(login(f, "alice", PW_NEW, code, NULL), AUTH_OK);
+}
+
+static void test_proposed_mfa_survives_a_reload(void **state)
+{
+    fixture *f = *state;
+    auth_enrollment e, fresh;
+    mv_err err;
+    create(f, "alice", AUTH_ROLE_CLINICIAN, PW_ALICE, &e);
+    assert_int_equal(auth_account_propose_mfa(f->a, "alice", "req-mfa", "user:admin1",
+                                              &fresh, &err), 0);
+    /* the held-aside secret is stored (sealed) and read back intact */
+    auth_close(f->a);
+    auth_config cfg = fast_config();
+    assert_int_equal(auth_open(f->s, f->t, &cfg, &f->a, &err), 0);
+    step_margin();
+    char code[8];
+    totp_at(fresh.secret_b32, 0, code);
+    assert_int_equal(login(f, "alice", PW_ALICE, code, NULL), AUTH_DENIED);
+    settle();
+    assert_int_equal(auth_account_settle(f->a, "alice", "req-mfa", 1, "user:sec1", &err), 0);
+    assert_int_equal(login(f, "alice", PW_ALICE, code, NULL), AUTH_OK);
+}
+
 static void test_no_secret_in_the_store_files(void **state)
 {
     fixture *f = *state;
@@ -1109,6 +1210,10 @@ int main(void)
         T(test_step_up),
         T(test_reset_password),
         T(test_reset_mfa),
+        T(test_pending_creation_opens_nothing),
+        T(test_refused_creation_stays_locked),
+        T(test_proposed_password_waits),
+        T(test_proposed_mfa_survives_a_reload),
         T(test_no_secret_in_the_store_files),
         T(test_throttle_map_is_bounded),
         T(test_concurrent_logins),
