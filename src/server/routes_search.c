@@ -461,6 +461,18 @@ static void observe_disclosure(call *c, const char *action, const fhir_disclosed
             p[np++] = (detect_patient){ ev[k].patient,
                                         call_patient_flags(c, ev[k].patient,
                                                            ev[k].purpose != NULL, 1) & mask };
+    /* What a count reveals is a disclosure of existence: it counts in the
+     * volume, but it is no touch of a decoy (nothing of it was read). */
+    size_t cap = np + c->n_existence;
+    detect_patient *all = c->n_existence && p ? realloc(p, (cap ? cap : 1) * sizeof *p) : p;
+    if (all != NULL) {
+        p = all;
+        for (size_t k = 0; k < c->n_existence; k++)
+            if (event_of(ev, ne, c->existence[k]) == ne)
+                p[np++] = (detect_patient){ c->existence[k],
+                                            call_patient_flags(c, c->existence[k], 0, 1) &
+                                            ~(unsigned)DETECT_PAT_DECOY };
+    }
     call_observe(c, action, DETECT_GRANTED, n ? v[0].type : NULL, p, np, c->list_count,
                  np > 1 ? DETECT_EV_BROAD_SEARCH : 0);
     free(p);
@@ -645,6 +657,37 @@ static void reply_bundle(call *c, const query *q, const hit *page, size_t n, siz
     free(text);
 }
 
+/* A service account's count-only search (_summary=count, _count=0) tells
+ * how many patients match -- over _lastUpdated windows, where decoys were
+ * planted -- without a page: their existence is disclosed all the same.
+ * The distinct patients of the matches outside [from, from + len),
+ * borrowed from v; NULL for a page with entries (the page is what it
+ * discloses) and for every other role (a person only ever counts patients
+ * it may see). */
+static const char **existence_beyond(call *c, const hit *v, size_t n, size_t from,
+                                     size_t len, size_t *count)
+{
+    *count = 0;
+    if (c->who.account.role != AUTH_ROLE_SERVICE || len > 0 || n == 0)
+        return NULL;
+    const char **out = calloc(n, sizeof *out);
+    size_t k = 0;
+    for (size_t i = 0; out && i < n; i++)
+        if ((i < from || i >= from + len) && v[i].r.patient && v[i].r.patient[0])
+            out[k++] = v[i].r.patient;
+    if (out == NULL || k == 0) {
+        free(out);
+        return NULL;
+    }
+    qsort(out, k, sizeof *out, cmp_str);
+    size_t u = 1;
+    for (size_t i = 1; i < k; i++)
+        if (strcmp(out[i], out[u - 1]) != 0)
+            out[u++] = out[i];
+    *count = u;
+    return out;
+}
+
 void fhir_search(call *c, const char *type)
 {
     query q = { .type = type, .count = DEFAULT_COUNT };
@@ -677,6 +720,8 @@ void fhir_search(call *c, const char *type)
     set_free(&ids);
     size_t from = (size_t)q.offset < n ? (size_t)q.offset : n;
     size_t len = q.summary_count ? 0 : n - from < (size_t)q.count ? n - from : (size_t)q.count;
+    const char **existence = existence_beyond(c, v, n, from, len, &c->n_existence);
+    c->existence = existence;
     if (audit_search(c, &q, v + from, len, &e) != 0) {
         call_internal(c, &e);
     } else {
@@ -684,5 +729,8 @@ void fhir_search(call *c, const char *type)
         reply_bundle(c, &q, v + from, len, n, mark);
         json_decref(mark);
     }
+    c->existence = NULL;
+    c->n_existence = 0;
+    free(existence);
     hits_free(v, n);
 }

@@ -47,6 +47,10 @@ typedef struct call {
     call_verdict *verdict;  /* shared by a Bundle's entries                */
     json_t *btg_seen;       /* patients a listing showed only by break-the-
                                glass (set of ids; freed after the request) */
+    const char **existence; /* a service's listing: patients whose existence
+                               its total or _summary=count reveals beyond the
+                               page (detector; distinct, borrowed)          */
+    size_t n_existence;
     int list_count;         /* a listing: the _count asked (detector)      */
     int list_page;          /*   and which page (0 = first)                */
 } call;

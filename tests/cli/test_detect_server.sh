@@ -32,6 +32,9 @@ printf '%s\n' "$SVC_PW" | "$MEDVAULT" user add --username nosy-interface --role 
 printf '%s\n' "$SVC_PW" | "$MEDVAULT" user add --username curious --role clinician \
     --practitioner prac-curious-nowhere --json --data "$D" --key-file "$K" > "$WORK/curious.json" ||
     fail "curious clinician"
+printf '%s\n' "$SVC_PW" | "$MEDVAULT" user add --username counter --role service \
+    --scopes "system/Patient.rs" --json --data "$D" --key-file "$K" > "$WORK/svc4.json" ||
+    fail "counting service account"
 printf '%s\n' "$SVC_PW" | "$MEDVAULT" user add --username reporting --role service \
     --scopes "system/Patient.rs" --json --data "$D" --key-file "$K" > "$WORK/svc2.json" ||
     fail "second service account"
@@ -108,6 +111,16 @@ done
 [ -n "$refused" ] && pass || fail "the service read-out was never stopped"
 disclosed=$(sort -u "$WORK/disclosed" | grep -c .)
 [ "$disclosed" -le 20 ] && pass || fail "service read-out: $disclosed distinct patients disclosed, target <= 20"
+
+# --- counting is disclosing: _summary=count tells which patients exist -------------------
+# (the attack run counted over _lastUpdated windows, never counted against
+# it, to find the burst of decoys and skip it)
+CNT=$(login counter "$SVC_PW" "$(json_get secret < "$WORK/svc4.json")")
+[ -n "$CNT" ] && pass || fail "counter logs in"
+s=$(status_of "$CNT" "$BASE/fhir/Patient?_lastUpdated=gt2000-01-01&_summary=count")
+[ "$s" != 200 ] && pass || fail "counting all 60 patients at once went unnoticed"
+s=$(status_of "$CNT" "$BASE/fhir/Patient?_count=0")
+[ "$s" != 200 ] && pass || fail "the service is contained after its counting"
 
 # --- the count survives a restart ---------------------------------------------------------
 REP=$(login reporting "$SVC_PW" "$(json_get secret < "$WORK/svc2.json")")
@@ -207,6 +220,10 @@ alerts=$(curl -s -H "Authorization: Bearer $SEC" "$BASE/api/alerts")
 expect_contains "$alerts" '"response":"contain"' "a containment alert"
 expect_contains "$alerts" '"actor_username":"locum"' "the clinician's alert"
 expect_contains "$alerts" '"actor_username":"warehouse"' "the service's alert"
+printf '%s' "$alerts" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{
+  const a=JSON.parse(s).alerts.filter(x=>x.actor_username==="counter");
+  process.exit(a.some(x=>x.detectors.includes("volume"))?0:1);})' && pass ||
+    fail "counting patients raises a volume alert naming the service"
 expect_contains "$alerts" '"decoy"' "the decoy alert"
 printf '%s' "$alerts" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{
   const a=JSON.parse(s).alerts.filter(x=>x.actor_username==="curious");
