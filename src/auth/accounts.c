@@ -173,7 +173,8 @@ static void lineage_start(auth_account *p, const char *actor)
 
 int auth_account_inert(const auth_account *a)
 {
-    return a->locked || strcmp(a->pending, "create") == 0;
+    return a->locked || strcmp(a->pending, "create") == 0 ||
+           strcmp(a->pending, "refused") == 0;
 }
 
 int auth_account_lineage_has(const auth_account *a, const char *actor)
@@ -290,9 +291,12 @@ static int plan_lock(acct_change *c, void *ctx, mv_err *err)
 {
     (void)err;
     const admin_op *op = ctx;
+    /* Locking again keeps the first reason: a detector's containment must
+     * not become a person's lock that a person alone may lift. */
+    if (!c->rec.pub.locked)
+        acct_copy_text(c->rec.pub.lock_reason, sizeof c->rec.pub.lock_reason,
+                       is_set(op->reason) ? op->reason : "locked by an administrator");
     c->rec.pub.locked = 1;
-    acct_copy_text(c->rec.pub.lock_reason, sizeof c->rec.pub.lock_reason,
-                   is_set(op->reason) ? op->reason : "locked by an administrator");
     c->revoke_sessions = 1;
     admin_event(c, op, "account.lock");
     return 0;
@@ -348,6 +352,11 @@ static void pending_clear(acct_rec *r)
 static int pending_start(acct_change *c, const admin_op *op, const char *kind,
                          mv_err *err)
 {
+    if (strcmp(c->rec.pub.pending, "refused") == 0) {
+        mv_fail(err, MV_E_INVALID, "account %s was refused: it cannot be changed",
+                c->rec.pub.username);
+        return -1;
+    }
     if (c->rec.pub.pending[0] != '\0') {
         mv_fail(err, MV_E_EXISTS, "account %s already has a change awaiting "
                 "approval (request %s)", c->rec.pub.username, c->rec.pub.pending_request);
@@ -403,7 +412,8 @@ static int plan_settle(acct_change *c, void *ctx, mv_err *err)
 {
     const admin_op *op = ctx;
     acct_rec *r = &c->rec;
-    if (r->pub.pending[0] == '\0' || strcmp(r->pub.pending_request, op->request) != 0) {
+    if (r->pub.pending[0] == '\0' || strcmp(r->pub.pending, "refused") == 0 ||
+        strcmp(r->pub.pending_request, op->request) != 0) {
         mv_fail(err, MV_E_NOTFOUND, "account %s has no change awaiting request %s",
                 r->pub.username, op->request);
         return -1;
@@ -411,14 +421,12 @@ static int plan_settle(acct_change *c, void *ctx, mv_err *err)
     char action[48];
     snprintf(action, sizeof action, "account.%s", r->pub.pending);
     snprintf(c->note, sizeof c->note, "%s", op->approve ? "approved" : "refused");
-    if (op->approve) {
+    int refused_creation = !op->approve && strcmp(r->pub.pending, "create") == 0;
+    if (op->approve)
         pending_apply(c, op->actor);
-    } else if (strcmp(r->pub.pending, "create") == 0) {
-        r->pub.locked = 1;
-        acct_copy_text(r->pub.lock_reason, sizeof r->pub.lock_reason,
-                       "its creation was refused");
-    }
     pending_clear(r);
+    if (refused_creation)     /* inert for good: no unlock opens it */
+        acct_copy_text(r->pub.pending, sizeof r->pub.pending, "refused");
     snprintf(c->action, sizeof c->action, "%s", action);
     admin_event_as(c, op, c->action, c->note);
     return 0;

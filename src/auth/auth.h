@@ -63,7 +63,8 @@ typedef struct auth_account {
     /* Two-person control: a change awaiting a second person's approval --
      * "create" (the account opens nothing until approved), "reset-password"
      * or "reset-mfa" (the new credential is held aside until approved) --
-     * and the id of the approval request; "" when none. */
+     * and the id of the approval request; "" when none; "refused" for an
+     * account whose creation was refused or expired (inert for good). */
     char pending[24];
     char pending_request[AUTH_NAME_MAX];
     /* Lineage: [0] who created the account or last reset a credential of
@@ -166,7 +167,7 @@ int auth_account_propose_mfa(auth *a, const char *username,
 /* The second person's answer to the pending change request_id: approve (1)
  * puts it into effect (an approved reset revokes the user's sessions) and
  * records the approver in the lineage; refuse (0) drops it (a refused
- * creation leaves the account locked).  MV_E_NOTFOUND when the account has
+ * creation leaves the account inert for good: pending "refused").  MV_E_NOTFOUND when the account has
  * no such pending change. */
 int auth_account_settle(auth *a, const char *username, const char *request_id,
                         int approve, const char *actor, mv_err *err);

@@ -965,9 +965,34 @@ static void test_refused_creation_stays_locked(void **state)
     assert_int_equal(auth_account_settle(f->a, "bob", "req-2", 0, "user:sec1", &err), 0);
     auth_account acct;
     assert_int_equal(auth_account_get(f->a, "bob", &acct, &err), 0);
-    assert_true(acct.locked);
-    assert_string_equal(acct.pending, "");
+    assert_string_equal(acct.pending, "refused");
+    assert_true(auth_account_inert(&acct));
+    /* no unlock, no new request opens it */
+    assert_int_equal(auth_account_unlock(f->a, "bob", "user:admin1", &err), 0);
+    assert_int_equal(auth_account_get(f->a, "bob", &acct, &err), 0);
+    assert_true(auth_account_inert(&acct));
+    assert_int_equal(auth_account_propose_password(f->a, "bob", PW_NEW, strlen(PW_NEW),
+                                                   "req-3", "user:admin1", &err), -1);
+    step_margin();
+    char code[8];
+    totp_at(e.secret_b32, 0, code);
+    assert_int_equal(login(f, "bob", PW_ALICE, code, NULL), AUTH_LOCKED);
     assert_int_equal(count_events(f, "account.create", "refused", "user:sec1"), 1);
+}
+
+static void test_relock_keeps_the_detectors_reason(void **state)
+{
+    fixture *f = *state;
+    auth_enrollment e;
+    mv_err err;
+    create(f, "alice", AUTH_ROLE_CLINICIAN, PW_ALICE, &e);
+    assert_int_equal(auth_account_lock(f->a, "alice", "contained by the detector (alert x)",
+                                       "system:detect", &err), 0);
+    assert_int_equal(auth_account_lock(f->a, "alice", "locked by an administrator",
+                                       "user:admin1", &err), 0);
+    auth_account acct;
+    assert_int_equal(auth_account_get(f->a, "alice", &acct, &err), 0);
+    assert_string_equal(acct.lock_reason, "contained by the detector (alert x)");
 }
 
 static void test_proposed_password_waits(void **state)
@@ -1212,6 +1237,7 @@ int main(void)
         T(test_reset_mfa),
         T(test_pending_creation_opens_nothing),
         T(test_refused_creation_stays_locked),
+        T(test_relock_keeps_the_detectors_reason),
         T(test_proposed_password_waits),
         T(test_proposed_mfa_survives_a_reload),
         T(test_no_secret_in_the_store_files),
