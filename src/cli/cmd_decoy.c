@@ -3,7 +3,7 @@
  *
  * Why it exists: in the 2024 breach nothing inside the platform noticed one
  * account reading out every patient.  A decoy is a patient nobody cares
- * for: no care team names it, no stay is in progress, so no legitimate
+ * for: no active care team names it, no stay is in progress, so no legitimate
  * workflow ever reaches it, and the detector treats any touch of one as a
  * misuse to contain at once.  And since each decoy is a unique person, a
  * leaked file that holds one came from this hospital (issue 6's leak
@@ -11,10 +11,11 @@
  *
  * A decoy must not be told apart from the hospital's patients, so it is made
  * by seed's generator (French names, a NIR with its key, address, phones,
- * e-mail, encounters, vital signs, conditions, prescriptions), names the
- * store's own hospital and practitioners (read from the directory already
- * in the store), and has a hospital number that follows the store's
- * patients.  Its identity (NIR, hospital number, e-mail, phone, family name
+ * e-mail, encounters, vital signs, conditions, prescriptions, a care team
+ * that ended after its last stay), names the store's own hospital and
+ * practitioners (read from the directory already in the store), has a
+ * hospital number that follows the store's patients, and is dated like
+ * one of them (plausible_time): planted today, it does not look new.  Its identity (NIR, hospital number, e-mail, phone, family name
  * with birth date) is checked against every patient in the store through
  * the blind indexes and drawn again on any match.  It goes in through the
  * API's own code (validation, sealing, blind index, audit) as a temporary
@@ -47,8 +48,9 @@ static const char usage[] =
     "--passphrase-file PATH)\n\n"
     "plant  add N decoy patients (1 to 1000): realistic synthetic patients,\n"
     "       unlike any patient in the store, with a few encounters, vital\n"
-    "       signs, conditions and prescriptions naming the store's own\n"
-    "       hospital and practitioners, but in no care team: no legitimate\n"
+    "       signs, conditions, prescriptions and a care team that ended,\n"
+    "       naming the store's own hospital and practitioners, dated like\n"
+    "       the store's own patients, but in no active care: no legitimate\n"
     "       workflow reaches them, so the server treats any access to one as\n"
     "       a misuse.  The store must hold its directory (an Organization and\n"
     "       practitioners) already.  They are loaded through the API by a\n"
@@ -99,6 +101,8 @@ typedef struct plant_run {
     unsigned next_index;             /* the next hospital number to try */
     planted *done;
     size_t n_done;
+    char **patients;                 /* the store's patients before planting */
+    size_t n_patients;
 } plant_run;
 
 /* Put what led to err in front of its message (err's own text is copied
@@ -402,11 +406,38 @@ static int register_decoy(plant_run *run, const planted *d, mv_err *err)
     return rc;
 }
 
+/* When a decoy's record is dated: the time of a patient of the store drawn
+ * at random, a few hours either way (never in the future), so that decoys
+ * arrive as the hospital's patients did -- no burst on the day of planting
+ * for a _lastUpdated count to show, nothing a "_lastUpdated=lt" skips.
+ * 0 (now) in a store without patients. */
+static int64_t plausible_time(const plant_run *run)
+{
+    if (run->n_patients == 0)
+        return 0;
+    uint32_t r[2];
+    crypto_random(r, sizeof r);
+    store_resource head;
+    if (store_head(run->cs->store, "Patient", run->patients[r[0] % run->n_patients], 0,
+                   &head, NULL) != 0)
+        return 0;
+    int64_t at = head.updated_us;
+    store_resource_free(&head);
+    const int64_t six_hours = 6 * 3600 * 1000000LL;
+    at += (int64_t)(r[1] % (uint32_t)(2 * 3600 * 6)) * 1000000LL - six_hours;
+    int64_t latest = mv_now_us() - 60 * 1000000LL;
+    return at > latest ? latest : at;
+}
+
 static int plant_one(plant_run *run, planted *d, mv_err *err)
 {
     json_t *bundle = draw_unique(run, &d->f, err), *answer = NULL;
     if (bundle == NULL)
         return -1;
+    if (server_local_backdate(run->srv, plausible_time(run), err) != 0) {
+        json_decref(bundle);
+        return -1;
+    }
     int rc = seed_post_bundle(run->srv, run->loader, bundle, &answer, NULL, err);
     if (rc == 0)
         rc = seed_response_id(answer, 0, d->id, err);    /* entry 0: the Patient */
@@ -431,6 +462,7 @@ static int plant_all(plant_run *run, mv_err *err)
 {
     server_config cfg = server_default_config();
     if (first_index(run->cs->store, &run->next_index, err) != 0 ||
+        store_patients(run->cs->store, &run->patients, &run->n_patients, err) != 0 ||
         server_open_local(run->cs->store, run->cs->trail, &cfg, &run->srv, err) != 0)
         return -1;
     int rc = 0;
@@ -440,6 +472,9 @@ static int plant_all(plant_run *run, mv_err *err)
     }
     server_stop(run->srv);
     run->srv = NULL;
+    store_ids_free(run->patients, run->n_patients);
+    run->patients = NULL;
+    run->n_patients = 0;
     if (rc != 0 && run->n_done > 0) {
         char what[96];
         snprintf(what, sizeof what, "planted %zu of %ld decoys (see 'medvault decoy list')",

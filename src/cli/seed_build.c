@@ -19,8 +19,9 @@
  * and sometimes an AllergyIntolerance.  Every reference inside the Bundle is
  * a urn:uuid the server rewrites; references to the directory use the ids it
  * assigned earlier.  A decoy (`medvault decoy plant`) gets the same record
- * from the same code, without the CareTeam and without a stay in progress,
- * so that it looks like any patient but no care relationship reaches it.
+ * from the same code, with its CareTeam ended (inactive, a week after its
+ * last stay) and without a stay in progress, so that it looks like any
+ * patient discharged some time ago but no care relationship reaches it.
  *
  * Every json_t built here is owned by the Bundle it is put into; a failed
  * allocation anywhere marks the builder failed and the Bundle is dropped.
@@ -661,17 +662,23 @@ static json_t *care_team_role(const char *code, const char *display)
     return json_pack("[o]", concept(SNOMED, code, display, NULL));
 }
 
+/* A patient's care team: active, or -- a decoy's -- ended with its last
+ * stay (an inactive team explains no access, but the record has the
+ * history every patient has). */
 static json_t *care_team_resource(const plan *p)
 {
     const seed_hospital *h = p->h;
-    char start[11], name[96], doc[128], nurse[128];
+    char start[11], end[11], name[96], doc[128], nurse[128];
     seed_date_format(seed_date_from_days(p->visits[0].start_s / DAY_S), start);
+    const visit *last = &p->visits[p->n_visits - 1];
+    int64_t end_s = (last->end_s ? last->end_s : last->start_s) + 7 * DAY_S;
+    seed_date_format(seed_date_from_days(end_s / DAY_S), end);
     snprintf(name, sizeof name, "Équipe de soins, %s", DEPTS[p->dept].short_name);
     display_name(&h->staff[p->physician], doc, sizeof doc);
     display_name(&h->staff[p->nurse], nurse, sizeof nurse);
-    return json_pack(
+    json_t *team = json_pack(
         "{s:s, s:s, s:[o], s:s, s:o, s:{s:s}, s:[{s:o, s:o}, {s:o, s:o}], s:[o]}",
-        "resourceType", "CareTeam", "status", "active", "category",
+        "resourceType", "CareTeam", "status", p->decoy ? "inactive" : "active", "category",
         concept(LOINC, "LA28865-6", "Longitudinal care-coordination focused care team",
                 NULL),
         "name", name, "subject", urn_ref(p->urn), "period", "start", start,
@@ -680,6 +687,9 @@ static json_t *care_team_resource(const plan *p)
         care_team_role("224535009", "Registered nurse"), "member",
         reference("Practitioner", h->staff[p->nurse].id, nurse),
         "managingOrganization", reference("Organization", h->dept_id[p->dept], NULL));
+    if (team && p->decoy)
+        json_object_set_new(json_object_get(team, "period"), "end", json_string(end));
+    return team;
 }
 
 static json_t *condition_code(const condition_kind *c)
@@ -931,7 +941,7 @@ static void add_allergy(builder *b, const plan *p)
 }
 
 /* The person, their plan and their whole record as one Bundle; a decoy's
- * record has no CareTeam (and its plan no stay in progress). */
+ * CareTeam has ended (and its plan has no stay in progress). */
 static json_t *record_bundle(plan *p, unsigned index, mv_err *err)
 {
     if (seed_person_patient(p->r, index, &p->who, err) != 0)
@@ -947,11 +957,9 @@ static json_t *record_bundle(plan *p, unsigned index, mv_err *err)
     add_entry(&b, p->urn, patient_resource(p, index));
     for (int v = 0; v < p->n_visits; v++)
         add_entry(&b, p->visits[v].urn, encounter_resource(p, &p->visits[v]));
-    if (!p->decoy) {
-        char team[SEED_URN_MAX];
-        seed_rng_urn(p->r, team);
-        add_entry(&b, team, care_team_resource(p));
-    }
+    char team[SEED_URN_MAX];
+    seed_rng_urn(p->r, team);
+    add_entry(&b, team, care_team_resource(p));
     add_problems(&b, p);
     add_observations(&b, p);
     add_allergy(&b, p);

@@ -691,7 +691,7 @@ static void fhir_create(call *c, const fhir_path *p)
         snprintf(id, sizeof id, "%s", c->preset_id);
     else
         crypto_random_id(id);
-    int64_t now = mv_now_us();    /* meta.lastUpdated is the stored time */
+    int64_t now = call_write_time(c); /* meta.lastUpdated is the stored time */
     char *text = prepared_body(c, p, id, 1, now);
     if (text == NULL)
         return;
@@ -714,7 +714,7 @@ static void fhir_update(call *c, const fhir_path *p)
         return;
     }
     int64_t current = exists ? cur.version : 0;
-    int64_t now = mv_now_us();    /* meta.lastUpdated is the stored time */
+    int64_t now = call_write_time(c); /* meta.lastUpdated is the stored time */
     char *text = prepared_body(c, p, p->id, current + 1, now);
     if (text != NULL)
         write_version(c, p, p->id, text, current + 1, current,

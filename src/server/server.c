@@ -290,12 +290,28 @@ int server_open_local(mv_store *s, audit_trail *t, const server_config *cfg,
     srv->trail = t;
     srv->cfg = *cfg;
     srv->last_purge_us = mv_now_us();
+    srv->local = 1;
     if (auth_open(s, t, &cfg->auth, &srv->auth, err) != 0) {
         free(srv);
         return -1;
     }
     *out = srv;
     return 0;
+}
+
+int server_local_backdate(server *srv, int64_t at_us, mv_err *err)
+{
+    if (!srv->local)
+        return mv_fail(err, MV_E_INVALID, "only a local server writes backdated records");
+    if (at_us > mv_now_us())
+        return mv_fail(err, MV_E_INVALID, "a record cannot be dated in the future");
+    srv->local_time_us = at_us;
+    return 0;
+}
+
+int64_t call_write_time(const call *c)
+{
+    return c->srv->local && c->srv->local_time_us > 0 ? c->srv->local_time_us : mv_now_us();
 }
 
 int server_local_request(server *srv, const char *username, const char *method,
@@ -306,7 +322,7 @@ int server_local_request(server *srv, const char *username, const char *method,
     call c = { .srv = srv, .authenticated = 1, .verdict = &verdict };
     if (auth_account_get(srv->auth, username, &c.who.account, err) != 0)
         return -1;
-    if (c.who.account.locked)
+    if (auth_account_inert(&c.who.account))
         return mv_fail(err, MV_E_INVALID, "account '%s' is locked", username);
     http_target target;
     if (http_target_parse(path, &target, err) != 0)

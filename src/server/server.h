@@ -106,6 +106,13 @@ int server_local_request(server *srv, const char *username, const char *method,
                          const char *path, const char *body, size_t body_len,
                          int *status, mv_buf *response, mv_err *err);
 
+/* Date what the local server srv writes from now on at at_us (0: now
+ * again) as meta.lastUpdated and the stored version's time -- for decoys,
+ * which must not stand out in a _lastUpdated search as a burst planted
+ * today.  The audit trail keeps the true time.  MV_E_INVALID for a
+ * listening server or a time in the future. */
+int server_local_backdate(server *srv, int64_t at_us, mv_err *err);
+
 /* ---- Alerts: what the detector raised, and what security made of it -----------
  * Sealed "_Alert" records (system key), indexed by status and actor; every
  * change is a new version committed with its audit entry.  Shared by the

@@ -24,7 +24,10 @@ struct server {
     notifier *notify;           /* sends alerts out (notify.c)             */
     struct decoy_set *decoys;   /* honeytoken patient ids (decoys.c)        */
     char base_url[256];         /* ".../fhir" for absolute links; "" local  */
+    int local;                  /* server_open_local: no socket, the CLI's  */
+    int64_t local_time_us;      /* local only: the time writes carry (0: now) */
 };
+
 
 /* The strongest verdict the detector gave while one request (and, for a
  * Bundle, all its entries) ran; applied before the answer leaves. */
@@ -54,6 +57,10 @@ typedef struct call {
     int list_count;         /* a listing: the _count asked (detector)      */
     int list_page;          /*   and which page (0 = first)                */
 } call;
+
+/* The time a write stores as meta.lastUpdated: now, or the backdated time
+ * a local server was given (server_local_backdate). */
+int64_t call_write_time(const call *c);
 
 /* ---- json.c ---- */
 /* Answer a register's stored document (JSON text); 500 when unreadable. */

@@ -3,7 +3,8 @@
 # checked from outside through the HTTP API.  Each decoy is a valid patient
 # (NIR with its key, the printed name and birth date) with encounters and
 # observations naming the store's own hospital and practitioners, readable
-# by an all-scopes service; no care team names it, no stay is in progress,
+# by an all-scopes service; its care team has ended, no stay is in progress,
+# it is dated like the store's patients (not at the planting),
 # a clinician cannot reach it; its identity is unlike every other patient
 # (a patient holding the next hospital number makes the decoy take
 # another); planting twice adds more, all distinct; `decoy list` shows
@@ -41,6 +42,7 @@ new_store h
 run 0 "$MEDVAULT" seed --patients 8 --staff 4 --seed 77 --json --data "$D" --key-file "$K"
 printf '%s\n' "$OUT" > "$WORK/seed.json"
 IN_CARE=$(head -1 "$WORK/seed.json" | json_get patient_in_care)
+SEEDED_FROM=$(sqlite3 "$D/medvault.db" "SELECT min(updated_us) FROM resources WHERE type='Patient'")
 account() { grep "\"username\":\"$1\"" "$WORK/seed.json" | json_get "$2"; }
 printf '%s\n' "counting heads in a quiet ward" |
     "$MEDVAULT" user add --username census --role service --scopes "system/*.rs" --json \
@@ -80,6 +82,8 @@ as "$ADMIT" -H 'Content-Type: application/fhir+json' -X POST "$BASE/fhir/Patient
 expect_eq "$STATUS" "201" "a patient admitted at the desk"
 
 # --- plant three decoys while the server runs ---------------------------------------------------------
+sleep 1.1                 # the seeded patients are a little older than the planting
+PLANTED_AT=$(date +%s%6N)
 run 0 "$MEDVAULT" decoy plant --count 3 --json --data "$D" --key-file "$K"
 printf '%s\n' "$OUT" > "$WORK/plant1.json"
 expect_contains "$(head -1 "$WORK/plant1.json")" '"planted":3' "three planted"
@@ -123,14 +127,24 @@ while read -r line; do
     expect_eq "$STATUS" "200" "decoy $id's encounter names a practitioner of the store"
     as "$CENSUS" "$BASE/fhir/Observation?subject=Patient/$id&_summary=count"
     [ "$(total)" -ge 1 ] && pass || fail "decoy $id has observations: $BODY"
-    as "$CENSUS" "$BASE/fhir/CareTeam?subject=Patient/$id&_summary=count"
-    expect_eq "$(total)" "0" "no care team names decoy $id"
+    as "$CENSUS" "$BASE/fhir/CareTeam?subject=Patient/$id"
+    expect_eq "$(total)" "1" "decoy $id has a care team, like every patient"
+    expect_contains "$BODY" '"status":"inactive"' "that care team has ended"
+    expect_contains "$BODY" '"end":"' "on a date"
+    # dated like the store's patients, not today's burst: every resource of
+    # the decoy, and no later than a minute before the planting
+    dates=$(sqlite3 "$D/medvault.db" "SELECT DISTINCT updated_us FROM resources WHERE patient='$id'")
+    expect_eq "$(printf '%s\n' "$dates" | grep -c .)" "1" "decoy $id's record has one date"
+    [ "$dates" -lt $((PLANTED_AT - 59000000)) ] && pass ||
+        fail "decoy $id is dated at the planting ($dates >= $PLANTED_AT - 59 s)"
+    [ "$dates" -ge $((SEEDED_FROM - 6 * 3600000000 - 1000000)) ] && pass ||
+        fail "decoy $id is dated before any patient of the store"
     as "$DOC" "$BASE/fhir/Patient/$id"
     expect_eq "$STATUS" "404" "the demo clinician cannot reach decoy $id"
 done < "$WORK/decoys1"
-as "$CENSUS" "$BASE/fhir/CareTeam?_count=100"
-expect_eq "$(total)" "8" "one care team per seeded patient, none more"
-for id in $IDS; do expect_not_contains "$BODY" "$id" "no care team names $id"; done
+as "$CENSUS" "$BASE/fhir/CareTeam?status=active&_count=100"
+expect_eq "$(total)" "8" "one active care team per seeded patient, none more"
+for id in $IDS; do expect_not_contains "$BODY" "$id" "no active care team names $id"; done
 
 # --- list, plant again ---------------------------------------------------------------------------------
 run 0 "$MEDVAULT" decoy list --data "$D" --key-file "$K"
