@@ -279,6 +279,12 @@ static int record_decision(const server_approval_env *env, json_t *doc, int64_t 
     return save(env->trail, doc, version, by, action, status, env->source, err);
 }
 
+/* 1 when kind holds a change held aside on an account (settled there). */
+static int held_on_account(const char *kind)
+{
+    return strncmp(kind, "account.", 8) == 0 && strcmp(kind, "account.unlock") != 0;
+}
+
 /* A pending request past its time is marked expired (and a held-aside
  * change dropped); 1 when it was. */
 static int expire_if_due(const server_approval_env *env, json_t *doc, int64_t version)
@@ -289,10 +295,49 @@ static int expire_if_due(const server_approval_env *env, json_t *doc, int64_t ve
     const char *kind = json_string_value(json_object_get(doc, "kind"));
     const char *name = json_string_value(json_object_get(doc, "target_name"));
     const char *id = json_string_value(json_object_get(doc, "id"));
-    if (strncmp(kind, "account.", 8) == 0 && strcmp(kind, "account.unlock") != 0)
+    if (held_on_account(kind))
         auth_account_settle(env->auth, name, id, 0, "system:approvals", NULL);
     record_decision(env, doc, version, "expired", "system:approvals", "", NULL, NULL);
     return 1;
+}
+
+/* Why env's decider may not take this decision; NULL when it may.  Refusing
+ * grants nothing: any security officer may; approving is for a second,
+ * uninvolved one.  The local operator (no decider) may do either. */
+static const char *refusal_reason(const server_approval_env *env, json_t *doc, int approve)
+{
+    if (env->decider == NULL)
+        return NULL;
+    if (approve)
+        return not_eligible(env, doc);
+    return env->decider->role != AUTH_ROLE_SECURITY
+           ? "a security officer approves or refuses" : NULL;
+}
+
+/* The decision's effect, then its record. */
+static int decide_pending(const server_approval_env *env, json_t *doc, int64_t version,
+                          int approve, const char *note, mv_err *err)
+{
+    const char *id = json_string_value(json_object_get(doc, "id"));
+    const char *kind = json_string_value(json_object_get(doc, "kind"));
+    const char *name = json_string_value(json_object_get(doc, "target_name"));
+    const char *why = refusal_reason(env, doc, approve);
+    if (why)
+        return mv_fail(err, MV_E_PERM, "%s", why);
+    if (approve && put_into_effect(env, doc, env->by, err) != 0)
+        return -1;
+    if (!approve && held_on_account(kind) &&
+        auth_account_settle(env->auth, name, id, 0, env->by, err) != 0)
+        return -1;
+    if (record_decision(env, doc, version, approve ? "approved" : "refused", env->by,
+                        env->decider ? env->decider->username : "", note, err) != 0)
+        return -1;
+    if (env->decider == NULL) {                /* the operator alone: an alert */
+        char what[160];
+        snprintf(what, sizeof what, "%s %s", approve ? "approval" : "refusal", kind);
+        server_alert_privilege(env->trail, env->by, "local", what, name, NULL, NULL);
+    }
+    return 0;
 }
 
 int server_approval_decide(const server_approval_env *env, const char *id, int approve,
@@ -304,43 +349,17 @@ int server_approval_decide(const server_approval_env *env, const char *id, int a
         return -1;
     json_t *doc = json_loads(text, 0, NULL);
     free(text);
-    if (doc == NULL)
-        return mv_fail(err, MV_E_INTEGRITY, "approval %s is not readable", id);
     const char *status = json_string_value(json_object_get(doc, "status"));
-    /* Refusing grants nothing: any security officer may; approving is
-     * for a second, uninvolved one. */
-    const char *why = env->decider == NULL ? NULL
-                    : approve ? not_eligible(env, doc)
-                    : env->decider->role != AUTH_ROLE_SECURITY
-                    ? "a security officer approves or refuses" : NULL;
     int rc;
-    if (status == NULL || strcmp(status, "pending") != 0)
-        rc = mv_fail(err, MV_E_CONFLICT, "request %s is %s already", id,
-                     status ? status : "decided");
+    if (status == NULL || json_string_value(json_object_get(doc, "kind")) == NULL ||
+        json_string_value(json_object_get(doc, "target_name")) == NULL)
+        rc = mv_fail(err, MV_E_INTEGRITY, "approval %s is not readable", id);
+    else if (strcmp(status, "pending") != 0)
+        rc = mv_fail(err, MV_E_CONFLICT, "request %s is %s already", id, status);
     else if (expire_if_due(env, doc, version))
         rc = mv_fail(err, MV_E_CONFLICT, "request %s has expired", id);
-    else if (why)
-        rc = mv_fail(err, MV_E_PERM, "%s", why);
-    else if (approve && put_into_effect(env, doc, env->by, err) != 0)
-        rc = -1;
-    else if (!approve && strncmp(json_string_value(json_object_get(doc, "kind")),
-                                 "account.", 8) == 0 &&
-             strcmp(json_string_value(json_object_get(doc, "kind")), "account.unlock") != 0 &&
-             auth_account_settle(env->auth,
-                                 json_string_value(json_object_get(doc, "target_name")),
-                                 id, 0, env->by, err) != 0)
-        rc = -1;
     else
-        rc = record_decision(env, doc, version, approve ? "approved" : "refused", env->by,
-                             env->decider ? env->decider->username : "", note, err);
-    if (rc == 0 && env->decider == NULL) {
-        char what[160];
-        snprintf(what, sizeof what, "%s %s", approve ? "approval" : "refusal",
-                 json_string_value(json_object_get(doc, "kind")));
-        server_alert_privilege(env->trail, env->by, "local", what,
-                               json_string_value(json_object_get(doc, "target_name")),
-                               NULL, NULL);
-    }
+        rc = decide_pending(env, doc, version, approve, note, err);
     if (rc == 0 && json_out)
         *json_out = json_text(doc);
     json_decref(doc);
