@@ -14,6 +14,13 @@ policy_subject fhir_subject(const call *c);
 
 /* The facts policy_decide asks for, answered from srv's store. */
 policy_facts fhir_facts(server *srv);
+/* The same facts for many decisions in a row (a listing): the caller's
+ * care relationships read once, so that deciding on a hidden patient costs
+ * no more than on none.  Free with fhir_fact_batch_free (NULL allowed). */
+typedef struct fhir_fact_batch fhir_fact_batch;
+fhir_fact_batch *fhir_fact_batch_new(server *srv);
+void fhir_fact_batch_free(fhir_fact_batch *b);
+policy_facts fhir_facts_batch(fhir_fact_batch *b);
 /* 1 when the patient is in active care at all (an in-progress Encounter or
  * an active CareTeam): what explains a service account's access for the
  * detector.  0, or -1 on a storage error. */

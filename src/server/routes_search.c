@@ -308,14 +308,13 @@ static int cmp_slot(const void *a, const void *b)
     return strcmp(x->patient, y->patient);
 }
 
-static int permitted(call *c, policy_action act, const char *type, const char *patient,
-                     int64_t now)
+static int permitted(call *c, const policy_facts *facts, policy_action act,
+                     const char *type, const char *patient, int64_t now)
 {
     policy_subject who = fhir_subject(c);
-    policy_facts facts = fhir_facts(c->srv);
     policy_target t = { type, patient };
     policy_decision d;
-    if (policy_decide(NULL, &who, act, &t, NULL, &facts, now, &d, NULL) != 0 ||
+    if (policy_decide(NULL, &who, act, &t, NULL, facts, now, &d, NULL) != 0 ||
         d.effect != POLICY_PERMIT)
         return 0;
     if (d.break_glass && patient) {      /* remembered for the audit's purpose */
@@ -330,18 +329,24 @@ int fhir_permitted_each(call *c, policy_action act, const char *type,
                         const char *const *patients, size_t n, unsigned char *allowed)
 {
     patient_slot *slot = mv_calloc(n ? n : 1, sizeof *slot, NULL);
-    if (slot == NULL)
+    fhir_fact_batch *batch = fhir_fact_batch_new(c->srv);
+    if (slot == NULL || batch == NULL) {
+        free(slot);
+        fhir_fact_batch_free(batch);
         return -1;
+    }
     for (size_t i = 0; i < n; i++)
         slot[i] = (patient_slot){ patients[i], i };
     qsort(slot, n, sizeof *slot, cmp_slot);
+    policy_facts facts = fhir_facts_batch(batch);
     int64_t now = mv_now_us();
     unsigned char ok = 0;
     for (size_t k = 0; k < n; k++) {
         if (k == 0 || cmp_slot(&slot[k], &slot[k - 1]) != 0)
-            ok = (unsigned char)permitted(c, act, type, slot[k].patient, now);
+            ok = (unsigned char)permitted(c, &facts, act, type, slot[k].patient, now);
         allowed[slot[k].i] = ok;
     }
+    fhir_fact_batch_free(batch);
     free(slot);
     return 0;
 }
@@ -390,18 +395,21 @@ static int visible_hits(call *c, const query *q, const id_set *ids, hit **out,
                         size_t *n_out)
 {
     hit *v = mv_calloc(ids->n ? ids->n : 1, sizeof *v, NULL);
-    if (v == NULL)
+    store_resource *heads = mv_calloc(ids->n ? ids->n : 1, sizeof *heads, NULL);
+    if (v == NULL || heads == NULL ||
+        store_heads(c->srv->store, q->type, ids->v, ids->n, heads, NULL) != 0) {
+        free(v);
+        free(heads);
         return -1;
+    }
     size_t n = 0;
     for (size_t i = 0; i < ids->n; i++) {
-        store_resource r;
-        if (store_head(c->srv->store, q->type, ids->v[i], 0, &r, NULL) != 0)
-            continue;                   /* erased meanwhile: not disclosed */
-        if (!r.deleted)
-            v[n++].r = r;
+        if (heads[i].id != NULL && !heads[i].deleted)
+            v[n++].r = heads[i];        /* gone meanwhile: not disclosed */
         else
-            store_resource_free(&r);
+            store_resource_free(&heads[i]);
     }
+    free(heads);
     if (keep_permitted(c, q->type, v, &n) != 0) {
         hits_free(v, n);
         return -1;

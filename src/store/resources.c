@@ -399,6 +399,37 @@ int store_head(mv_store *s, const char *type, const char *id, int64_t version,
     return get_version(s, type, id, version, 0, out, err);
 }
 
+/* One read snapshot for many heads: a listing decides on every match's
+ * head, and one implicit transaction per row made each match cost more than
+ * the decision itself (time told how many matches a caller may not see). */
+int store_heads(mv_store *s, const char *type, char *const *ids, size_t n,
+                store_resource *out, mv_err *err)
+{
+    memset(out, 0, n * sizeof *out);
+    if (type == NULL)
+        return mv_fail(err, MV_E_INVALID, "a read needs a type");
+    store_read r;
+    if (read_begin(s, &r, 1, err) != 0)
+        return -1;
+    sqlite3_stmt *st = conn_stmt(r.c, ST_RES_LATEST, err);
+    int rc = st ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        int step = bind_text(r.c, st, 1, type, err) == 0 &&
+                   bind_text(r.c, st, 2, ids[i], err) == 0
+                   ? stmt_step(r.c, st, "cannot read a resource", err) : -1;
+        if (step == 1 && row_to_resource_as(s, st, 0, &out[i], NULL) != 0)
+            memset(&out[i], 0, sizeof out[i]);   /* erased, unreadable: no head */
+        if (step < 0)
+            rc = -1;
+        sqlite3_reset(st);
+    }
+    stmt_done(st);
+    read_end(&r);
+    for (size_t i = 0; rc != 0 && i < n; i++)
+        store_resource_free(&out[i]);
+    return rc;
+}
+
 /* ---- History --------------------------------------------------------------- */
 
 static int history_push(mv_store *s, sqlite3_stmt *st,

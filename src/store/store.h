@@ -145,6 +145,12 @@ int store_head(mv_store *s, const char *type, const char *id, int64_t version,
                store_resource *out, mv_err *err);
 int store_get(mv_store *s, const char *type, const char *id, int64_t version,
               store_resource *out, mv_err *err);
+/* The current heads (store_head) of ids[0..n) in one read snapshot: out[i]
+ * is zeroed (id NULL) when ids[i] has no row, or one that cannot be read
+ * (an erased patient's).  The caller frees each with store_resource_free.
+ * -1 only when the store cannot be read at all. */
+int store_heads(mv_store *s, const char *type, char *const *ids, size_t n,
+                store_resource *out, mv_err *err);
 
 /* Every version of one resource (id != NULL) or of a type (id == NULL),
  * newest first, at most limit (0 = no limit). Caller frees with
