@@ -18,7 +18,7 @@
  * hot path needs no look at `erased`: only a missing key sends the reader
  * there, to tell an erasure from a damaged store. */
 #define RES_READ "SELECT r.type, r.id, r.version, r.patient, r.updated_us, " \
-    "r.deleted, r.body, k.mk_version, k.wrapped " \
+    "r.deleted, r.body, k.mk_version, k.wrapped, r.audit_seq " \
     "FROM resources r LEFT JOIN data_keys k ON k.owner = COALESCE(r.patient, '" \
     MV_OWNER_SYSTEM "') "
 #define AUDIT_COLS "seq, ts_us, actor, action, outcome, resources, patient, " \

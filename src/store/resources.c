@@ -22,15 +22,23 @@ static const char *owner_of(const char *patient)
     return patient ? patient : MV_OWNER_SYSTEM;
 }
 
+/* What a sealed body is bound to: its type, id, patient and version, and
+ * (v2, every version written with the trail's link) the audit entry that
+ * wrote it -- so that the link cannot be cleared or moved to make an
+ * emptied trail look like a store written before links existed.  A v1 body
+ * (written before) has no link to bind. */
 static int body_ad(const char *type, const char *id, const char *patient,
-                   int64_t version, mv_buf *ad, mv_err *err)
+                   int64_t version, int64_t audit_seq, mv_buf *ad, mv_err *err)
 {
-    static const char domain[] = "medvault/resource/v1";
-    if (mv_buf_append(ad, domain, sizeof domain - 1, err) != 0 ||
+    static const char v1[] = "medvault/resource/v1", v2[] = "medvault/resource/v2";
+    int rc = audit_seq > 0 ? mv_buf_append(ad, v2, sizeof v2 - 1, err)
+                           : mv_buf_append(ad, v1, sizeof v1 - 1, err);
+    if (rc != 0 ||
         mv_buf_append_str_field(ad, type, err) != 0 ||
         mv_buf_append_str_field(ad, id, err) != 0 ||
         mv_buf_append_str_field(ad, patient ? patient : "", err) != 0 ||
-        mv_buf_append_u64(ad, (uint64_t)version, err) != 0) {
+        mv_buf_append_u64(ad, (uint64_t)version, err) != 0 ||
+        (audit_seq > 0 && mv_buf_append_u64(ad, (uint64_t)audit_seq, err) != 0)) {
         mv_buf_free(ad);
         return -1;
     }
@@ -157,7 +165,7 @@ static int seal_body(store_txn *t, const store_write *w, int64_t version,
     mv_buf ad = {0};
     int rc = -1;
     if (owner_key_for_put(t, w->patient, &key, err) == 0 &&
-        body_ad(w->type, w->id, w->patient, version, &ad, err) == 0) {
+        body_ad(w->type, w->id, w->patient, version, t->audit_seq, &ad, err) == 0) {
         crypto_dk_ref ref = dk_ref(&key);
         rc = crypto_seal(t->s->kr, &ref, ad.data, ad.len, w->body,
                          w->body_len, sealed, err);
@@ -251,6 +259,7 @@ typedef struct row_view {
     const void *body;
     size_t body_len;
     crypto_dk_ref key;
+    int64_t audit_seq;          /* 0: written before versions were linked */
 } row_view;
 
 static row_view row_columns(sqlite3_stmt *st)
@@ -271,6 +280,7 @@ static row_view row_columns(sqlite3_stmt *st)
         .wrapped = sqlite3_column_blob(st, 8),
         .wrapped_len = (size_t)sqlite3_column_bytes(st, 8),
     };
+    v.audit_seq = sqlite3_column_int64(st, 9);   /* NULL reads as 0 */
     return v;
 }
 
@@ -302,6 +312,18 @@ static int store_sync_keys(mv_store *s)
     return 0;
 }
 
+/* Open v's body with the data bound as if written with audit_seq. */
+static int open_bound(mv_store *s, const row_view *v, int64_t audit_seq, mv_buf *out,
+                      mv_err *e)
+{
+    mv_buf ad = {0};
+    if (body_ad(v->type, v->id, v->patient, v->version, audit_seq, &ad, e) != 0)
+        return -1;
+    int rc = crypto_open(s->kr, &v->key, ad.data, ad.len, v->body, v->body_len, out, e);
+    mv_buf_free(&ad);
+    return rc;
+}
+
 static int open_body(mv_store *s, const row_view *v, mv_buf *out, mv_err *err)
 {
     if (v->key.wrapped == NULL)
@@ -309,22 +331,20 @@ static int open_body(mv_store *s, const row_view *v, mv_buf *out, mv_err *err)
     if (v->body == NULL)
         return mv_fail(err, MV_E_INTEGRITY, "%s/%s version %" PRId64
                        " has no body", v->type, v->id, v->version);
-    mv_buf ad = {0};
-    if (body_ad(v->type, v->id, v->patient, v->version, &ad, err) != 0)
-        return -1;
     mv_err e;
-    int rc = crypto_open(s->kr, &v->key, ad.data, ad.len, v->body, v->body_len,
-                         out, &e);
+    int rc = open_bound(s, v, v->audit_seq, out, &e);
     if (rc != 0 && e.code == MV_E_KEY && store_sync_keys(s) == 0)
-        rc = crypto_open(s->kr, &v->key, ad.data, ad.len, v->body, v->body_len,
-                         out, &e);   /* rotated by another process: retry once */
+        rc = open_bound(s, v, v->audit_seq, out, &e);  /* rotated meanwhile: once more */
+    /* Versions linked before the link was sealed with the body (one
+     * release) are v1: their link stays as unprotected as it was. */
+    if (rc != 0 && e.code == MV_E_INTEGRITY && v->audit_seq > 0)
+        rc = open_bound(s, v, 0, out, &e);
     if (rc != 0 && err != NULL)
         *err = e;
     if (rc != 0 && err != NULL && err->code == MV_E_INTEGRITY)
         mv_fail(err, MV_E_INTEGRITY, "%s/%s version %" PRId64
                 " failed authentication (tampered or moved)", v->type, v->id,
                 v->version);
-    mv_buf_free(&ad);
     return rc;
 }
 

@@ -76,4 +76,17 @@ run 0 "$MEDVAULT" resource get Patient/alice --data "$D" --key-file "$K"
 expect_contains "$OUT" "Fam-alice" "original intact"
 run 0 "$MEDVAULT" audit verify --data "$D" --key-file "$K"
 
+# The link to the audit entry that wrote a version is sealed with its body:
+# cleared (to pass for a version written before links existed, beside an
+# emptied trail) or moved to another entry, the body no longer opens.
+linked=$(sqlite3 "$D/medvault.db" "SELECT audit_seq FROM resources WHERE type = 'Patient' AND id = 'alice'")
+[ -n "$linked" ] && [ "$linked" -gt 0 ] && pass || fail "resource put links its version to the trail"
+for change in "NULL" "audit_seq + 1"; do
+    copy
+    sqlite3 "$T" "UPDATE resources SET audit_seq = $change WHERE type = 'Patient' AND id = 'alice'" ||
+        fail "set audit_seq = $change"
+    get 1 Patient/alice
+    expect_contains "$ERR" "failed authentication" "audit link set to $change"
+    get 0 Patient/bob
+done
 finish
