@@ -28,8 +28,10 @@ static const char usage[] =
     "public_url (the base of absolute links such as paging, e.g. behind a\n"
     "reverse proxy; never taken from the request's Host header),\n"
     "idle_timeout, absolute_timeout, step_up_valid, lock_after, lock_time, delay_base,\n"
-    "delay_max, source_max_failures, source_window (durations: 250ms, 30s,\n"
-    "15m, 12h).\n";
+    "delay_max, source_max_failures, source_window, approval_ttl (how long a\n"
+    "two-person request waits, 24h), privilege_burst (account requests by one\n"
+    "person in an hour before an alert, 5), detect (on|off), syslog,\n"
+    "alert_webhook (durations: 250ms, 30s, 15m, 12h).\n";
 
 static int run_serve(int argc, char **argv);
 const cli_command cli_cmd_serve = {
