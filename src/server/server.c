@@ -110,8 +110,9 @@ static int apply_setting(server_config *c, const char *k, const char *v)
         { "delay_max", &c->auth.delay_max_us },
         { "lock_time", &c->auth.lock_time_us },
         { "source_window", &c->auth.source_window_us },
-        { "approval_ttl", &c->approval_ttl_us },
     };
+    if (!strcmp(k, "approval_ttl"))      /* a request that expires at once is none */
+        return parse_duration(v, &us) == 0 && us >= 1000000 ? (c->approval_ttl_us = us, 0) : -1;
     for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++)
         if (!strcmp(k, durations[i].name))
             return parse_duration(v, &us) == 0 ? (*durations[i].field = us, 0) : -1;

@@ -216,6 +216,9 @@ run 1 "$MEDVAULT" approvals approve "$MFA_RID" "${ST[@]}"
 expect_one_line "$ERR" "a refused request cannot be approved"
 run 2 "$MEDVAULT" approvals frobnicate "${ST[@]}"
 api_stop
+printf 'approval_ttl = 0\n' > "$WORK/bad.conf"
+run 1 "$MEDVAULT" serve "${ST[@]}" --config "$WORK/bad.conf" --listen http://127.0.0.1:0
+expect_contains "$ERR" "approval_ttl" "a request that would expire at once is refused"
 printf 'approval_ttl = 1s\n' > "$WORK/short.conf"
 api_serve "$WORK/short.conf"
 sleep 1                                    # sessions outlive a restart
