@@ -43,12 +43,18 @@ ADMIN=$(login admin "$PW" "$(oathtool --totp -b "$SECRET")")
 # Users to log in: each successful login needs an unused TOTP time step, so
 # every user logs in once, with its own secret.
 UPW="a user passphrase for benchmarking"
+RIDS=()
 for i in $(seq "$USERS"); do
     curl -s -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
-        -d "{\"username\":\"user$i\",\"role\":\"nurse\",\"password\":\"$UPW\"}" "$BASE/api/users" |
-        sed -n 's/.*"secret":"\([^"]*\)".*/\1/p' > "$W/secret.$i"
+        -d "{\"username\":\"user$i\",\"role\":\"nurse\",\"password\":\"$UPW\"}" "$BASE/api/users" \
+        > "$W/answer.$i"
+    sed -n 's/.*"secret":"\([^"]*\)".*/\1/p' "$W/answer.$i" > "$W/secret.$i"
     [ -s "$W/secret.$i" ] || { echo "bench_http: creating user$i failed" >&2; exit 1; }
+    RIDS+=("$(sed -n 's/.*"approval":{.*"id":"\([0-9a-f]*\)".*/\1/p' "$W/answer.$i")")
 done
+# two-person control: the local operator approves them (the store has no officer)
+"$MV" approvals approve "${RIDS[@]}" --data "$W/d" --key-file "$W/k" >/dev/null ||
+    { echo "bench_http: approving the users failed" >&2; exit 1; }
 for i in $(seq "$USERS"); do
     printf '{"username":"user%d","password":"%s","totp":"%s"}\n' "$i" "$UPW" \
         "$(oathtool --totp -b "$(cat "$W/secret.$i")")" > "$W/login.$i"
@@ -85,9 +91,12 @@ echo "| nginx static file of the same bytes (same wrk) | ${#BODY} B | $NGRPS req
 
 # An authorized FHIR read: policy decision, decryption under the patient's
 # key, and an audit entry made durable (group commit) before the answer.
-SVC_SECRET=$(curl -s -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
+ANSWER=$(curl -s -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
     -d "{\"username\":\"bench-svc\",\"role\":\"service\",\"scopes\":\"system/Patient.cruds\",\"password\":\"$UPW\"}" \
-    "$BASE/api/users" | sed -n 's/.*"secret":"\([^"]*\)".*/\1/p')
+    "$BASE/api/users")
+SVC_SECRET=$(printf '%s' "$ANSWER" | sed -n 's/.*"secret":"\([^"]*\)".*/\1/p')
+"$MV" approvals approve "$(printf '%s' "$ANSWER" | sed -n 's/.*"approval":{.*"id":"\([0-9a-f]*\)".*/\1/p')" \
+    --data "$W/d" --key-file "$W/k" >/dev/null || { echo "bench_http: approving failed" >&2; exit 1; }
 SVC=$(login bench-svc "$UPW" "$(oathtool --totp -b "$SVC_SECRET")")
 PID_=$(curl -s -H "Authorization: Bearer $SVC" -H 'Content-Type: application/fhir+json' \
     -d '{"resourceType":"Patient","name":[{"family":"Martin","given":["Léa"]}],"birthDate":"1990-02-03","gender":"female","address":[{"city":"Lyon","postalCode":"69003"}]}' \
