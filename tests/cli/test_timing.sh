@@ -63,8 +63,15 @@ expect_eq "$(sed 's/"id":"[^"]*"//; s/family=[A-Za-z]*//g' "$WORK/shared.body")"
     "the same empty searchset, but for its id and the name asked"
 S=$(median "$WORK/shared"); N=$(median "$WORK/nobody")
 echo "search matching 24 hidden patients: median ${S}s; matching none: median ${N}s (120 each)"
-awk -v h="$S" -v m="$N" 'BEGIN { r = h / m; exit !(r > 0.8 && r < 1.25) }' && pass ||
-    fail "24 hidden matches ${S}s against none ${N}s: time tells them apart"
+# Under AddressSanitizer every C instruction of the per-match work costs a
+# few times more while curl's share does not: the ratio is the release
+# build's to meet (both runs of make test build the same code).
+if [ "$(ldd "$MEDVAULT" 2>/dev/null | grep -c libasan)" -gt 0 ]; then
+    echo "(sanitizer build: the search ratio is measured, not bounded)"
+else
+    awk -v h="$S" -v m="$N" 'BEGIN { r = h / m; exit !(r > 0.8 && r < 1.25) }' && pass ||
+        fail "24 hidden matches ${S}s against none ${N}s: time tells them apart"
+fi
 
 # Decided before decrypted: a hidden patient's body is never opened, by a
 # read or a search.  Seen from outside: with its ciphertext damaged, the
