@@ -16,6 +16,8 @@
 #include "server_internal.h"
 #include "fhir_internal.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,10 +242,12 @@ int fhir_patient_in_active_care(server *srv, const char *patient)
 /* ---- Facts for a listing ------------------------------------------------------
  * A listing decides once per matching patient.  Asking the store for each
  * one made a search that matched six hidden patients measurably slower than
- * one that matched none: time told that they exist.  A batch reads the
- * practitioner's current relationships once (its cost is the caller's
- * caseload, the same whatever the query) and answers each patient from
- * memory. */
+ * one that matched none: time told that they exist.  A batch reads, once,
+ * which patients the practitioner's care teams and stays name (index rows
+ * and heads, nothing decrypted: its cost is the caller's caseload, the same
+ * whatever the query) and the account's grants; a patient outside that set
+ * is answered from memory, one inside it is checked exactly as a read is
+ * (its periods), which is work the answer discloses anyway. */
 
 struct fhir_fact_batch {
     mv_store *s;
@@ -272,30 +276,107 @@ void fhir_fact_batch_free(fhir_fact_batch *b)
     free(b);
 }
 
-/* Add the patients of every current resource of type naming practitioner. */
-static int load_related(fhir_fact_batch *b, const char *type, const char *who_key,
-                        const char *status, int64_t now)
+/* Add the patients of every resource of type naming the practitioner, from
+ * the rows alone (store_owners): nothing is read or decrypted but index and
+ * row keys, so this costs the caseload's rows.  A superset (any status, any period): the exact check comes
+ * later, for the patients a listing actually matches. */
+static int load_related(fhir_fact_batch *b, const char *type)
 {
-    char prac[sizeof b->practitioner + 16], st[64];
+    char prac[sizeof b->practitioner + 16];
     snprintf(prac, sizeof prac, "Practitioner/%s", b->practitioner);
-    snprintf(st, sizeof st, "*|%s", status);
-    store_term terms[] = { { "participant", prac }, { "status", st } };
+    store_term term = { "participant", prac };   /* whatever the status: one
+                                                     index query, no filter */
     char **ids = NULL;
     size_t n = 0;
-    if (store_search(b->s, type, terms, 2, &ids, &n, NULL) != 0)
+    if (store_search(b->s, type, &term, 1, &ids, &n, NULL) != 0)
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        store_resource r;
-        if (store_get(b->s, type, ids[i], 0, &r, NULL) != 0)
-            continue;
-        json_t *o = r.deleted || r.patient == NULL ? NULL
-                  : json_loadb((const char *)r.body.data, r.body.len, 0, NULL);
-        if (o && relationship_current(o, who_key, b->practitioner, now))
-            json_object_set_new(b->related, r.patient, json_true());
-        json_decref(o);
-        store_resource_free(&r);
-    }
+    char **owners = calloc(n ? n : 1, sizeof *owners);
+    int rc = owners && store_owners(b->s, type, ids, n, owners, NULL) == 0 ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (owners[i])
+            json_object_set_new(b->related, owners[i], json_true());
+    for (size_t i = 0; owners && rc == 0 && i < n; i++)
+        free(owners[i]);
+    free(owners);
     store_ids_free(ids, n);
+    return rc;
+}
+
+/* Caseloads, kept a moment across requests: a clinician's searches come
+ * in runs.  A slot is good for CASELOAD_TTL_US and until a relationship
+ * resource is written through this process (fhir_care_changed); a write by
+ * another process (the CLI) shows within the TTL.  A stale set can only
+ * refuse (a member is still checked exactly), never grant. */
+#define CASELOAD_SLOTS 256
+#define CASELOAD_TTL_US (2 * 1000000LL)
+
+typedef struct caseload_slot {
+    const mv_store *s;
+    char practitioner[128];
+    int64_t generation, until_us;
+    json_t *set;
+} caseload_slot;
+
+static caseload_slot caseloads[CASELOAD_SLOTS];
+static pthread_mutex_t caseload_mu = PTHREAD_MUTEX_INITIALIZER;
+static int64_t care_generation;
+
+int fhir_type_relates(const char *type)
+{
+    return type && (strcmp(type, "CareTeam") == 0 || strcmp(type, "Encounter") == 0);
+}
+
+void fhir_care_changed(void)
+{
+    __atomic_add_fetch(&care_generation, 1, __ATOMIC_SEQ_CST);
+}
+
+static caseload_slot *caseload_slot_of(const mv_store *s, const char *practitioner)
+{
+    size_t h = (size_t)(uintptr_t)s;
+    for (const char *p = practitioner; *p; p++)
+        h = h * 33 + (unsigned char)*p;
+    return &caseloads[h % CASELOAD_SLOTS];
+}
+
+/* A new reference to the cached caseload, or NULL. */
+static json_t *caseload_get(const mv_store *s, const char *practitioner, int64_t now)
+{
+    int64_t gen = __atomic_load_n(&care_generation, __ATOMIC_SEQ_CST);
+    json_t *set = NULL;
+    pthread_mutex_lock(&caseload_mu);
+    caseload_slot *slot = caseload_slot_of(s, practitioner);
+    if (slot->set && slot->s == s && slot->generation == gen && slot->until_us > now &&
+        strcmp(slot->practitioner, practitioner) == 0)
+        set = json_incref(slot->set);
+    pthread_mutex_unlock(&caseload_mu);
+    return set;
+}
+
+static void caseload_put(const mv_store *s, const char *practitioner, int64_t gen,
+                         int64_t now, json_t *set)
+{
+    pthread_mutex_lock(&caseload_mu);
+    caseload_slot *slot = caseload_slot_of(s, practitioner);
+    json_decref(slot->set);
+    slot->s = s;
+    snprintf(slot->practitioner, sizeof slot->practitioner, "%s", practitioner);
+    slot->generation = gen;
+    slot->until_us = now + CASELOAD_TTL_US;
+    slot->set = json_incref(set);
+    pthread_mutex_unlock(&caseload_mu);
+}
+
+static int load_caseload(fhir_fact_batch *b, int64_t now)
+{
+    int64_t gen = __atomic_load_n(&care_generation, __ATOMIC_SEQ_CST);
+    if ((b->related = caseload_get(b->s, b->practitioner, now)) != NULL)
+        return 0;
+    b->related = json_object();
+    if (b->related == NULL || load_related(b, "CareTeam") != 0 ||
+        load_related(b, "Encounter") != 0)
+        return -1;
+    caseload_put(b->s, b->practitioner, gen, now, b->related);
     return 0;
 }
 
@@ -307,15 +388,17 @@ static int batch_care_relationship(void *ctx, const char *practitioner,
         return care_relationship(b->s, practitioner, patient, now);
     if (b->related == NULL || strcmp(b->practitioner, practitioner) != 0) {
         json_decref(b->related);
+        b->related = NULL;
         snprintf(b->practitioner, sizeof b->practitioner, "%s", practitioner);
-        b->related = json_object();
-        b->failed = b->related == NULL ||
-                    load_related(b, "CareTeam", "member", "active", now) != 0 ||
-                    load_related(b, "Encounter", "individual", "in-progress", now) != 0;
+        b->failed = load_caseload(b, now) != 0;
     }
     if (b->failed)
         return -1;
-    return json_object_get(b->related, patient) != NULL;
+    /* Outside the caseload: no, at the cost of a lookup in memory (a hidden
+     * match costs what no match costs); inside it, the exact answer. */
+    if (json_object_get(b->related, patient) == NULL)
+        return 0;
+    return care_relationship(b->s, practitioner, patient, now);
 }
 
 /* Every break-the-glass grant of the account, read once.  (Grants made

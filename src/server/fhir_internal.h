@@ -21,6 +21,11 @@ typedef struct fhir_fact_batch fhir_fact_batch;
 fhir_fact_batch *fhir_fact_batch_new(server *srv);
 void fhir_fact_batch_free(fhir_fact_batch *b);
 policy_facts fhir_facts_batch(fhir_fact_batch *b);
+/* A resource that can make a care relationship (CareTeam, Encounter) is
+ * being written: cached caseloads are stale. */
+void fhir_care_changed(void);
+/* 1 when type can make a care relationship. */
+int  fhir_type_relates(const char *type);
 /* 1 when the patient is in active care at all (an in-progress Encounter or
  * an active CareTeam): what explains a service account's access for the
  * detector.  0, or -1 on a storage error. */

@@ -206,6 +206,8 @@ static int apply_all(store_txn *t, void *ctx, mv_err *err)
                           .body_len = it->body_len, .deleted = it->deleted,
                           .terms = it->terms, .n_terms = it->n_terms };
         int64_t version;
+        if (fhir_type_relates(it->type))
+            fhir_care_changed();
         if (store_put(t, &w, &version, err) != 0)
             return -1;
     }

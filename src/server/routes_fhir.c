@@ -185,6 +185,8 @@ static int apply_access(store_txn *t, void *ctx, mv_err *err)
         fhir_grant_put(t, r->grant_id, a->c->who.account.id, a->patient,
                        a->d->btg_expires_us, btg_reason(a->c), err) != 0)
         return -1;
+    if (a->write && fhir_type_relates(a->write->w.type))
+        fhir_care_changed();
     return a->write ? store_put(t, &a->write->w, &a->write->version, err) : 0;
 }
 

@@ -450,6 +450,37 @@ int store_heads(mv_store *s, const char *type, char *const *ids, size_t n,
     return rc;
 }
 
+int store_owners(mv_store *s, const char *type, char *const *ids, size_t n,
+                 char **owners, mv_err *err)
+{
+    memset(owners, 0, n * sizeof *owners);
+    store_read r;
+    if (type == NULL)
+        return mv_fail(err, MV_E_INVALID, "a read needs a type");
+    if (read_begin(s, &r, 1, err) != 0)
+        return -1;
+    sqlite3_stmt *st = conn_stmt(r.c, ST_RES_CURRENT, err);
+    int rc = st ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        int step = bind_text(r.c, st, 1, type, err) == 0 &&
+                   bind_text(r.c, st, 2, ids[i], err) == 0
+                   ? stmt_step(r.c, st, "cannot read a resource", err) : -1;
+        const char *patient = step == 1 ? (const char *)sqlite3_column_text(st, 1) : NULL;
+        if (patient && (owners[i] = mv_strdup(patient, err)) == NULL)
+            step = -1;
+        if (step < 0)
+            rc = -1;
+        sqlite3_reset(st);
+    }
+    stmt_done(st);
+    read_end(&r);
+    for (size_t i = 0; rc != 0 && i < n; i++) {
+        free(owners[i]);
+        owners[i] = NULL;
+    }
+    return rc;
+}
+
 /* ---- History --------------------------------------------------------------- */
 
 static int history_push(mv_store *s, sqlite3_stmt *st,

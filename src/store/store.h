@@ -151,6 +151,10 @@ int store_get(mv_store *s, const char *type, const char *id, int64_t version,
  * -1 only when the store cannot be read at all. */
 int store_heads(mv_store *s, const char *type, char *const *ids, size_t n,
                 store_resource *out, mv_err *err);
+/* The owning patient of each of ids[0..n) (NULL: none, or a system
+ * resource), from the rows alone: no body is read.  Free each with free(). */
+int store_owners(mv_store *s, const char *type, char *const *ids, size_t n,
+                 char **owners, mv_err *err);
 
 /* Every version of one resource (id != NULL) or of a type (id == NULL),
  * newest first, at most limit (0 = no limit). Caller frees with
