@@ -32,8 +32,6 @@ static int permitted(call *c, int need)
     return ok;
 }
 
-#define fresh_second_factor call_fresh_second_factor
-
 static json_t *account_json(const auth_account *a)
 {
     char created[MV_TIME_STR_MAX], closed[MV_TIME_STR_MAX] = "";
@@ -92,7 +90,7 @@ static void list_users(call *c)
 
 static void create_user(call *c)
 {
-    if (!permitted(c, NEED_ADMIN) || !fresh_second_factor(c))
+    if (!permitted(c, NEED_ADMIN) || !call_fresh_second_factor(c))
         return;
     json_t *body = call_json_body(c);
     if (body == NULL)
@@ -267,7 +265,7 @@ static void user_action(call *c, const char *name, const char *action)
         call_fail(c, 404, "not-found", "unknown user action");
         return;
     }
-    if (!permitted(c, NEED_ADMIN) || !fresh_second_factor(c))
+    if (!permitted(c, NEED_ADMIN) || !call_fresh_second_factor(c))
         return;
     if (strcmp(action, "reset-password") == 0)
         reset_password(c, name);
