@@ -117,6 +117,7 @@ static json_t *body_object(const acct_rec *r, json_t **secret)
         (p->pending[0] != '\0' && set_new(o, "pending", pending_object(r)) != 0);
     if (bad) {
         json_wipe_string(*secret);
+        json_wipe_string(json_object_get(json_object_get(o, "pending"), "totp_secret"));
         json_decref(*secret);
         json_decref(o);
         *secret = NULL;
