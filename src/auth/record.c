@@ -282,7 +282,7 @@ int acct_load_id(mv_store *s, const char *id, acct_rec *out, mv_err *err)
 int acct_find(mv_store *s, const char *username, char id[AUTH_NAME_MAX],
               mv_err *err)
 {
-    store_term term = { ACCOUNT_TERM, username };
+    store_term term = { ACCOUNT_TERM, username, 0 };
     char **ids = NULL;
     size_t n = 0;
     if (store_search(s, ACCOUNT_TYPE, &term, 1, &ids, &n, err) != 0)
@@ -313,7 +313,7 @@ int acct_put(store_txn *t, const acct_rec *r, mv_err *err)
     char *body = NULL;
     if (body_encode(r, &body, err) != 0)
         return -1;
-    store_term term = { ACCOUNT_TERM, r->pub.username };
+    store_term term = { ACCOUNT_TERM, r->pub.username, 0 };
     store_write w = {
         .type = ACCOUNT_TYPE, .id = r->pub.id, .patient = NULL,
         .if_version = r->version, .body = body, .body_len = strlen(body),

@@ -202,10 +202,10 @@ static unsigned staff_department(mv_store *s, const seed_hospital *h, const char
 {
     char ref[SEED_ID_MAX + 16];
     snprintf(ref, sizeof ref, "Practitioner/%s", id);
-    store_term term = { "practitioner", ref };
+    server_param practitioner = { "practitioner", NULL, ref };
     char **roles = NULL;
     size_t n = 0;
-    if (store_search(s, "PractitionerRole", &term, 1, &roles, &n, NULL) != 0)
+    if (server_find(s, "PractitionerRole", &practitioner, 1, &roles, &n, NULL) != 0)
         return fallback;
     json_t *role = n ? read_body(s, "PractitionerRole", roles[0]) : NULL;
     store_ids_free(roles, n);
@@ -308,32 +308,18 @@ typedef struct probe {
     const char *name, *modifier, *value;
 } probe;
 
-/* 1 when a Patient matches a (and b, when given), through the blind index
- * exactly as the search API would; 0 when none; -1 on error. */
+/* 1 when a Patient matches a (and b, when given), with the search API's
+ * semantics (server_find); 0 when none; -1 on error. */
 static int patient_matches(mv_store *s, const probe *a, const probe *b, mv_err *err)
 {
-    fhir_term *ta = NULL, *tb = NULL;
-    size_t na = 0, nb = 0;
-    int found = -1;
-    if (fhir_query_terms("Patient", a->name, a->modifier, a->value, &ta, &na, err) == 0 &&
-        (b == NULL ||
-         fhir_query_terms("Patient", b->name, b->modifier, b->value, &tb, &nb, err) == 0))
-        found = 0;
-    for (size_t i = 0; found == 0 && i < na; i++)
-        for (size_t j = 0; found == 0 && j < (b ? nb : 1); j++) {
-            store_term t[2] = { { ta[i].param, ta[i].value },
-                                { b ? tb[j].param : NULL, b ? tb[j].value : NULL } };
-            char **ids = NULL;
-            size_t n = 0;
-            if (store_search(s, "Patient", t, b ? 2 : 1, &ids, &n, err) != 0)
-                found = -1;
-            else
-                found = n > 0;
-            store_ids_free(ids, n);
-        }
-    fhir_terms_free(ta, na);
-    fhir_terms_free(tb, nb);
-    return found;
+    server_param p[2] = { { a->name, a->modifier, a->value },
+                          { b ? b->name : NULL, b ? b->modifier : NULL, b ? b->value : NULL } };
+    char **ids = NULL;
+    size_t n = 0;
+    if (server_find(s, "Patient", p, b ? 2 : 1, &ids, &n, err) != 0)
+        return -1;
+    store_ids_free(ids, n);
+    return n > 0;
 }
 
 /* 1 when a patient in the store shares the decoy's NIR, hospital number,

@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "../crypto/crypto.h"
+#include "../fhir/fhir.h"
+#include "../server/server.h"
 
 #define SECRET_MAX 4096
 
@@ -136,6 +138,23 @@ static void set_actor(cli_session *cs)
         snprintf(cs->actor, sizeof cs->actor, "cli:uid%ld", (long)getuid());
 }
 
+/* A store whose blind index was written under another format is
+ * re-indexed before any command searches it (server/reindex.c). */
+static int reindex_if_stale(cli_session *cs)
+{
+    mv_err err;
+    size_t done;
+    if (server_reindex(cs->store, 0, &done, &err) != 0) {
+        cli_error("store", "the search index cannot be brought up to date: %s", err.msg);
+        cli_close(cs);
+        return -1;
+    }
+    if (done > 0)
+        fprintf(stderr, "medvault: search index rebuilt (format %d, %zu resources)\n",
+                FHIR_INDEX_VERSION, done);
+    return 0;
+}
+
 int cli_open(const cli_store_opts *o, int flags, cli_session *cs)
 {
     memset(cs, 0, sizeof *cs);
@@ -163,7 +182,7 @@ int cli_open(const cli_store_opts *o, int flags, cli_session *cs)
         cs->store = NULL;
         return -1;
     }
-    return 0;
+    return reindex_if_stale(cs);
 }
 
 int cli_close(cli_session *cs)

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../fhir/fhir.h"
 #include "../search/search.h"
 #include "../server/server.h"
 
@@ -106,6 +107,7 @@ static void memo_put(memo *m, const char *raw, int valid, char *const *ids, size
 /* ---- The matcher ------------------------------------------------------------ */
 
 struct leak_matcher {
+    mv_store *s;
     store_lookup *lk;
     char **decoys;               /* sorted ids of the registry's decoys */
     size_t n_decoys;
@@ -140,7 +142,7 @@ static int present(const char *v)
 static int find(leak_matcher *m, const char *param, const char *value, char *const **ids,
                 size_t *n, mv_err *err)
 {
-    store_term t = { param, value };
+    store_term t = { param, value, fhir_param_bits("Patient", param) };
     return store_lookup_find(m->lk, &t, ids, n, err);
 }
 
@@ -279,17 +281,16 @@ static size_t intersect(char *const *a, size_t na, char *const *b, size_t nb,
  * ContactPoint values in their canonical form (fhir/index.c), so one
  * canonical lookup finds it however either side wrote it. */
 static int match_telecom(leak_matcher *m, leak_field f, const char *raw, int *valid,
-                         char *const **ids, size_t *n, mv_err *err)
+                         char form[TERM_MAX], char *const **ids, size_t *n, mv_err *err)
 {
     char *canon = NULL;
     *n = 0;
     *valid = (f == LEAK_PHONE ? search_phone(raw, &canon, NULL)
                               : search_email(raw, &canon, NULL)) == 0 &&
              strlen(raw) < TERM_MAX - 8;
-    char form[TERM_MAX];
     int rc = 0;
     if (*valid) {
-        snprintf(form, sizeof form, "*|%s", canon);
+        snprintf(form, TERM_MAX, "*|%s", canon);
         rc = find(m, "telecom", form, ids, n, err);
     }
     free(canon);
@@ -303,12 +304,39 @@ typedef struct row_result {
     size_t n;
 } row_result;
 
-static void take(row_result *res, leak_by by, char *const *ids, size_t n)
+/* 1 when Patient id holds every term of want (canonical values, as the
+ * index wrote them): the blind index is truncated (fhir.h), so what it
+ * found is a candidate until its body says so. */
+static int holds(leak_matcher *m, const char *id, const fhir_term *want, size_t nw)
+{
+    store_resource r;
+    if (store_get(m->s, "Patient", id, 0, &r, NULL) != 0)
+        return 0;
+    fhir_term *have = NULL;
+    size_t nh = 0;
+    int ok = !r.deleted && fhir_index_terms((const char *)r.body.data, r.body.len,
+                                            &have, &nh, NULL) == 0;
+    store_resource_free(&r);
+    for (size_t k = 0; ok && k < nw; k++) {
+        size_t i = 0;
+        while (i < nh && (strcmp(have[i].param, want[k].param) != 0 ||
+                          strcmp(have[i].value, want[k].value) != 0))
+            i++;
+        ok = i < nh;
+    }
+    fhir_terms_free(have, nh);
+    return ok;
+}
+
+/* Keep in res the candidates ids[0..n) that hold want. */
+static void take(leak_matcher *m, row_result *res, leak_by by, char *const *ids, size_t n,
+                 const fhir_term *want, size_t nw)
 {
     res->by = by;
-    res->n = n;
+    res->n = 0;
     for (size_t i = 0; i < n; i++)
-        res->ids[i] = ids[i];
+        if (holds(m, ids[i], want, nw))
+            res->ids[res->n++] = ids[i];
 }
 
 static int by_nir_or_id(leak_matcher *m, const leak_row *r, row_result *res, int *nir_ok,
@@ -326,16 +354,18 @@ static int by_nir_or_id(leak_matcher *m, const leak_row *r, row_result *res, int
         free(canon);
         if (*nir_ok && find(m, "identifier", term, &ids, &n, err) != 0)
             return -1;
+        fhir_term want = { "identifier", term };
         if (n > 0)
-            take(res, LEAK_BY_NIR, ids, n);
+            take(m, res, LEAK_BY_NIR, ids, n, &want, 1);
     }
     if (res->n == 0 && present(r->v[LEAK_ID]) && strlen(r->v[LEAK_ID]) < TERM_MAX - 2) {
         char term[TERM_MAX];
         snprintf(term, sizeof term, "|%s", r->v[LEAK_ID]);
         if (find(m, "_id", term, &ids, &n, err) != 0)
             return -1;
+        fhir_term want = { "_id", term };
         if (n > 0)
-            take(res, LEAK_BY_ID, ids, n);
+            take(m, res, LEAK_BY_ID, ids, n, &want, 1);
     }
     res->usable = *nir_ok || present(r->v[LEAK_ID]);
     return 0;
@@ -357,8 +387,12 @@ static int by_name_birth(leak_matcher *m, const leak_row *r, row_result *res, mv
     m->counts.rejected[LEAK_BIRTH] += !born_ok;
     res->usable |= fam_ok && born_ok;
     if (res->n == 0 && fam_ok && born_ok && nf > 0 && nb > 0) {
-        res->n = intersect(fam, nf, born, nb, res->ids);
-        res->by = LEAK_BY_NAME_BIRTH;
+        char family[TERM_MAX], birth[TERM_MAX];
+        canon_family(r->v[LEAK_FAMILY], family, sizeof family);
+        canon_birth(r->v[LEAK_BIRTH], birth, sizeof birth);
+        const fhir_term want[] = { { "family", family }, { "birthdate", birth } };
+        size_t k = intersect(fam, nf, born, nb, res->ids);
+        take(m, res, LEAK_BY_NAME_BIRTH, (char *const *)res->ids, k, want, 2);
     }
     return 0;
 }
@@ -373,12 +407,14 @@ static int by_contact(leak_matcher *m, const leak_row *r, row_result *res, mv_er
         char *const *ids;
         size_t n;
         int valid;
-        if (match_telecom(m, f, r->v[f], &valid, &ids, &n, err) != 0)
+        char form[TERM_MAX];
+        if (match_telecom(m, f, r->v[f], &valid, form, &ids, &n, err) != 0)
             return -1;
         m->counts.rejected[f] += !valid;
         res->usable |= valid;
+        fhir_term want = { "telecom", form };
         if (res->n == 0 && n > 0)
-            take(res, f == LEAK_EMAIL ? LEAK_BY_EMAIL : LEAK_BY_PHONE, ids, n);
+            take(m, res, f == LEAK_EMAIL ? LEAK_BY_EMAIL : LEAK_BY_PHONE, ids, n, &want, 1);
     }
     return 0;
 }
@@ -427,6 +463,7 @@ int leak_matcher_open(mv_store *s, leak_matcher **out, mv_err *err)
     leak_matcher *m = mv_calloc(1, sizeof *m, err);
     if (m == NULL)
         return -1;
+    m->s = s;
     if (store_lookup_open(s, "Patient", params, sizeof params / sizeof params[0], &m->lk,
                           err) != 0 ||
         server_decoy_ids(s, &m->decoys, &m->n_decoys, err) != 0 ||

@@ -120,6 +120,47 @@ void fhir_terms_free(fhir_term *t, size_t n);
 int fhir_query_terms(const char *type, const char *name, const char *modifier,
                      const char *value, fhir_term **out, size_t *n, mv_err *err);
 
+/* ---- What a stolen index shows, and verified matching (index.c, query.c) ----
+ *
+ * Equal tokens tell equal values, so a stolen database's index would show
+ * how many patients share a code, a name or a birth date, and split them by
+ * gender or status.  Two measures, as CipherSweet takes them:
+ *
+ *   - tokens are truncated to fhir_param_bits(type, param) bits: a lookup
+ *     returns every resource whose value falls in the same bucket, so equal
+ *     tokens no longer mean equal values.  The expected false candidates of
+ *     one lookup are (rows of that parameter) / 2^bits.
+ *   - low-cardinality parameters (every value a code or a boolean -- gender,
+ *     status, active -- and the coded categories, classes and clinical or
+ *     verification statuses) are not indexed at all (0 bits).
+ *
+ * Either way, every candidate must be verified on its decrypted body with
+ * fhir_query_matches before it is used: the index finds, the body decides.
+ * FHIR_INDEX_VERSION changes whenever what is indexed or how wide changes;
+ * a store indexed under another version is re-indexed before use. */
+#define FHIR_INDEX_VERSION 2
+
+/* The token width for (type, param), in bits; 0: not indexed. */
+int fhir_param_bits(const char *type, const char *param);
+
+/* A compiled query: parameters ANDed, each one's canonical values ORed
+ * (fhir_query_terms), plus what the index cannot tell (a multi-word string,
+ * a low-cardinality parameter).  _lastUpdated is not a parameter here. */
+typedef struct fhir_query fhir_query;
+fhir_query *fhir_query_new(const char *type);
+/* Add "NAME[:MODIFIER]=VALUE"; MV_E_INVALID names the parameter. */
+int fhir_query_add(fhir_query *q, const char *name, const char *modifier,
+                   const char *value, mv_err *err);
+size_t fhir_query_size(const fhir_query *q);
+/* The i-th parameter: its name, index width (fhir_param_bits) and the
+ * canonical terms to look up (ORed), borrowed from q. */
+const fhir_term *fhir_query_terms_of(const fhir_query *q, size_t i, int *bits,
+                                     size_t *n);
+/* 1 when the resource body satisfies every parameter, 0 when not, -1 when
+ * the body cannot be read. */
+int fhir_query_matches(const fhir_query *q, const char *json, size_t len);
+void fhir_query_free(fhir_query *q);
+
 /* ---- Instants the server keeps itself (instant.c) --------------------------
  *
  * _lastUpdated is the time a version was stored, kept in clear by the store

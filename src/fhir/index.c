@@ -18,11 +18,11 @@
 #include <string.h>
 
 #include "fhir/fhir.h"
+#include "fhir/index_internal.h"
 #include "fhir/primitive.h"
 #include "fhir/r4_model.h"
 #include "search/search.h"
 
-#define PREFIX_MAX_CHARS 24  /* longest indexed word prefix, in characters */
 #define KEY_MAX          128 /* a JSON key or path segment */
 #define YEAR_MIN         1900
 #define YEAR_MAX         2100
@@ -165,6 +165,103 @@ int fhir_search_param(const char *type, const char *name, fhir_param_type *out)
     return 0;
 }
 
+/* ==== What the index keeps of each parameter ============================ */
+
+/* Token widths, in bits (fhir.h): enough buckets that a lookup's false
+ * candidates stay few, few enough that values share buckets. */
+#define BITS_UNIQUE 32  /* identifiers, contacts, ids, references         */
+#define BITS_CODE   10  /* codes: hundreds to thousands of values in use  */
+#define BITS_TEXT   12  /* names, words and their prefixes; dates         */
+
+/* Coded parameters whose values are a handful of statuses or classes even
+ * though their element is a CodeableConcept or a Coding. */
+static const char *const small_value_sets[] = {
+    "category", "class", "clinical-status", "verification-status", NULL
+};
+
+static int small_value_set(const char *code)
+{
+    for (size_t i = 0; small_value_sets[i] != NULL; i++)
+        if (strcmp(small_value_sets[i], code) == 0)
+            return 1;
+    return 0;
+}
+
+/* 1 when every value the path can reach, from structure, is a code or a
+ * boolean (a required binding to a short list: gender, status, active);
+ * 0 when some value is anything else or the path does not resolve. */
+static int path_all_coded(int32_t structure, const char *path, int depth)
+{
+    size_t n = strcspn(path, ".");
+    const char *rest = path[n] ? path + n + 1 : "";
+    char seg[KEY_MAX];
+    if (structure < 0 || depth > 16 || n >= sizeof seg)
+        return 0;
+    memcpy(seg, path, n);
+    seg[n] = '\0';
+    int32_t elem;
+    int single = -1;
+    if (n > 3 && strcmp(seg + n - 3, "[x]") == 0) {
+        const fhir_elem_def *p = &fhir_r4_elems[structure];
+        elem = -1;
+        for (uint16_t i = 0; i < p->n_children && elem < 0; i++)
+            if (strcmp(fhir_model_elem_name(&fhir_r4_elems[p->first_child + i]), seg) == 0)
+                elem = p->first_child + i;
+    } else {
+        elem = fhir_model_child(structure, seg, &single);
+    }
+    if (elem < 0)
+        return 0;
+    const fhir_elem_def *e = &fhir_r4_elems[elem];
+    uint16_t n_types = single >= 0 ? 1 : e->n_types;
+    if (n_types == 0)
+        return *rest ? path_all_coded(fhir_model_structure(elem, -1), rest, depth + 1) : 0;
+    for (uint16_t i = 0; i < n_types; i++) {
+        int t = single >= 0 ? single : fhir_r4_elem_types[e->first_type + i];
+        const char *name = fhir_r4_types[t].name;
+        int ok = *rest ? path_all_coded(fhir_model_structure(elem, t), rest, depth + 1)
+                       : strcmp(name, "code") == 0 || strcmp(name, "boolean") == 0;
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+static int low_cardinality(int type, const fhir_sp_param *p)
+{
+    if (p->type != FHIR_PARAM_TOKEN)
+        return 0;
+    if (small_value_set(p->code))
+        return 1;
+    if (p->n_alts == 0)
+        return 0;
+    for (uint16_t a = 0; a < p->n_alts; a++)
+        if (!path_all_coded(fhir_r4_types[type].root,
+                            fhir_r4_sp_alts[p->first_alt + a].path, 0))
+            return 0;
+    return 1;
+}
+
+static int is_contact_param(const char *code);
+
+int fhir_param_bits(const char *type, const char *name)
+{
+    const fhir_sp_param *p = sp_lookup(type, name);
+    if (p == NULL || low_cardinality(fhir_model_type(type, strlen(type)), p))
+        return 0;
+    switch ((fhir_param_type)p->type) {
+    case FHIR_PARAM_REFERENCE:
+        return BITS_UNIQUE;
+    case FHIR_PARAM_TOKEN:
+        return strcmp(p->code, "_id") == 0 || (p->flags & FHIR_SPF_IDENTIFIER) ||
+               is_contact_param(p->code) ? BITS_UNIQUE : BITS_CODE;
+    case FHIR_PARAM_STRING:
+    case FHIR_PARAM_DATE:
+        return BITS_TEXT;
+    }
+    return 0;
+}
+
 /* ==== Canonical pieces shared by both sides =============================== */
 
 /* An Identifier value: white space removed, ASCII upper-cased. */
@@ -205,7 +302,7 @@ static int is_contact_param(const char *code)
 /* Fold like a name.  A value without letters ("75001") is folded behind a
  * letter that is then removed, so digits get the same treatment.  *out is
  * NULL when nothing is left to index. */
-static int fold_text(const char *in, char **out, mv_err *err)
+int fhir_index_fold(const char *in, char **out, mv_err *err)
 {
     *out = NULL;
     if (search_fold_name(in, out, NULL) == 0)
@@ -495,7 +592,7 @@ static int index_text(index_ctx *c, const char *raw, mv_err *err)
     if (raw == NULL)
         return 0;
     char *folded = NULL;
-    if (fold_text(raw, &folded, err) != 0)
+    if (fhir_index_fold(raw, &folded, err) != 0)
         return -1;
     if (folded == NULL || *folded == '\0') {
         free(folded);
@@ -815,7 +912,7 @@ static int query_string(term_list *l, const fhir_sp_param *p, const char *modifi
     if (!exact && no_modifier(p, modifier, err) != 0)
         return -1;
     char *folded = NULL;
-    if (fold_text(value, &folded, err) != 0)
+    if (fhir_index_fold(value, &folded, err) != 0)
         return -1;
     if (folded == NULL || *folded == '\0') {
         free(folded);

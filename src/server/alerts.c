@@ -32,9 +32,9 @@ static int put_alert(store_txn *t, json_t *doc, int64_t if_version, mv_err *err)
     if (body == NULL || id == NULL || status == NULL)
         return free(body), mv_fail(err, MV_E_INVALID, "alert without id or status");
     const char *notify = json_string_value(json_object_get(doc, "notify"));
-    store_term terms[] = { { "kind", "alert" }, { "status", status },
-                           { "actor", actor ? actor : "-" },
-                           { "notify", notify ? notify : "-" } };
+    store_term terms[] = { { "kind", "alert", 0 }, { "status", status, 0 },
+                           { "actor", actor ? actor : "-", 0 },
+                           { "notify", notify ? notify : "-", 0 } };
     store_write w = { .type = ALERT_TYPE, .id = id, .if_version = if_version, .body = body,
                       .body_len = strlen(body), .terms = terms, .n_terms = 4 };
     int64_t v;
@@ -95,7 +95,7 @@ static int by_time_desc(const void *a, const void *b)
 
 int server_alert_list(mv_store *s, const char *status, char **json_array_out, mv_err *err)
 {
-    store_term terms[] = { { "kind", "alert" }, { "status", status } };
+    store_term terms[] = { { "kind", "alert", 0 }, { "status", status, 0 } };
     return records_list(s, ALERT_TYPE, terms, status ? 2 : 1, by_time_desc, json_array_out, err);
 }
 
@@ -181,7 +181,7 @@ static int mark_sent(audit_trail *trail, json_t *doc, int64_t version, mv_err *e
 
 int alerts_notify_pending(server *srv, mv_err *err)
 {
-    store_term terms[] = { { "kind", "alert" }, { "notify", "pending" } };
+    store_term terms[] = { { "kind", "alert", 0 }, { "notify", "pending", 0 } };
     char **ids = NULL;
     size_t n = 0;
     if (store_search(srv->store, ALERT_TYPE, terms, 2, &ids, &n, err) != 0)

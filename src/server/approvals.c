@@ -56,8 +56,8 @@ static int apply_put(store_txn *t, void *ctx, mv_err *err)
     if (body == NULL || id == NULL || status == NULL)
         return free(body), mv_fail(err, MV_E_INVALID, "an approval without id or status");
     const char *by = json_string_value(json_object_get(pc->doc, "requested_by"));
-    store_term terms[] = { { "kind", "approval" }, { "status", status },
-                           { "by", by ? by : "-" } };
+    store_term terms[] = { { "kind", "approval", 0 }, { "status", status, 0 },
+                           { "by", by ? by : "-", 0 } };
     store_write w = { .type = APPROVAL_TYPE, .id = id, .if_version = pc->if_version,
                       .body = body, .body_len = strlen(body), .terms = terms, .n_terms = 3 };
     int64_t v;
@@ -115,7 +115,7 @@ static int by_time_desc(const void *a, const void *b);
 
 int server_approval_recent(mv_store *s, const char *by, int64_t since_us)
 {
-    store_term terms[] = { { "kind", "approval" }, { "by", by } };
+    store_term terms[] = { { "kind", "approval", 0 }, { "by", by, 0 } };
     char *text = NULL;
     if (records_list(s, APPROVAL_TYPE, terms, 2, by_time_desc_fwd, &text, NULL) != 0)
         return 0;
@@ -157,7 +157,7 @@ static int by_time_desc(const void *a, const void *b)
 int server_approval_list(mv_store *s, const char *status, char **json_array_out,
                          mv_err *err)
 {
-    store_term terms[] = { { "kind", "approval" }, { "status", status } };
+    store_term terms[] = { { "kind", "approval", 0 }, { "status", status, 0 } };
     return records_list(s, APPROVAL_TYPE, terms, status ? 2 : 1, by_time_desc,
                         json_array_out, err);
 }

@@ -37,7 +37,7 @@ static int apply_put(store_txn *t, void *ctx, mv_err *err)
     char *body = json_text(pc->doc);
     if (body == NULL)
         return mv_fail(err, MV_E_NOMEM, "out of memory");
-    store_term term = { "kind", pc->type };
+    store_term term = { "kind", pc->type, 0 };
     store_write w = { .type = pc->type, .id = pc->id, .if_version = pc->if_version,
                       .body = body, .body_len = strlen(body), .terms = &term, .n_terms = 1 };
     int64_t v;
@@ -94,7 +94,7 @@ static void apply_networks(server *srv, const char *account, json_t *doc)
 static int load_all(server *srv, const char *type,
                     void (*apply)(server *, const char *, json_t *), mv_err *err)
 {
-    store_term term = { "kind", type };
+    store_term term = { "kind", type, 0 };
     char **ids = NULL;
     size_t n = 0;
     if (store_search(srv->store, type, &term, 1, &ids, &n, err) != 0)

@@ -40,7 +40,7 @@ static int put_decoy(store_txn *t, json_t *doc, int64_t if_version, mv_err *err)
     char *body = json_text(doc);
     if (body == NULL)
         return mv_fail(err, MV_E_NOMEM, "out of memory");
-    store_term terms[] = { { "kind", "decoy" }, { "purpose", purpose } };
+    store_term terms[] = { { "kind", "decoy", 0 }, { "purpose", purpose, 0 } };
     store_write w = { .type = DECOY_TYPE, .id = id, .if_version = if_version,
                       .body = body, .body_len = strlen(body), .terms = terms,
                       .n_terms = 2 };
@@ -162,7 +162,7 @@ int server_decoy_get(mv_store *s, const char *patient, char **json_out, mv_err *
 
 int server_decoy_ids(mv_store *s, char ***ids, size_t *n, mv_err *err)
 {
-    store_term kind = { "kind", "decoy" };
+    store_term kind = { "kind", "decoy", 0 };
     return store_search(s, DECOY_TYPE, &kind, 1, ids, n, err);
 }
 
@@ -181,7 +181,7 @@ static int by_planting(const void *a, const void *b)
 int server_decoy_list(mv_store *s, const char *purpose, char **json_array_out,
                       mv_err *err)
 {
-    store_term terms[] = { { "kind", "decoy" }, { "purpose", purpose } };
+    store_term terms[] = { { "kind", "decoy", 0 }, { "purpose", purpose, 0 } };
     return records_list(s, DECOY_TYPE, terms, purpose ? 2 : 1, by_planting, json_array_out,
                         err);
 }

@@ -155,27 +155,33 @@ static int related_through(mv_store *s, const char *type, const char *who_key,
                            const char *practitioner, const char *patient,
                            const char *status, int64_t now)
 {
-    char pat[128], prac[128], st[64];
+    char pat[128], prac[128];
     snprintf(pat, sizeof pat, "Patient/%s", patient);
     snprintf(prac, sizeof prac, "Practitioner/%s", practitioner);
-    snprintf(st, sizeof st, "*|%s", status);
-    store_term terms[] = { { "patient", pat }, { "participant", prac }, { "status", st } };
-    char **ids = NULL;
-    size_t n = 0;
-    if (store_search(s, type, terms, 3, &ids, &n, NULL) != 0)
+    fhir_query *q = fhir_query_new(type);
+    id_set ids = {0};
+    int every = 0;
+    if (q == NULL || fhir_query_add(q, "patient", NULL, pat, NULL) != 0 ||
+        fhir_query_add(q, "participant", NULL, prac, NULL) != 0 ||
+        fhir_query_add(q, "status", NULL, status, NULL) != 0 ||
+        fhir_candidates(s, type, q, &ids, &every, NULL) != 0) {
+        fhir_query_free(q);
         return -1;
+    }
     int found = 0;
-    for (size_t i = 0; i < n && !found; i++) {
+    for (size_t i = 0; i < ids.n && !found; i++) {
         store_resource r;
-        if (store_get(s, type, ids[i], 0, &r, NULL) != 0)
+        if (store_get(s, type, ids.v[i], 0, &r, NULL) != 0)
             continue;
-        json_t *o = r.deleted ? NULL
-                  : json_loadb((const char *)r.body.data, r.body.len, 0, NULL);
+        json_t *o = r.deleted || fhir_query_matches(q, (const char *)r.body.data,
+                                                    r.body.len) != 1
+                  ? NULL : json_loadb((const char *)r.body.data, r.body.len, 0, NULL);
         found = o != NULL && relationship_current(o, who_key, practitioner, now);
         json_decref(o);
         store_resource_free(&r);
     }
-    store_ids_free(ids, n);
+    id_set_free(&ids);
+    fhir_query_free(q);
     return found;
 }
 
@@ -201,7 +207,7 @@ static int btg_grant_active(void *ctx, const char *account, const char *patient,
     mv_store *s = ctx;
     char key[200];
     grant_key(account, patient, key, sizeof key);
-    store_term term = { "who", key };
+    store_term term = { "who", key, 0 };
     char **ids = NULL;
     size_t n = 0;
     if (store_search(s, GRANT_TYPE, &term, 1, &ids, &n, NULL) != 0)
@@ -224,13 +230,13 @@ int fhir_patient_in_active_care(server *srv, const char *patient)
 {
     char pat[128];
     snprintf(pat, sizeof pat, "Patient/%s", patient);
-    static const char *const where[][2] = { { "Encounter", "*|in-progress" },
-                                            { "CareTeam", "*|active" } };
+    static const char *const where[][2] = { { "Encounter", "in-progress" },
+                                            { "CareTeam", "active" } };
     for (size_t i = 0; i < 2; i++) {
-        store_term terms[] = { { "patient", pat }, { "status", where[i][1] } };
+        server_param p[] = { { "patient", NULL, pat }, { "status", NULL, where[i][1] } };
         char **ids = NULL;
         size_t n = 0;
-        if (store_search(srv->store, where[i][0], terms, 2, &ids, &n, NULL) != 0)
+        if (server_find(srv->store, where[i][0], p, 2, &ids, &n, NULL) != 0)
             return -1;
         store_ids_free(ids, n);
         if (n > 0)
@@ -284,8 +290,8 @@ static int load_related(fhir_fact_batch *b, const char *type)
 {
     char prac[sizeof b->practitioner + 16];
     snprintf(prac, sizeof prac, "Practitioner/%s", b->practitioner);
-    store_term term = { "participant", prac };   /* whatever the status: one
-                                                     index query, no filter */
+    store_term term = { "participant", prac,     /* whatever the status: one */
+                        fhir_param_bits(type, "participant") };   /* index query */
     char **ids = NULL;
     size_t n = 0;
     if (store_search(b->s, type, &term, 1, &ids, &n, NULL) != 0)
@@ -406,7 +412,7 @@ static int batch_care_relationship(void *ctx, const char *practitioner,
  * a listing does not see them; a read of that patient still does.) */
 static int load_grants(fhir_fact_batch *b)
 {
-    store_term term = { "account", b->account };
+    store_term term = { "account", b->account, 0 };
     char **ids = NULL;
     size_t n = 0;
     if (store_search(b->s, GRANT_TYPE, &term, 1, &ids, &n, NULL) != 0)
@@ -469,7 +475,7 @@ int fhir_grant_put(store_txn *t, const char *id, const char *account,
     json_decref(o);
     if (body == NULL)
         return mv_fail(err, MV_E_NOMEM, "out of memory");
-    store_term terms[] = { { "who", key }, { "account", account } };
+    store_term terms[] = { { "who", key, 0 }, { "account", account, 0 } };
     store_write w = { .type = GRANT_TYPE, .id = id, .if_version = 0, .body = body,
                       .body_len = strlen(body), .terms = terms, .n_terms = 2 };
     int64_t v;

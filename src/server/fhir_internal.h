@@ -57,6 +57,23 @@ int fhir_grant_reason(server *srv, const char *purpose, char *out, size_t cap);
 #define FHIR_PURPOSE_BTG "BTG"
 #define FHIR_PURPOSE_BTG_GRANT "BTG grant:"
 
+/* Sets of ids, sorted and without duplicates once normalised (find.c). */
+typedef struct id_set {
+    char **v;
+    size_t n;
+} id_set;
+void id_set_free(id_set *s);
+void id_set_normalise(id_set *s);
+/* Keep in a only what b also holds (both normalised). */
+void id_set_intersect(id_set *a, const id_set *b);
+
+/* The candidates of a query from the truncated blind index: the AND of the
+ * indexed parameters' buckets, normalised; every current resource of type
+ * (*every = 1) when no parameter is indexed.  A superset: verify each on
+ * its body with fhir_query_matches before use (find.c). */
+int fhir_candidates(mv_store *s, const char *type, const fhir_query *q, id_set *out,
+                    int *every, mv_err *err);
+
 /* GET /fhir/Type?...: search over the blind indexes (routes_search.c). */
 void fhir_search(call *c, const char *type);
 

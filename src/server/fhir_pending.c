@@ -138,6 +138,7 @@ static int copy_write(pending_item *it, const store_write *w)
         for (size_t i = 0; i < w->n_terms; i++) {
             it->terms[i].param = copy(w->terms[i].param, &ok);
             it->terms[i].value = copy(w->terms[i].value, &ok);
+            it->terms[i].bits = w->terms[i].bits;
         }
     }
     return ok ? 0 : -1;

@@ -45,8 +45,8 @@ static int apply_save(store_txn *t, void *ctx, mv_err *err)
     char *body = json_text(sc->doc);
     if (body == NULL || id == NULL || status == NULL)
         return free(body), mv_fail(err, MV_E_INVALID, "incident without id or status");
-    store_term terms[] = { { "kind", "incident" }, { "status", status },
-                           { "actor", actor ? actor : "-" } };
+    store_term terms[] = { { "kind", "incident", 0 }, { "status", status, 0 },
+                           { "actor", actor ? actor : "-", 0 } };
     store_write w = { .type = INCIDENT_TYPE, .id = id, .if_version = sc->if_version,
                       .body = body, .body_len = strlen(body), .terms = terms, .n_terms = 3 };
     int64_t v;
@@ -318,7 +318,7 @@ static int by_opening_desc(const void *a, const void *b)
 int server_incident_list(mv_store *s, const char *status, char **json_array_out,
                          mv_err *err)
 {
-    store_term terms[] = { { "kind", "incident" }, { "status", status } };
+    store_term terms[] = { { "kind", "incident", 0 }, { "status", status, 0 } };
     return records_list(s, INCIDENT_TYPE, terms, status ? 2 : 1, by_opening_desc,
                         json_array_out, err);
 }

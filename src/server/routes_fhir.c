@@ -571,8 +571,10 @@ static int body_patients(call *c, const char *type, const char *text,
     return 0;
 }
 
-static int index_terms(call *c, const char *text, fhir_term **t, size_t *nt,
-                       store_term **st)
+/* The body's terms, and the store terms for those the index keeps: each
+ * with its width, low-cardinality parameters left out (fhir.h). */
+static int index_terms(call *c, const char *type, const char *text, fhir_term **t,
+                       size_t *nt, store_term **st, size_t *nst)
 {
     mv_err e;
     if (fhir_index_terms(text, strlen(text), t, nt, &e) != 0) {
@@ -585,8 +587,12 @@ static int index_terms(call *c, const char *text, fhir_term **t, size_t *nt,
         call_fail(c, 500, "exception", "out of memory");
         return -1;
     }
-    for (size_t i = 0; i < *nt; i++)
-        (*st)[i] = (store_term){ (*t)[i].param, (*t)[i].value };
+    *nst = 0;
+    for (size_t i = 0; i < *nt; i++) {
+        int bits = fhir_param_bits(type, (*t)[i].param);
+        if (bits > 0)
+            (*st)[(*nst)++] = (store_term){ (*t)[i].param, (*t)[i].value, bits };
+    }
     return 0;
 }
 
@@ -617,6 +623,7 @@ static void write_version(call *c, const fhir_path *p, const char *id, char *tex
     fhir_term *terms = NULL;
     size_t nt = 0;
     store_term *st = NULL;
+    size_t nst = 0;
     char *labelled = NULL;
     policy_decision d;
     fhir_path where = *p;
@@ -637,7 +644,7 @@ static void write_version(call *c, const fhir_path *p, const char *id, char *tex
         denied_patient = stored;
     else if (decide(c, act, p->type, pats, np, &d) != 0)
         goto done;
-    if (index_terms(c, text, &terms, &nt, &st) != 0)
+    if (index_terms(c, p->type, text, &terms, &nt, &st, &nst) != 0)
         goto done;
     char ref[200];
     snprintf(ref, sizeof ref, "%s/%s/_history/%lld", p->type, id, (long long)version);
@@ -651,7 +658,7 @@ static void write_version(call *c, const fhir_path *p, const char *id, char *tex
     }
     write_ctx wc = { .w = { .type = p->type, .id = id, .patient = np ? pats[0] : NULL,
                             .if_version = expect, .body = text, .body_len = strlen(text),
-                            .terms = st, .n_terms = nt, .updated_us = now } };
+                            .terms = st, .n_terms = nst, .updated_us = now } };
     access a = { c, created ? "fhir.create" : "fhir.update", ref,
                  denied_patient ? denied_patient : np ? pats[0] : NULL, &d, &wc };
     if (d.effect != POLICY_PERMIT) {

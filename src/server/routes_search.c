@@ -20,75 +20,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../search/search.h"
 
 #define FHIR_JSON "application/fhir+json"
 #define DEFAULT_COUNT 20
 #define MAX_COUNT 100           /* what one page may disclose        */
 #define MAX_MATCHES 10000       /* matches examined before refusing  */
 #define MAX_PARAMS 16
-
-typedef struct id_set {
-    char **v;
-    size_t n;
-} id_set;
-
-static void set_free(id_set *s)
-{
-    store_ids_free(s->v, s->n);
-    s->v = NULL;
-    s->n = 0;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Sort and drop duplicates in place. */
-static void set_normalise(id_set *s)
-{
-    if (s->n < 2)
-        return;
-    qsort(s->v, s->n, sizeof s->v[0], cmp_str);
-    size_t k = 1;
-    for (size_t i = 1; i < s->n; i++) {
-        if (strcmp(s->v[i], s->v[k - 1]) == 0)
-            free(s->v[i]);
-        else
-            s->v[k++] = s->v[i];
-    }
-    s->n = k;
-}
-
-static int set_add_all(id_set *s, char **v, size_t n)
-{
-    if (n == 0) {
-        free(v);
-        return 0;
-    }
-    char **grown = realloc(s->v, (s->n + n + 1) * sizeof *grown);
-    if (grown == NULL)
-        return -1;
-    s->v = grown;
-    memcpy(s->v + s->n, v, n * sizeof *v);
-    s->n += n;
-    free(v);                       /* the strings moved into s */
-    return 0;
-}
-
-/* Keep in a only what b also holds (both normalised). */
-static void set_intersect(id_set *a, const id_set *b)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < a->n; i++) {
-        if (bsearch(&a->v[i], b->v, b->n, sizeof b->v[0], cmp_str))
-            a->v[k++] = a->v[i];
-        else
-            free(a->v[i]);
-    }
-    a->n = k;
-}
 
 /* ---- The query ------------------------------------------------------------- */
 
@@ -102,6 +39,7 @@ typedef struct query {
     const char *type;
     param p[MAX_PARAMS];
     size_t n;
+    fhir_query *match;             /* every parameter but _lastUpdated */
     long count, offset;
     int sort;                      /* 0 none, 1 _lastUpdated, -1 -_lastUpdated */
     int summary_count;
@@ -174,104 +112,44 @@ static int last_updated_ids(mv_store *s, const char *type, const param *p,
         store_search_updated(s, type, r.from_us, r.to_us, r.outside, &out->v,
                              &out->n, err) != 0)
         return -1;
-    set_normalise(out);
+    id_set_normalise(out);
     return 0;
 }
 
-/* The ids matching one parameter: the union over its canonical values. */
-static int param_ids(mv_store *s, const char *type, const param *p, id_set *out,
-                     mv_err *err)
+/* Compile the parameters the body decides (all but _lastUpdated). */
+static int compile_query(query *q, mv_err *err)
 {
-    if (strcmp(p->name, FHIR_PARAM_LAST_UPDATED) == 0)
-        return last_updated_ids(s, type, p, out, err);
-    fhir_term *t = NULL;
-    size_t nt = 0;
-    if (fhir_query_terms(type, p->name, p->modifier[0] ? p->modifier : NULL, p->value,
-                         &t, &nt, err) != 0)
-        return -1;
-    int rc = 0;
-    for (size_t i = 0; i < nt && rc == 0; i++) {
-        store_term term = { t[i].param, t[i].value };
-        char **ids = NULL;
-        size_t n = 0;
-        rc = store_search(s, type, &term, 1, &ids, &n, err);
-        if (rc == 0 && set_add_all(out, ids, n) != 0)
-            rc = mv_fail(err, MV_E_NOMEM, "out of memory");
-    }
-    fhir_terms_free(t, nt);
-    set_normalise(out);
-    return rc;
+    q->match = fhir_query_new(q->type);
+    if (q->match == NULL)
+        return mv_fail(err, MV_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < q->n; i++)
+        if (strcmp(q->p[i].name, FHIR_PARAM_LAST_UPDATED) != 0 &&
+            fhir_query_add(q->match, q->p[i].name, q->p[i].modifier, q->p[i].value,
+                           err) != 0)
+            return -1;
+    return 0;
 }
 
+/* The candidates: the index's buckets (find.c) and the _lastUpdated ranges,
+ * ANDed.  A superset until each body is verified (visible_hits). */
 static int matching_ids(mv_store *s, const query *q, id_set *out, mv_err *err)
 {
-    if (q->n == 0)
-        return store_search(s, q->type, NULL, 0, &out->v, &out->n, err);
+    int every;
+    if (fhir_candidates(s, q->type, q->match, out, &every, err) != 0)
+        return -1;
     for (size_t i = 0; i < q->n; i++) {
+        if (strcmp(q->p[i].name, FHIR_PARAM_LAST_UPDATED) != 0)
+            continue;
         id_set one = {0};
-        if (param_ids(s, q->type, &q->p[i], &one, err) != 0) {
-            set_free(&one);
+        if (last_updated_ids(s, q->type, &q->p[i], &one, err) != 0) {
+            id_set_free(&one);
+            id_set_free(out);
             return -1;
         }
-        if (i == 0) {
-            *out = one;
-        } else {
-            set_intersect(out, &one);
-            set_free(&one);
-        }
+        id_set_intersect(out, &one);
+        id_set_free(&one);
     }
     return 0;
-}
-
-/* A string query with several words or over 24 characters looked up only a
- * prefix of its first word (fhir_query_terms): keep the match only when a
- * whole value of that parameter holds the whole folded query at the start
- * of a word.  One short word, and :exact (a whole-value token), were
- * matched exactly by the index already. */
-#define INDEXED_PREFIX_MAX 24
-
-static int needs_post_filter(const param *p, const char *folded)
-{
-    return strcmp(p->modifier, "exact") != 0 &&
-           (strchr(folded, ' ') != NULL || strlen(folded) > INDEXED_PREFIX_MAX);
-}
-
-static int value_matches(const char *value, const char *folded)
-{
-    size_t n = strlen(folded);
-    for (const char *w = value; w; w = strchr(w, ' ') ? strchr(w, ' ') + 1 : NULL)
-        if (strncmp(w, folded, n) == 0)
-            return 1;
-    return 0;
-}
-
-static int string_post_filter_ok(const query *q, const store_resource *r)
-{
-    fhir_term *t = NULL;
-    size_t nt = 0;
-    int ok = 1, loaded = 0;
-    for (size_t i = 0; i < q->n && ok; i++) {
-        fhir_param_type pt;
-        char *folded = NULL;
-        if (fhir_search_param(q->type, q->p[i].name, &pt) != 0 || pt != FHIR_PARAM_STRING ||
-            search_fold_name(q->p[i].value, &folded, NULL) != 0)
-            continue;
-        if (needs_post_filter(&q->p[i], folded)) {
-            if (!loaded && fhir_index_terms((const char *)r->body.data, r->body.len,
-                                            &t, &nt, NULL) != 0)
-                nt = 0;
-            loaded = 1;
-            int found = 0;
-            for (size_t k = 0; k < nt && !found; k++)
-                found = strcmp(t[k].param, q->p[i].name) == 0 &&
-                        strncmp(t[k].value, "x:", 2) == 0 &&
-                        value_matches(t[k].value + 2, folded);
-            ok = found;
-        }
-        free(folded);
-    }
-    fhir_terms_free(t, nt);
-    return ok;
 }
 
 /* ---- Disclosure ------------------------------------------------------------------ */
@@ -420,7 +298,7 @@ static int visible_hits(call *c, const query *q, const id_set *ids, hit **out,
         int opened = store_get(c->srv->store, q->type, v[i].r.id, v[i].r.version,
                                &r, NULL) == 0;
         store_resource_free(&v[i].r);
-        if (opened && string_post_filter_ok(q, &r))
+        if (opened && fhir_query_matches(q->match, (const char *)r.body.data, r.body.len) == 1)
             v[kept++].r = r;
         else if (opened)
             store_resource_free(&r);
@@ -672,6 +550,11 @@ static void reply_bundle(call *c, const query *q, const hit *page, size_t n, siz
  * borrowed from v; NULL for a page with entries (the page is what it
  * discloses) and for every other role (a person only ever counts patients
  * it may see). */
+static int cmp_patient(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static const char **existence_beyond(call *c, const hit *v, size_t n, size_t from,
                                      size_t len, size_t *count)
 {
@@ -687,7 +570,7 @@ static const char **existence_beyond(call *c, const hit *v, size_t n, size_t fro
         free(out);
         return NULL;
     }
-    qsort(out, k, sizeof *out, cmp_str);
+    qsort(out, k, sizeof *out, cmp_patient);
     size_t u = 1;
     for (size_t i = 1; i < k; i++)
         if (strcmp(out[i], out[u - 1]) != 0)
@@ -709,23 +592,27 @@ void fhir_search(call *c, const char *type)
     q.count = call_page_cap(c, (int)q.count);   /* the detector's allowance */
     mv_err e;
     id_set ids = {0};
-    if (matching_ids(c->srv->store, &q, &ids, &e) != 0) {
+    if (compile_query(&q, &e) != 0 || matching_ids(c->srv->store, &q, &ids, &e) != 0) {
+        fhir_query_free(q.match);
         call_fail_err(c, &e);
         return;
     }
     if (ids.n > MAX_MATCHES) {
-        set_free(&ids);
+        fhir_query_free(q.match);
+        id_set_free(&ids);
         call_fail(c, 400, "too-costly", "too many matches: narrow the search");
         return;
     }
     hit *v = NULL;
     size_t n = 0;
-    if (visible_hits(c, &q, &ids, &v, &n) != 0) {
-        set_free(&ids);
+    int hits = visible_hits(c, &q, &ids, &v, &n);
+    fhir_query_free(q.match);
+    if (hits != 0) {
+        id_set_free(&ids);
         call_fail(c, 500, "exception", "out of memory");
         return;
     }
-    set_free(&ids);
+    id_set_free(&ids);
     size_t from = (size_t)q.offset < n ? (size_t)q.offset : n;
     size_t len = q.summary_count ? 0 : n - from < (size_t)q.count ? n - from : (size_t)q.count;
     const char **existence = existence_beyond(c, v, n, from, len, &c->n_existence);

@@ -240,6 +240,25 @@ int server_decoy_list(mv_store *s, const char *purpose, char **json_array_out,
 /* The ids of every decoy (watermarks included), sorted; free with
  * store_ids_free. */
 int server_decoy_ids(mv_store *s, char ***ids, size_t *n, mv_err *err);
+
+/* Re-index every current clinical resource when the store's index was
+ * written under another format than FHIR_INDEX_VERSION (or always, with
+ * force), then record the format.  *done: resources re-indexed (reindex.c). */
+int server_reindex(mv_store *s, int force, size_t *done, mv_err *err);
+
+/* ---- Finding clinical resources (find.c) ---------------------------------------
+ * One FHIR search parameter, as in a query string: "identifier" "" "NIR|185...". */
+typedef struct server_param {
+    const char *name, *modifier, *value;
+} server_param;
+/* Ids (sorted) of the current resources of type that match every
+ * parameter, with FHIR search semantics: the truncated blind index proposes
+ * and each decrypted body is verified, so the answer is exact.  No access
+ * policy: for the server's own decisions and the key holder's CLI.  *ids is
+ * NULL when none; free with store_ids_free.  MV_E_INVALID names a bad
+ * parameter. */
+int server_find(mv_store *s, const char *type, const server_param *p, size_t n,
+                char ***ids, size_t *n_ids, mv_err *err);
 /* Make a plain decoy the watermark of one output: reference names the export
  * or request, handed_to the actor who received it.  Audited as
  * "decoy.watermark" by `by` from source.  MV_E_CONFLICT when the decoy is a

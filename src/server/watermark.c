@@ -36,7 +36,7 @@ static size_t random_below(size_t n)
 
 static int plain_decoys(mv_store *s, char ***ids, size_t *n, mv_err *err)
 {
-    store_term terms[] = { { "kind", "decoy" }, { "purpose", "decoy" } };
+    store_term terms[] = { { "kind", "decoy", 0 }, { "purpose", "decoy", 0 } };
     return store_search(s, "_Decoy", terms, 2, ids, n, err);
 }
 

@@ -22,11 +22,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FIELD_MAX 128            /* "Type.param" */
 
 typedef struct lookup_entry {
     size_t param;                /* index into params */
-    unsigned char token[MV_INDEX_BYTES];
+    unsigned char token[MV_INDEX_BYTES];   /* truncated tokens zero-padded */
     char *id;                    /* owned */
 } lookup_entry;
 
@@ -54,7 +53,7 @@ struct store_lookup {
 static int entry_push(store_lookup *l, size_t param, const void *token, size_t token_len,
                       const char *id, mv_err *err)
 {
-    if (token_len != MV_INDEX_BYTES || id == NULL)
+    if (token_len == 0 || token_len > MV_INDEX_BYTES || id == NULL)
         return mv_fail(err, MV_E_INTEGRITY, "a %s search-index row is malformed",
                        l->type);
     if (l->n_entries == l->cap_entries) {
@@ -67,7 +66,8 @@ static int entry_push(store_lookup *l, size_t param, const void *token, size_t t
     }
     lookup_entry *e = &l->entries[l->n_entries];
     e->param = param;
-    memcpy(e->token, token, MV_INDEX_BYTES);
+    memset(e->token, 0, MV_INDEX_BYTES);
+    memcpy(e->token, token, token_len);
     if ((e->id = mv_strdup(id, err)) == NULL)
         return -1;
     l->n_entries++;
@@ -250,14 +250,9 @@ int store_lookup_find(store_lookup *l, const store_term *term, char *const **ids
         param_index(l, term->param, &param) != 0)
         return mv_fail(err, MV_E_INVALID, "the lookup was not opened for %s.%s",
                        l ? l->type : "?", term && term->param ? term->param : "?");
-    char field[FIELD_MAX];
-    int len = snprintf(field, sizeof field, "%s.%s", l->type, term->param);
-    if (len < 0 || (size_t)len >= sizeof field)
-        return mv_fail(err, MV_E_INVALID, "search parameter name too long");
     unsigned char token[MV_INDEX_BYTES];
-    crypto_dk_ref ref = dk_ref(&l->key);
-    if (crypto_blind_index(l->s->kr, &ref, field, term->value, strlen(term->value),
-                           token, err) != 0)
+    size_t len;
+    if (index_token(l->s->kr, &l->key, l->type, term, token, &len, err) != 0)
         return -1;
     const lookup_slot *sl = slot_find(l, param, token);
     if (sl->first != 0) {

@@ -73,10 +73,19 @@ static int index_key(store_conn *c, dk_row *key, mv_err *err)
     return found < 0 ? -1 : 0;
 }
 
-static int term_token(crypto_keyring *kr, const dk_row *key, const char *type,
-                      const store_term *term,
-                      unsigned char token[MV_INDEX_BYTES], mv_err *err)
+static int is_register(const char *type)
 {
+    return type[0] == '_';
+}
+
+int index_token(crypto_keyring *kr, const dk_row *key, const char *type,
+                const store_term *term, unsigned char token[MV_INDEX_BYTES],
+                size_t *len, mv_err *err)
+{
+    int bits = term->bits ? term->bits : 8 * MV_INDEX_BYTES;
+    if ((term->bits == 0 && !is_register(type)) || bits < 1 || bits > 8 * MV_INDEX_BYTES)
+        return mv_fail(err, MV_E_INTERNAL, "%s.%s: a search term without a valid "
+                       "token width", type, term->param);
     size_t n = strlen(type) + strlen(term->param) + 2;
     char *field = malloc(n);
     if (field == NULL)
@@ -88,6 +97,10 @@ static int term_token(crypto_keyring *kr, const dk_row *key, const char *type,
     int rc = crypto_blind_index(kr, &ref, field, term->value,
                                 strlen(term->value), token, err);
     free(field);
+    *len = ((size_t)bits + 7) / 8;
+    if (bits % 8)
+        token[*len - 1] &= (unsigned char)(0xFF00u >> (bits % 8));
+    memset(token + *len, 0, MV_INDEX_BYTES - *len);
     return rc;
 }
 
@@ -104,14 +117,14 @@ static int index_delete(store_conn *c, const char *type, const char *id,
 }
 
 static int index_insert(store_conn *c, const char *type, const char *param,
-                        const unsigned char *token, const char *id,
+                        const unsigned char *token, size_t len, const char *id,
                         mv_err *err)
 {
     sqlite3_stmt *st = conn_stmt(c, ST_IDX_INSERT, err);
     int rc = -1;
     if (st != NULL && bind_text(c, st, 1, type, err) == 0 &&
         bind_text(c, st, 2, param, err) == 0 &&
-        bind_blob(c, st, 3, token, MV_INDEX_BYTES, err) == 0 &&
+        bind_blob(c, st, 3, token, len, err) == 0 &&
         bind_text(c, st, 4, id, err) == 0)
         rc = stmt_step(c, st, "cannot update the search index", err);
     stmt_done(st);
@@ -131,9 +144,10 @@ int index_replace(store_txn *t, const store_write *w, int had_tokens,
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < w->n_terms; i++) {
         unsigned char token[MV_INDEX_BYTES];
-        rc = term_token(t->s->kr, &key, w->type, &w->terms[i], token, err);
+        size_t len;
+        rc = index_token(t->s->kr, &key, w->type, &w->terms[i], token, &len, err);
         if (rc == 0)
-            rc = index_insert(t->c, w->type, w->terms[i].param, token,
+            rc = index_insert(t->c, w->type, w->terms[i].param, token, len,
                               w->id, err);
     }
     dk_row_free(&key);
@@ -143,13 +157,13 @@ int index_replace(store_txn *t, const store_write *w, int had_tokens,
 /* ---- Search ---------------------------------------------------------------- */
 
 static int ids_with_token(store_conn *c, const char *type, const char *param,
-                          const unsigned char *token, id_list *out,
+                          const unsigned char *token, size_t len, id_list *out,
                           mv_err *err)
 {
     sqlite3_stmt *st = conn_stmt(c, ST_IDX_FIND, err);
     if (st == NULL || bind_text(c, st, 1, type, err) != 0 ||
         bind_text(c, st, 2, param, err) != 0 ||
-        bind_blob(c, st, 3, token, MV_INDEX_BYTES, err) != 0) {
+        bind_blob(c, st, 3, token, len, err) != 0) {
         stmt_done(st);
         return -1;
     }
@@ -158,14 +172,14 @@ static int ids_with_token(store_conn *c, const char *type, const char *param,
 
 /* 1 when id carries token, 0 when not, -1 on error. */
 static int id_has_token(store_conn *c, const char *type, const char *param,
-                        const unsigned char *token, const char *id,
+                        const unsigned char *token, size_t len, const char *id,
                         mv_err *err)
 {
     sqlite3_stmt *st = conn_stmt(c, ST_IDX_HAS, err);
     int rc = -1;
     if (st != NULL && bind_text(c, st, 1, type, err) == 0 &&
         bind_text(c, st, 2, param, err) == 0 &&
-        bind_blob(c, st, 3, token, MV_INDEX_BYTES, err) == 0 &&
+        bind_blob(c, st, 3, token, len, err) == 0 &&
         bind_text(c, st, 4, id, err) == 0)
         rc = stmt_step(c, st, "cannot search", err);
     stmt_done(st);
@@ -174,15 +188,15 @@ static int id_has_token(store_conn *c, const char *type, const char *param,
 
 /* Keep the ids of l that carry every token of terms[1..n). */
 static int filter_ids(store_conn *c, const char *type, const store_term *terms,
-                      const unsigned char *tokens, size_t n_terms, id_list *l,
-                      mv_err *err)
+                      const unsigned char *tokens, const size_t *lens, size_t n_terms,
+                      id_list *l, mv_err *err)
 {
     size_t kept = 0;
     for (size_t i = 0; i < l->n; i++) {
         int keep = 1;
         for (size_t j = 1; keep == 1 && j < n_terms; j++)
             keep = id_has_token(c, type, terms[j].param,
-                                tokens + j * MV_INDEX_BYTES, l->v[i], err);
+                                tokens + j * MV_INDEX_BYTES, lens[j], l->v[i], err);
         if (keep < 0)
             return -1;
         if (keep)
@@ -199,17 +213,19 @@ static int search_terms(mv_store *s, store_conn *c, const char *type,
                         mv_err *err)
 {
     unsigned char *tokens = mv_calloc(n_terms, MV_INDEX_BYTES, err);
+    size_t *lens = mv_calloc(n_terms, sizeof *lens, err);
     dk_row key = {0};
-    int rc = tokens ? index_key(c, &key, err) : -1;
+    int rc = tokens && lens ? index_key(c, &key, err) : -1;
     for (size_t i = 0; rc == 0 && i < n_terms; i++)
-        rc = term_token(s->kr, &key, type, &terms[i],
-                        tokens + i * MV_INDEX_BYTES, err);
+        rc = index_token(s->kr, &key, type, &terms[i],
+                         tokens + i * MV_INDEX_BYTES, &lens[i], err);
     if (rc == 0)
-        rc = ids_with_token(c, type, terms[0].param, tokens, out, err);
+        rc = ids_with_token(c, type, terms[0].param, tokens, lens[0], out, err);
     if (rc == 0)
-        rc = filter_ids(c, type, terms, tokens, n_terms, out, err);
+        rc = filter_ids(c, type, terms, tokens, lens, n_terms, out, err);
     dk_row_free(&key);
     free(tokens);
+    free(lens);
     return rc;
 }
 
@@ -306,6 +322,41 @@ int store_search(mv_store *s, const char *type, const store_term *terms,
         return -1;
     }
     *ids = l.v;
+    *n = l.n;
+    return 0;
+}
+
+/* ---- Re-indexing ------------------------------------------------------------- */
+
+int store_reindex(store_txn *t, const char *type, const char *id,
+                  const store_term *terms, size_t n_terms, mv_err *err)
+{
+    if (type == NULL || id == NULL || (n_terms > 0 && terms == NULL))
+        return mv_fail(err, MV_E_INVALID, "a re-index needs a type and an id");
+    store_write w = { .type = type, .id = id, .terms = terms, .n_terms = n_terms };
+    return index_replace(t, &w, 1, err);
+}
+
+int store_types(mv_store *s, char ***types, size_t *n, mv_err *err)
+{
+    static const char sql[] = "SELECT DISTINCT type FROM resources ORDER BY type";
+    *types = NULL;
+    *n = 0;
+    store_read r;
+    if (read_begin(s, &r, 0, err) != 0)
+        return -1;
+    sqlite3_stmt *st = NULL;
+    id_list l = {0};
+    int rc = sqlite3_prepare_v2(r.c->db, sql, -1, &st, NULL) == SQLITE_OK
+           ? collect_ids(r.c, st, &l, err)
+           : db_fail(r.c, "cannot list the stored types", err);
+    sqlite3_finalize(st);
+    read_end(&r);
+    if (rc != 0) {
+        id_list_free(&l);
+        return -1;
+    }
+    *types = l.v;
     *n = l.n;
     return 0;
 }

@@ -81,11 +81,19 @@ int  store_txn_release(store_txn *t, mv_err *err);
 int  store_txn_rollback_to(store_txn *t, mv_err *err);
 mv_store *store_txn_store(store_txn *t);
 
-/* A searchable value, already canonical (search/terms.h): stored as the
- * blind-index token HMAC(index key of `param`, value). */
+/* A searchable value, already canonical (fhir.h): stored as the blind-index
+ * token HMAC(index key of "Type.param", value), truncated to bits.
+ *
+ * A truncated token is shared by other values: a search answers candidates
+ * that the caller must verify on their bodies (fhir_query_matches).  The
+ * resources of medvault's own registers (types whose name begins with '_')
+ * are looked up by exact keys and keep the whole token (bits 0); every
+ * other type is clinical and must say its width (1..256), or the put or the
+ * search fails: a term whose width was forgotten would find nothing. */
 typedef struct store_term {
     const char *param;   /* "identifier", "family", "birthdate", ...       */
     const char *value;   /* canonical form                                */
+    int bits;            /* token width; 0 = whole (registers only)      */
 } store_term;
 
 typedef struct store_write {
@@ -208,6 +216,15 @@ int store_patient_refs(mv_store *s, const char *patient, char ***refs, size_t *n
 int store_patients(mv_store *s, char ***ids, size_t *n, mv_err *err);
 /* 1 when the patient was erased, 0 when not, -1 on error. */
 int store_patient_erased(mv_store *s, const char *patient, mv_err *err);
+
+/* Replace the index tokens of the current version of (type, id) without a
+ * new version: a re-index, when what is indexed or how wide changed.  The
+ * caller names a current, readable resource (store_search, store_get). */
+int store_reindex(store_txn *t, const char *type, const char *id,
+                  const store_term *terms, size_t n_terms, mv_err *err);
+/* The distinct types of every stored resource, sorted.  Free with
+ * store_ids_free. */
+int store_types(mv_store *s, char ***types, size_t *n, mv_err *err);
 
 /* ---- Batch blind-index lookup (lookup.c) ---------------------------------- */
 

@@ -175,6 +175,12 @@ void id_list_free(id_list *l);
 int  collect_ids(store_conn *c, sqlite3_stmt *st, id_list *l, mv_err *err);
 /* Replace the index tokens of w's resource (none for a delete);
  * had_tokens: an earlier version exists, so old tokens may too. */
+/* The token of term for a resource of type, truncated to its width:
+ * *len bytes of token (the last one masked).  MV_E_INTERNAL when a
+ * clinical type's term has no width. */
+int  index_token(crypto_keyring *kr, const dk_row *key, const char *type,
+                 const store_term *term, unsigned char token[MV_INDEX_BYTES],
+                 size_t *len, mv_err *err);
 int  index_replace(store_txn *t, const store_write *w, int had_tokens,
                    mv_err *err);
 

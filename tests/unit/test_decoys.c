@@ -285,7 +285,7 @@ static void test_set_knows_exactly_the_registered_ids(void **state)
         char id[32], body[64];
         snprintf(id, sizeof id, "bulk-%d", i);
         snprintf(body, sizeof body, "{\"patient\":\"%s\"}", id);
-        store_term terms[] = { { "kind", "decoy" }, { "purpose", "decoy" } };
+        store_term terms[] = { { "kind", "decoy", 0 }, { "purpose", "decoy", 0 } };
         store_write w = { .type = "_Decoy", .id = id, .body = body,
                           .body_len = strlen(body), .terms = terms, .n_terms = 2 };
         int64_t v;

@@ -74,13 +74,15 @@ static void put(fixture *f, const char *type, const char *id, const char *patien
     if (body && fhir_index_terms(body, strlen(body), &t, &nt, &err) != 0)
         fail_msg("index %s: %s", body, err.msg);
     store_term *st = calloc(nt ? nt : 1, sizeof *st);
+    size_t nst = 0;
     for (size_t i = 0; i < nt; i++)
-        st[i] = (store_term){ t[i].param, t[i].value };
+        if (fhir_param_bits(type, t[i].param) > 0)
+            st[nst++] = (store_term){ t[i].param, t[i].value, fhir_param_bits(type, t[i].param) };
     store_txn *txn;
     assert_int_equal(store_txn_begin(f->srv.store, &txn, &err), 0);
     store_write w = { .type = type, .id = id, .patient = patient, .if_version = -1,
                       .body = body, .body_len = body ? strlen(body) : 0,
-                      .deleted = body == NULL, .terms = st, .n_terms = nt };
+                      .deleted = body == NULL, .terms = st, .n_terms = nst };
     int64_t v;
     if (store_put(txn, &w, &v, &err) != 0)
         fail_msg("put %s/%s: %s", type, id, err.msg);

@@ -319,6 +319,78 @@ static void index_example(const char *dir, const char *name, example_stats *st)
     mv_buf_free(&b);
 }
 
+/* What the index keeps: low-cardinality parameters nothing, identifiers
+ * and references wide tokens, codes, names and dates narrow ones. */
+static void test_param_bits(void **state)
+{
+    (void)state;
+    assert_int_equal(fhir_param_bits("Patient", "gender"), 0);
+    assert_int_equal(fhir_param_bits("Patient", "active"), 0);
+    assert_int_equal(fhir_param_bits("Observation", "status"), 0);
+    assert_int_equal(fhir_param_bits("Observation", "category"), 0);
+    assert_int_equal(fhir_param_bits("Condition", "clinical-status"), 0);
+    assert_int_equal(fhir_param_bits("Condition", "verification-status"), 0);
+    assert_int_equal(fhir_param_bits("Encounter", "class"), 0);
+    assert_int_equal(fhir_param_bits("CareTeam", "status"), 0);
+    assert_int_equal(fhir_param_bits("Patient", "identifier"), 32);
+    assert_int_equal(fhir_param_bits("Patient", "telecom"), 32);
+    assert_int_equal(fhir_param_bits("Patient", "_id"), 32);
+    assert_int_equal(fhir_param_bits("Observation", "subject"), 32);
+    assert_int_equal(fhir_param_bits("CareTeam", "participant"), 32);
+    assert_int_equal(fhir_param_bits("Condition", "code"), 10);
+    assert_int_equal(fhir_param_bits("Observation", "code"), 10);
+    assert_int_equal(fhir_param_bits("Patient", "family"), 12);
+    assert_int_equal(fhir_param_bits("Patient", "birthdate"), 12);
+    assert_int_equal(fhir_param_bits("Patient", "no-such-param"), 0);
+}
+
+static int matches(const char *type, const char *body, const char *name,
+                   const char *modifier, const char *value)
+{
+    fhir_query *q = fhir_query_new(type);
+    mv_err err;
+    if (fhir_query_add(q, name, modifier, value, &err) != 0)
+        fail_msg("%s=%s: %s", name, value, err.msg);
+    int m = fhir_query_matches(q, body, strlen(body));
+    fhir_query_free(q);
+    return m;
+}
+
+/* The body decides: what the truncated index only proposes is checked
+ * against the values the resource really holds, with the search's own
+ * semantics (ORed values, word prefixes, phrases, exact). */
+static void test_query_matches(void **state)
+{
+    (void)state;
+    assert_int_equal(matches("Patient", PATIENT, "gender", NULL, "female"), 1);
+    assert_int_equal(matches("Patient", PATIENT, "gender", NULL, "male"), 0);
+    assert_int_equal(matches("Patient", PATIENT, "family", NULL, "dupont"), 1);
+    assert_int_equal(matches("Patient", PATIENT, "family", NULL, "lef"), 1);
+    assert_int_equal(matches("Patient", PATIENT, "family", NULL, "dupont lef"), 1);
+    assert_int_equal(matches("Patient", PATIENT, "family", NULL, "dupont lefz"), 0);
+    assert_int_equal(matches("Patient", PATIENT, "family", "exact", "dupont"), 0);
+    assert_int_equal(matches("Patient", PATIENT, "family", "exact", "Dupont-Lef\xc3\xa8vre"), 1);
+    assert_int_equal(matches("Patient", PATIENT, "identifier", NULL, "185057800608491"), 1);
+    assert_int_equal(matches("Patient", PATIENT, "identifier", NULL, "185057800608492"), 0);
+    assert_int_equal(matches("Patient", PATIENT, "birthdate", NULL, "1985"), 1);
+    assert_int_equal(matches("Patient", PATIENT, "birthdate", NULL, "ge1986"), 0);
+    assert_int_equal(matches("Observation", OBSERVATION, "code", NULL, "http://loinc.org|8867-4"), 1);
+    assert_int_equal(matches("Observation", OBSERVATION, "code", NULL, "http://loinc.org|8867-5"), 0);
+    assert_int_equal(matches("Observation", OBSERVATION, "status", NULL, "final"), 1);
+    assert_int_equal(matches("Observation", OBSERVATION, "subject", NULL, "Patient/p1"), 1);
+    /* Every parameter must hold. */
+    fhir_query *q = fhir_query_new("Patient");
+    mv_err err;
+    assert_int_equal(fhir_query_add(q, "family", NULL, "dupont", &err), 0);
+    assert_int_equal(fhir_query_add(q, "gender", NULL, "male", &err), 0);
+    assert_int_equal(fhir_query_size(q), 2);
+    assert_int_equal(fhir_query_matches(q, PATIENT, strlen(PATIENT)), 0);
+    assert_int_equal(fhir_query_add(q, "nonsense", NULL, "x", &err), -1);
+    assert_int_equal(err.code, MV_E_INVALID);
+    assert_int_equal(fhir_query_matches(q, "not json", 8), -1);
+    fhir_query_free(q);
+}
+
 static void test_official_examples(void **state)
 {
     (void)state;
@@ -349,6 +421,8 @@ int main(void)
         cmocka_unit_test(test_period_terms),
         cmocka_unit_test(test_query_round_trip),
         cmocka_unit_test(test_query_errors_and_lookup),
+        cmocka_unit_test(test_param_bits),
+        cmocka_unit_test(test_query_matches),
         cmocka_unit_test(test_official_examples),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -430,11 +430,85 @@ static void test_if_match_conflict(void **state)
                               NULL, 0, &err), 3);
 }
 
+/* A stolen index must not tell equal values: clinical tokens are kept at
+ * the width the caller names (the last byte masked), so values share
+ * buckets and a search answers candidates; a clinical term without a width
+ * is refused rather than silently indexed whole; registers keep whole
+ * tokens. */
+static void test_truncated_tokens(void **state)
+{
+    fixture *f = *state;
+    mv_err err;
+    char id[16], value[16];
+    for (int i = 0; i < 8; i++) {       /* eight values in two buckets */
+        snprintf(id, sizeof id, "p%d", i);
+        snprintf(value, sizeof value, "name%d", i);
+        store_term t = { "family", value, 1 };
+        assert_int_equal(put_full(f->s, "Patient", id, id, -1, "{}", &t, 1, &err), 1);
+    }
+    assert_int_equal(raw_count(f, "SELECT count(*) FROM search_index WHERE type = 'Patient' "
+                                  "AND (length(token) != 1 OR hex(token) NOT IN ('00', '80'))"), 0);
+    assert_true(raw_count(f, "SELECT count(DISTINCT token) FROM search_index "
+                             "WHERE type = 'Patient'") <= 2);
+    /* Eight values, at most two buckets: some search answers others too,
+     * and every search answers its own. */
+    char **ids;
+    size_t n, widest = 0;
+    for (int i = 0; i < 8; i++) {
+        snprintf(id, sizeof id, "p%d", i);
+        snprintf(value, sizeof value, "name%d", i);
+        store_term q = { "family", value, 1 };
+        n = search_n(f->s, "Patient", &q, 1, &ids);
+        int own = 0;
+        for (size_t k = 0; k < n; k++)
+            own |= strcmp(ids[k], id) == 0;
+        assert_true(own);
+        widest = n > widest ? n : widest;
+        store_ids_free(ids, n);
+    }
+    assert_true(widest >= 4);
+
+    store_term twelve = { "family", "martin", 12 };
+    assert_int_equal(put_full(f->s, "Patient", "p9", "p9", -1, "{}", &twelve, 1, &err), 1);
+    assert_int_equal(raw_count(f, "SELECT count(*) FROM search_index WHERE id = 'p9' AND "
+                                  "length(token) = 2 AND substr(hex(token), 4, 1) = '0'"), 1);
+
+    store_term whole = { "family", "martin", 0 };
+    assert_int_equal(put_full(f->s, "Patient", "p10", "p10", -1, "{}", &whole, 1, &err), -1);
+    assert_int_equal(err.code, MV_E_INTERNAL);
+    assert_int_equal(get_code(f->s, "Patient", "p10", 0, &err), MV_E_NOTFOUND);
+    assert_int_equal(store_search(f->s, "Patient", &whole, 1, &ids, &n, &err), -1);
+    store_term reg = { "kind", "alert", 0 };
+    assert_int_equal(put_full(f->s, "_Alert", "a1", NULL, -1, "{}", &reg, 1, &err), 1);
+    assert_int_equal(raw_count(f, "SELECT length(token) FROM search_index "
+                                  "WHERE type = '_Alert'"), 32);
+
+    /* Re-indexing replaces a resource's tokens without a new version. */
+    store_term wider = { "family", "martin", 24 };
+    store_txn *t;
+    assert_int_equal(store_txn_begin(f->s, &t, &err), 0);
+    assert_int_equal(store_reindex(t, "Patient", "p9", &wider, 1, &err), 0);
+    assert_int_equal(store_txn_commit(t, &err), 0);
+    assert_int_equal(raw_count(f, "SELECT length(token) FROM search_index WHERE id = 'p9'"), 3);
+    assert_int_equal(search_n(f->s, "Patient", &wider, 1, &ids), 1);
+    store_ids_free(ids, 1);
+    store_resource r;
+    assert_int_equal(store_head(f->s, "Patient", "p9", 0, &r, &err), 0);
+    assert_int_equal(r.version, 1);
+    store_resource_free(&r);
+    char **types;
+    assert_int_equal(store_types(f->s, &types, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(types[0], "Patient");
+    assert_string_equal(types[1], "_Alert");
+    store_ids_free(types, n);
+}
+
 static void test_logical_delete(void **state)
 {
     fixture *f = *state;
     mv_err err;
-    store_term t = { "family", "martin" };
+    store_term t = { "family", "martin", 256 };
     assert_int_equal(put_full(f->s, "Patient", "p1", "p1", -1, "{\"n\":1}",
                               &t, 1, &err), 1);
     char **ids;
@@ -520,12 +594,12 @@ static const char *const secrets[] = {
 static void put_clinical_data(mv_store *s)
 {
     mv_err err;
-    store_term p1[] = { { "family", "dupont moreau" }, { "given", "elodie" },
-                        { "identifier", "185057800608436" },
-                        { "birthdate", "1985-05-07" } };
-    store_term p2[] = { { "family", "dupont moreau" }, { "given", "jean" },
-                        { "birthdate", "1950-01-01" } };
-    store_term c1[] = { { "code", "carcinome" } };
+    store_term p1[] = { { "family", "dupont moreau", 256 }, { "given", "elodie", 256 },
+                        { "identifier", "185057800608436", 256 },
+                        { "birthdate", "1985-05-07", 256 } };
+    store_term p2[] = { { "family", "dupont moreau", 256 }, { "given", "jean", 256 },
+                        { "birthdate", "1950-01-01", 256 } };
+    store_term c1[] = { { "code", "carcinome", 256 } };
     if (put_full(s, "Patient", "pat-1", "pat-1", 0,
                  "{\"name\":[{\"family\":\"Dupont-Moreau\",\"given\":"
                  "[\"Elodie\"]}],\"identifier\":[{\"value\":"
@@ -552,7 +626,7 @@ static void test_stolen_database_reveals_nothing(void **state)
     fixture *f = *state;
     put_clinical_data(f->s);
     /* The search works on what was stored... */
-    store_term t = { "identifier", "185057800608436" };
+    store_term t = { "identifier", "185057800608436", 256 };
     char **ids;
     assert_int_equal(search_n(f->s, "Patient", &t, 1, &ids), 1);
     store_ids_free(ids, 1);
@@ -571,31 +645,31 @@ static void test_search_blind_index(void **state)
     fixture *f = *state;
     put_clinical_data(f->s);
     char **ids;
-    store_term fam = { "family", "dupont moreau" };
+    store_term fam = { "family", "dupont moreau", 256 };
     assert_int_equal(search_n(f->s, "Patient", &fam, 1, &ids), 2);
     assert_string_equal(ids[0], "pat-1");
     assert_string_equal(ids[1], "pat-2");
     store_ids_free(ids, 2);
 
-    store_term both[] = { { "family", "dupont moreau" },
-                          { "birthdate", "1950-01-01" } };
+    store_term both[] = { { "family", "dupont moreau", 256 },
+                          { "birthdate", "1950-01-01", 256 } };
     assert_int_equal(search_n(f->s, "Patient", both, 2, &ids), 1);
     assert_string_equal(ids[0], "pat-2");
     store_ids_free(ids, 1);
 
     /* Same value, other parameter or type: a different token. */
-    store_term given = { "given", "dupont moreau" };
+    store_term given = { "given", "dupont moreau", 256 };
     assert_int_equal(search_n(f->s, "Patient", &given, 1, &ids), 0);
     store_ids_free(ids, 0);
     assert_int_equal(search_n(f->s, "Condition", &fam, 1, &ids), 0);
     store_ids_free(ids, 0);
-    store_term miss = { "family", "durand" };
+    store_term miss = { "family", "durand", 256 };
     assert_int_equal(search_n(f->s, "Patient", &miss, 1, &ids), 0);
     store_ids_free(ids, 0);
 
     /* A new version replaces the tokens. */
     mv_err err;
-    store_term renamed = { "family", "durand" };
+    store_term renamed = { "family", "durand", 256 };
     assert_int_equal(put_full(f->s, "Patient", "pat-2", "pat-2", 1, "{}",
                               &renamed, 1, &err), 2);
     assert_int_equal(search_n(f->s, "Patient", &fam, 1, &ids), 1);
@@ -871,7 +945,7 @@ static void test_erase_patient(void **state)
 {
     fixture *f = *state;
     mv_err err;
-    store_term ta = { "family", "erasable" }, tb = { "family", "keeper" };
+    store_term ta = { "family", "erasable", 256 }, tb = { "family", "keeper", 256 };
     assert_int_equal(put_full(f->s, "Patient", "A", "A", -1, "{\"a\":1}", &ta,
                               1, &err), 1);
     put_ok(f->s, "Patient", "A", "A", "{\"a\":2}");
@@ -1144,7 +1218,7 @@ static void *reader_main(void *p)
 {
     reader_arg *a = p;
     mv_err err;
-    store_term t = { "family", "stable" };
+    store_term t = { "family", "stable", 256 };
     while (!*a->stop || a->reads < 50) {
         store_resource r;
         char **ids;
@@ -1171,7 +1245,7 @@ static void test_concurrent_reads_while_writing(void **state)
 {
     fixture *f = *state;
     mv_err err;
-    store_term t = { "family", "stable" };
+    store_term t = { "family", "stable", 256 };
     assert_int_equal(put_full(f->s, "Patient", "stable", "stable", -1,
                               "{\"stable\":1}", &t, 1, &err), 1);
     atomic_int stop = 0;
@@ -1317,6 +1391,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_wrong_key_and_unsafe_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_get_versions_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_if_match_conflict, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncated_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logical_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flipped_byte_is_integrity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_moved_body_is_integrity, setup, teardown),

@@ -1,0 +1,171 @@
+/*
+ * query.c -- a FHIR search compiled once, and checked against a decrypted
+ * resource.
+ *
+ * Why this exists: the blind index only proposes.  Its tokens are truncated
+ * so that a stolen database cannot tell equal values apart from values that
+ * merely share a bucket, and low-cardinality parameters (gender, status) are
+ * not indexed at all (fhir.h).  So whoever searches -- the API, the
+ * caseload lookups, the decoy planter, leak tracing -- finds candidates in
+ * the index and keeps only those whose body, indexed again here exactly as
+ * the write side indexed it, holds one of each parameter's canonical values.
+ * One definition of "matches" for every caller.
+ *
+ * Ownership: a fhir_query owns its parameters' terms and folded strings.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fhir/fhir.h"
+#include "fhir/index_internal.h"
+
+typedef struct query_param {
+    fhir_term *terms;            /* canonical values, ORed; sorted */
+    size_t n;
+    int bits;                    /* fhir_param_bits: 0 = not indexed */
+    char *phrase;                /* a string query the index saw only the
+                                    start of: folded, matched at a word start
+                                    of a whole value; NULL otherwise */
+    char *name;
+} query_param;
+
+struct fhir_query {
+    char *type;
+    query_param *p;
+    size_t n, cap;
+};
+
+fhir_query *fhir_query_new(const char *type)
+{
+    fhir_query *q = calloc(1, sizeof *q);
+    if (q == NULL || (q->type = strdup(type ? type : "")) == NULL) {
+        free(q);
+        return NULL;
+    }
+    return q;
+}
+
+void fhir_query_free(fhir_query *q)
+{
+    if (q == NULL)
+        return;
+    for (size_t i = 0; i < q->n; i++) {
+        fhir_terms_free(q->p[i].terms, q->p[i].n);
+        free(q->p[i].phrase);
+        free(q->p[i].name);
+    }
+    free(q->p);
+    free(q->type);
+    free(q);
+}
+
+size_t fhir_query_size(const fhir_query *q)
+{
+    return q ? q->n : 0;
+}
+
+const fhir_term *fhir_query_terms_of(const fhir_query *q, size_t i, int *bits, size_t *n)
+{
+    *bits = q->p[i].bits;
+    *n = q->p[i].n;
+    return q->p[i].terms;
+}
+
+/* A string query of several words, or longer than an indexed prefix, was
+ * looked up by the start of its first word only: the folded phrase, else
+ * NULL (one short word, and :exact, are whole terms already). */
+static int phrase_of(const char *type, const char *name, const char *modifier,
+                     const char *value, char **out, mv_err *err)
+{
+    *out = NULL;
+    fhir_param_type pt;
+    if (fhir_search_param(type, name, &pt) != 0 || pt != FHIR_PARAM_STRING ||
+        (modifier && strcmp(modifier, "exact") == 0))
+        return 0;
+    char *folded = NULL;
+    if (fhir_index_fold(value, &folded, err) != 0)
+        return -1;
+    if (folded && (strchr(folded, ' ') || strlen(folded) > PREFIX_MAX_CHARS))
+        *out = folded;
+    else
+        free(folded);
+    return 0;
+}
+
+int fhir_query_add(fhir_query *q, const char *name, const char *modifier,
+                   const char *value, mv_err *err)
+{
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 4;
+        query_param *grown = realloc(q->p, cap * sizeof *grown);
+        if (grown == NULL)
+            return mv_fail(err, MV_E_NOMEM, "out of memory");
+        q->p = grown;
+        q->cap = cap;
+    }
+    query_param *p = &q->p[q->n];
+    memset(p, 0, sizeof *p);
+    if (fhir_query_terms(q->type, name, modifier && *modifier ? modifier : NULL, value,
+                         &p->terms, &p->n, err) != 0)
+        return -1;
+    if (phrase_of(q->type, name, modifier, value, &p->phrase, err) != 0 ||
+        (p->name = strdup(name)) == NULL) {
+        fhir_terms_free(p->terms, p->n);
+        free(p->phrase);
+        return p->name ? -1 : mv_fail(err, MV_E_NOMEM, "out of memory");
+    }
+    p->bits = fhir_param_bits(q->type, name);
+    q->n++;
+    return 0;
+}
+
+static int term_cmp(const void *a, const void *b)
+{
+    const fhir_term *x = a, *y = b;
+    int c = strcmp(x->param, y->param);
+    return c ? c : strcmp(x->value, y->value);
+}
+
+static int has_term(const fhir_term *have, size_t n, const fhir_term *t)
+{
+    return n > 0 && bsearch(t, have, n, sizeof *have, term_cmp) != NULL;
+}
+
+/* 1 when some whole value ("x:...") of the parameter holds the phrase at
+ * the start of one of its words. */
+static int phrase_found(const fhir_term *have, size_t n, const char *param,
+                        const char *phrase)
+{
+    size_t len = strlen(phrase);
+    for (size_t k = 0; k < n; k++) {
+        if (strcmp(have[k].param, param) != 0 || strncmp(have[k].value, "x:", 2) != 0)
+            continue;
+        for (const char *w = have[k].value + 2; w; w = strchr(w, ' ') ? strchr(w, ' ') + 1 : NULL)
+            if (strncmp(w, phrase, len) == 0)
+                return 1;
+    }
+    return 0;
+}
+
+static int param_holds(const query_param *p, const fhir_term *have, size_t n)
+{
+    int any = 0;
+    for (size_t i = 0; i < p->n && !any; i++)
+        any = has_term(have, n, &p->terms[i]);
+    return any && (p->phrase == NULL || phrase_found(have, n, p->name, p->phrase));
+}
+
+int fhir_query_matches(const fhir_query *q, const char *json, size_t len)
+{
+    if (q->n == 0)
+        return 1;
+    fhir_term *have = NULL;
+    size_t n = 0;
+    if (fhir_index_terms(json, len, &have, &n, NULL) != 0)
+        return -1;
+    int ok = 1;
+    for (size_t i = 0; i < q->n && ok; i++)
+        ok = param_holds(&q->p[i], have, n);
+    fhir_terms_free(have, n);
+    return ok;
+}
