@@ -1,15 +1,16 @@
 /*
  * routes_search.c -- FHIR type-level search (GET /fhir/Type?param=value...)
- * answered from the blind indexes only -- and _lastUpdated from the clear
- * time the store keeps for each version (not clinical data).
+ * over the truncated blind indexes -- and _lastUpdated from the clear time
+ * the store keeps for each version (not clinical data).
  *
- * Each parameter becomes the canonical values fhir_query_terms() derives
- * (ORed: a date range is a covering set), the store finds the ids holding
- * each value's keyed token, parameters are ANDed; _lastUpdated becomes a
- * time range (fhir_query_instants) the store compares.  Every match is then
- * opened and put through the policy decision: what the caller may not see
- * is dropped before counting, so neither a total nor a page reveals that a
- * hidden patient exists.  One audit entry per disclosed patient names the
+ * The query is compiled once (fhir_query): the index proposes candidates
+ * (find.c: each indexed parameter's values ORed, parameters ANDed; the
+ * low-cardinality ones are not indexed); _lastUpdated becomes a time range
+ * (fhir_query_instants) the store compares.  Every candidate is put through
+ * the policy decision on its head first, and only a permitted one is
+ * decrypted and verified on its body: what the caller may not see is
+ * dropped before counting and never opened, so neither a total nor a page
+ * reveals that a hidden patient exists.  One audit entry per disclosed patient names the
  * resources returned; the query's values (names, identifiers) never reach
  * the trail, only its parameter names.  Paging links are absolute and carry
  * every parameter, so a client follows them as they are.
@@ -543,13 +544,23 @@ static void reply_bundle(call *c, const query *q, const hit *page, size_t n, siz
     free(text);
 }
 
-/* A service account's count-only search (_summary=count, _count=0) tells
- * how many patients match -- over _lastUpdated windows, where decoys were
- * planted -- without a page: their existence is disclosed all the same.
- * The distinct patients of the matches outside [from, from + len),
- * borrowed from v; NULL for a page with entries (the page is what it
- * discloses) and for every other role (a person only ever counts patients
- * it may see). */
+/* A service account's count -- _summary=count, _count=0, or the total of a
+ * page smaller than it (a one-row page tells the same) -- says how many
+ * patients match, over _lastUpdated windows where decoys were planted:
+ * their existence is disclosed all the same.  The distinct patients of the
+ * matches outside [from, from + len), borrowed from v; NULL for every other
+ * role (a person only ever counts patients it may see) and for the pages of
+ * a declared bulk reader, whose listing of everyone is what it declared
+ * (its count-only searches still count). */
+static int declared_reader(call *c)
+{
+    if (c->srv->detect == NULL)
+        return 0;
+    detect_actor_info info;
+    detect_actor_state(c->srv->detect, c->who.account.id, mv_now_us(), &info);
+    return info.declared;
+}
+
 static int cmp_patient(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -559,7 +570,7 @@ static const char **existence_beyond(call *c, const hit *v, size_t n, size_t fro
                                      size_t len, size_t *count)
 {
     *count = 0;
-    if (c->who.account.role != AUTH_ROLE_SERVICE || len > 0 || n == 0)
+    if (c->who.account.role != AUTH_ROLE_SERVICE || n == 0 || (len > 0 && declared_reader(c)))
         return NULL;
     const char **out = calloc(n, sizeof *out);
     size_t k = 0;

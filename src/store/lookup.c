@@ -4,7 +4,8 @@
  *
  * Why this exists: `medvault leak check` must tell, for every row of a
  * leaked file (750,000 of them in the 2024 breach), whether it is one of the
- * hospital's patients, without decrypting anything.  store_search answers one
+ * hospital's patients, decrypting only the few candidates the index
+ * proposes (tokens are truncated: the caller verifies).  store_search answers one
  * query with a key load, an SQL statement per term and an id list; a whole
  * file that way costs minutes.  Here the tokens of the parameters asked for
  * (a few thousand patients: some hundred thousand rows of the index) are read

@@ -7,7 +7,9 @@
  * per field ("Patient.identifier"), so equal values in different fields do
  * not share a token.  Tokens exist only for the current, non-deleted version
  * of a resource whose patient was not erased: put replaces them, a delete and
- * an erasure remove them, so a search never needs to look at a body.
+ * an erasure remove them.  Tokens are truncated to the width each term
+ * names (store.h), so a search answers candidates: the store never opens a
+ * body to check them, its callers do (fhir_query_matches).
  */
 #include "store_internal.h"
 

@@ -228,11 +228,13 @@ int store_types(mv_store *s, char ***types, size_t *n, mv_err *err);
 
 /* ---- Batch blind-index lookup (lookup.c) ---------------------------------- */
 
-/* Many exact-match lookups against one type, answered from memory: the
- * blind-index tokens of params (for resources of type) are read once, in
- * one snapshot, and each find is one HMAC and one hash probe, no SQL and no
- * decryption (a leaked file checked against the store).  Snapshot
- * semantics: later writes are not seen.  Close with store_lookup_close. */
+/* Many lookups against one type, answered from memory: the blind-index
+ * tokens of params (for resources of type) are read once, in one snapshot,
+ * and each find is one HMAC and one hash probe, no SQL and no decryption
+ * (a leaked file checked against the store).  Like store_search, a find
+ * answers the candidates of a truncated token: the caller verifies them.
+ * Snapshot semantics: later writes are not seen.  Close with
+ * store_lookup_close. */
 typedef struct store_lookup store_lookup;
 int store_lookup_open(mv_store *s, const char *type, const char *const *params,
                       size_t n_params, store_lookup **out, mv_err *err);

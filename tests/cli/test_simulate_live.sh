@@ -66,13 +66,17 @@ printf '%s\n' "$OUT" > "$WORK/sim.json"
 expect_not_contains "$OUT" "$(cat "$WORK/admin.token")" "no token in the output"
 for sc in btg-spree bulk-service bulk-search; do
     row "$sc" > /dev/null || { fail "no $sc row in: $OUT"; continue; }
-    n=$(num "$sc" exposed)
-    [ "$n" -ge 1 ] && pass || fail "$sc: nothing was ever disclosed ($n): the attack did not run"
+    n=$(num "$sc" requests)
+    [ "$n" -ge 1 ] && pass || fail "$sc: no request was ever made ($n): the attack did not run"
     expect_contains "$(row "$sc")" '"contained":true' "$sc is contained"
     expect_contains "$(row "$sc")" '"locked":true' "$sc's account ends locked"
     expect_contains "$(row "$sc")" '"alerted":true' "$sc raised an alert"
     expect_contains "$(row "$sc")" '"met":true' "$sc meets its target"
 done
+# The readers by id get their first patients; the lister may get none: the
+# total of its first page discloses every patient's existence at once.
+[ "$(num btg-spree exposed)" -ge 1 ] && [ "$(num bulk-service exposed)" -ge 1 ] && pass ||
+    fail "the readers by id read nothing: the attacks did not run"
 [ "$(num btg-spree exposed)" -le 10 ] && pass || fail "btg-spree: $(num btg-spree exposed) > 10"
 [ "$(num bulk-service exposed)" -le 20 ] && pass ||
     fail "bulk-service: $(num bulk-service exposed) > 20"
