@@ -148,9 +148,22 @@ static int relationship_current(json_t *o, const char *who_key,
 
 /* ---- Facts ---------------------------------------------------------------- */
 
+/* The body itself says it is about patient_ref (its subject) and has that
+ * status: the truncated index only proposed it (fhir.h).  Both types that
+ * make a care relationship (CareTeam, Encounter) name their patient as
+ * subject and carry a code status. */
+static int names_relation(json_t *o, const char *patient_ref, const char *status)
+{
+    const char *st = json_string_value(json_object_get(o, "status"));
+    const char *subject = json_string_value(
+        json_object_get(json_object_get(o, "subject"), "reference"));
+    return st && subject && strcmp(st, status) == 0 && strcmp(subject, patient_ref) == 0;
+}
+
 /* Any resource of type naming practitioner and patient with that status,
  * current for that practitioner: 1, 0, or -1 on a storage error.  The blind
- * indexes find the candidates; the current body decides. */
+ * indexes propose candidates (patient and practitioner; the status is not
+ * indexed); the current body decides. */
 static int related_through(mv_store *s, const char *type, const char *who_key,
                            const char *practitioner, const char *patient,
                            const char *status, int64_t now)
@@ -158,30 +171,25 @@ static int related_through(mv_store *s, const char *type, const char *who_key,
     char pat[128], prac[128];
     snprintf(pat, sizeof pat, "Patient/%s", patient);
     snprintf(prac, sizeof prac, "Practitioner/%s", practitioner);
-    fhir_query *q = fhir_query_new(type);
-    id_set ids = {0};
-    int every = 0;
-    if (q == NULL || fhir_query_add(q, "patient", NULL, pat, NULL) != 0 ||
-        fhir_query_add(q, "participant", NULL, prac, NULL) != 0 ||
-        fhir_query_add(q, "status", NULL, status, NULL) != 0 ||
-        fhir_candidates(s, type, q, &ids, &every, NULL) != 0) {
-        fhir_query_free(q);
+    store_term terms[] = { { "patient", pat, fhir_param_bits(type, "patient") },
+                           { "participant", prac, fhir_param_bits(type, "participant") } };
+    char **ids = NULL;
+    size_t n = 0;
+    if (store_search(s, type, terms, 2, &ids, &n, NULL) != 0)
         return -1;
-    }
     int found = 0;
-    for (size_t i = 0; i < ids.n && !found; i++) {
+    for (size_t i = 0; i < n && !found; i++) {
         store_resource r;
-        if (store_get(s, type, ids.v[i], 0, &r, NULL) != 0)
+        if (store_get(s, type, ids[i], 0, &r, NULL) != 0)
             continue;
-        json_t *o = r.deleted || fhir_query_matches(q, (const char *)r.body.data,
-                                                    r.body.len) != 1
-                  ? NULL : json_loadb((const char *)r.body.data, r.body.len, 0, NULL);
-        found = o != NULL && relationship_current(o, who_key, practitioner, now);
+        json_t *o = r.deleted ? NULL
+                  : json_loadb((const char *)r.body.data, r.body.len, 0, NULL);
+        found = o != NULL && names_relation(o, pat, status) &&
+                relationship_current(o, who_key, practitioner, now);
         json_decref(o);
         store_resource_free(&r);
     }
-    id_set_free(&ids);
-    fhir_query_free(q);
+    store_ids_free(ids, n);
     return found;
 }
 
