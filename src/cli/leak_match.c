@@ -106,9 +106,13 @@ static void memo_put(memo *m, const char *raw, int valid, char *const *ids, size
 
 /* ---- The matcher ------------------------------------------------------------ */
 
+#define N_PARAMS 5
+
 struct leak_matcher {
     mv_store *s;
     store_lookup *lk;
+    const char *const *params;   /* the lookup's parameters ...            */
+    int bits[N_PARAMS];          /* ... and their token widths (fhir.h)    */
     char **decoys;               /* sorted ids of the registry's decoys */
     size_t n_decoys;
     leak_counts counts;
@@ -142,7 +146,12 @@ static int present(const char *v)
 static int find(leak_matcher *m, const char *param, const char *value, char *const **ids,
                 size_t *n, mv_err *err)
 {
-    store_term t = { param, value, fhir_param_bits("Patient", param) };
+    size_t k = 0;
+    while (k < N_PARAMS && strcmp(m->params[k], param) != 0)
+        k++;
+    if (k == N_PARAMS)
+        return mv_fail(err, MV_E_INTERNAL, "no lookup of Patient.%s", param);
+    store_term t = { param, value, m->bits[k] };
     return store_lookup_find(m->lk, &t, ids, n, err);
 }
 
@@ -457,13 +466,16 @@ static void row_broken(void *ctx, size_t line)
 
 int leak_matcher_open(mv_store *s, leak_matcher **out, mv_err *err)
 {
-    static const char *const params[] = { "identifier", "_id", "family", "birthdate",
-                                          "telecom" };
+    static const char *const params[N_PARAMS] = { "identifier", "_id", "family",
+                                                  "birthdate", "telecom" };
     *out = NULL;
     leak_matcher *m = mv_calloc(1, sizeof *m, err);
     if (m == NULL)
         return -1;
     m->s = s;
+    m->params = params;
+    for (size_t k = 0; k < N_PARAMS; k++)
+        m->bits[k] = fhir_param_bits("Patient", params[k]);
     if (store_lookup_open(s, "Patient", params, sizeof params / sizeof params[0], &m->lk,
                           err) != 0 ||
         server_decoy_ids(s, &m->decoys, &m->n_decoys, err) != 0 ||

@@ -13,6 +13,7 @@
  */
 #include "store_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,17 +89,13 @@ int index_token(crypto_keyring *kr, const dk_row *key, const char *type,
     if ((term->bits == 0 && !is_register(type)) || bits < 1 || bits > 8 * MV_INDEX_BYTES)
         return mv_fail(err, MV_E_INTERNAL, "%s.%s: a search term without a valid "
                        "token width", type, term->param);
-    size_t n = strlen(type) + strlen(term->param) + 2;
-    char *field = malloc(n);
-    if (field == NULL)
-        return mv_fail(err, MV_E_NOMEM, "out of memory");
-    memcpy(field, type, strlen(type));
-    field[strlen(type)] = '.';
-    memcpy(field + strlen(type) + 1, term->param, strlen(term->param) + 1);
+    char field[160];                       /* "Type.param" */
+    int flen = snprintf(field, sizeof field, "%s.%s", type, term->param);
+    if (flen < 0 || (size_t)flen >= sizeof field)
+        return mv_fail(err, MV_E_INVALID, "%s: search parameter name too long", type);
     crypto_dk_ref ref = dk_ref(key);
     int rc = crypto_blind_index(kr, &ref, field, term->value,
                                 strlen(term->value), token, err);
-    free(field);
     *len = ((size_t)bits + 7) / 8;
     if (bits % 8)
         token[*len - 1] &= (unsigned char)(0xFF00u >> (bits % 8));
