@@ -230,6 +230,10 @@ typedef struct id_table {
 
 struct decoy_set {
     pthread_rwlock_t lock;   /* read: a lookup; write: swapping the table */
+    pthread_mutex_t refresh; /* one refresh at a time, reading and swapping:
+                                a slower refresh that read the registry
+                                before a decoy was planted must not put
+                                back the set without it                     */
     id_table *table;         /* owned; NULL until the first refresh       */
 };
 
@@ -299,32 +303,44 @@ static struct decoy_set *set_of(server *srv, mv_err *err)
         mv_fail(err, MV_E_NOMEM, "cannot create the decoy set's lock");
         return NULL;
     }
+    if (pthread_mutex_init(&set->refresh, NULL) != 0) {
+        pthread_rwlock_destroy(&set->lock);
+        free(set);
+        mv_fail(err, MV_E_NOMEM, "cannot create the decoy set's lock");
+        return NULL;
+    }
     struct decoy_set *expected = NULL;
     if (__atomic_compare_exchange_n(&srv->decoys, &expected, set, 0, __ATOMIC_ACQ_REL,
                                     __ATOMIC_ACQUIRE))
         return set;
-    pthread_rwlock_destroy(&set->lock);      /* another thread published first */
+    pthread_mutex_destroy(&set->refresh);    /* another thread published first */
+    pthread_rwlock_destroy(&set->lock);
     free(set);
     return expected;
 }
 
 int decoys_refresh(server *srv, mv_err *err)
 {
+    struct decoy_set *set = set_of(srv, err);
+    if (set == NULL)
+        return -1;
+    pthread_mutex_lock(&set->refresh);
     char **ids = NULL;
     size_t n = 0;
-    if (server_decoy_ids(srv->store, &ids, &n, err) != 0)
+    id_table *fresh = NULL;
+    if (server_decoy_ids(srv->store, &ids, &n, err) == 0) {
+        fresh = table_build(ids, n, err);
+        store_ids_free(ids, n);
+    }
+    if (fresh == NULL) {
+        pthread_mutex_unlock(&set->refresh);
         return -1;                  /* the set in use stays: known decoys stay known */
-    id_table *fresh = table_build(ids, n, err);
-    store_ids_free(ids, n);
-    struct decoy_set *set = fresh ? set_of(srv, err) : NULL;
-    if (set == NULL) {
-        table_free(fresh);
-        return -1;
     }
     pthread_rwlock_wrlock(&set->lock);
     id_table *old = set->table;
     set->table = fresh;
     pthread_rwlock_unlock(&set->lock);
+    pthread_mutex_unlock(&set->refresh);
     table_free(old);
     return 0;
 }
@@ -347,6 +363,7 @@ void decoys_free(server *srv)
     if (srv == NULL || srv->decoys == NULL)
         return;
     table_free(srv->decoys->table);
+    pthread_mutex_destroy(&srv->decoys->refresh);
     pthread_rwlock_destroy(&srv->decoys->lock);
     free(srv->decoys);
     srv->decoys = NULL;
