@@ -69,7 +69,7 @@ void id_set_intersect(id_set *a, const id_set *b)
 {
     size_t k = 0;
     for (size_t i = 0; i < a->n; i++) {
-        if (bsearch(&a->v[i], b->v, b->n, sizeof b->v[0], cmp_str))
+        if (b->n > 0 && bsearch(&a->v[i], b->v, b->n, sizeof b->v[0], cmp_str))
             a->v[k++] = a->v[i];
         else
             free(a->v[i]);

@@ -32,7 +32,8 @@ static int recorded_version(mv_store *s, long *out, mv_err *err)
         return err->code == MV_E_NOTFOUND ? 0 : -1;
     char text[24];
     size_t n = v.len < sizeof text - 1 ? v.len : sizeof text - 1;
-    memcpy(text, v.data, n);
+    if (n > 0)
+        memcpy(text, v.data, n);
     text[n] = '\0';
     mv_buf_free(&v);
     char *end;
