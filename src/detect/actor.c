@@ -181,9 +181,20 @@ void actor_forget_withheld(detect_engine *e, actor *a, const detect_event *ev,
     }
 }
 
+/* A care giver's explained patients are its work: the policy let it reach
+ * them only through its care teams and stays.  Its volume is held to the
+ * limits on the patients no relationship explains; the others are
+ * reviewed (rules.c), never refused: a guard that blocks the ward gets
+ * switched off. */
+int actor_care_giver(const actor *a)
+{
+    return a->role == ROLE_CLINICIAN || a->role == ROLE_NURSE;
+}
+
 void actor_sums(const actor *a, int64_t now_us, window_sums *s)
 {
     memset(s, 0, sizeof *s);
+    int relation_5m = 0;
     int32_t now_min = (int32_t)(now_us / US_PER_MIN);
     for (int i = 0; i < MINUTES; i++) {
         const minute_bucket *b = &a->minutes[i];
@@ -197,6 +208,7 @@ void actor_sums(const actor *a, int64_t now_us, window_sums *s)
             s->auth_failures_15m += b->auth_failures;
         if (age < 5) {
             s->patients[WIN_5M] += b->patients;
+            relation_5m += b->relation;
             s->denials_5m += b->denials;
             s->searches_5m += b->searches;
             s->broad_5m += b->broad;
@@ -211,6 +223,12 @@ void actor_sums(const actor *a, int64_t now_us, window_sums *s)
             continue;
         s->patients[WIN_24H] += (int)b->patients;
         s->relation_24h += (int)b->relation;
+    }
+    memcpy(s->seen, s->patients, sizeof s->seen);
+    if (actor_care_giver(a)) {
+        s->patients[WIN_5M] = relation_5m;
+        s->patients[WIN_1H] = s->relation_1h;
+        s->patients[WIN_24H] = s->relation_24h;
     }
 }
 
@@ -331,15 +349,18 @@ void actor_roll_day(detect_engine *e, actor *a, int64_t now_us)
     int32_t day = (int32_t)((now_us + e->cfg.utc_offset_min * US_PER_MIN) / US_PER_DAY);
     if (day == a->day)
         return;
-    if (a->day != 0 && a->day_max[WIN_24H] > 0)
+    if (a->day != 0 && (a->day_max[WIN_24H] > 0 || a->day_active))
         close_day(e, a, now_us);
     memset(a->day_max, 0, sizeof a->day_max);
+    a->day_active = 0;
     a->day = day;
 }
 
 void actor_learn_day_max(actor *a, const window_sums *s,
                          const int limits[WIN_COUNT])
 {
+    if (s->seen[WIN_24H] > 0)
+        a->day_active = 1;
     for (int w = 0; w < WIN_COUNT; w++) {
         float x = (float)s->patients[w];
         if (x > limits[w])

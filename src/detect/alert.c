@@ -64,8 +64,14 @@ static void explain_volume(text *t, const detect_facts *f)
             f->approved_by && f->approved_by[0] ? f->approved_by : "?");
         return;
     }
-    say(t, "touched %d distinct patients in %s; the limit for this account is %d",
-        f->sums.patients[w], window_words[w], f->limits[w]);
+    if (f->role == ROLE_CLINICIAN || f->role == ROLE_NURSE)
+        say(t, "touched %d distinct patients in %s, %d of them without care "
+            "relationship; its limit on those is %d, and its own patients are "
+            "reviewed beyond %d", f->sums.seen[w], window_words[w], f->sums.patients[w],
+            f->limits[w], EXPLAINED_SHARE * f->limits[w]);
+    else
+        say(t, "touched %d distinct patients in %s; the limit for this account is %d",
+            f->sums.patients[w], window_words[w], f->limits[w]);
     if (f->has_baseline)
         say(t, "its usual is at most %.0f per 5 minutes and about %.0f per day",
             f->usual_peak_5m, f->usual_day);
@@ -176,8 +182,8 @@ static json_t *windows_json(const detect_facts *f)
     json_t *o = json_object();
     for (int w = 0; w < WIN_COUNT; w++)
         json_object_set_new(o, window_names[w],
-            json_pack("{s:i, s:i}", "patients", f->sums.patients[w],
-                      "limit", f->limits[w]));
+            json_pack("{s:i, s:i, s:i}", "patients", f->sums.seen[w],
+                      "counted", f->sums.patients[w], "limit", f->limits[w]));
     return o;
 }
 

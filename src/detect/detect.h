@@ -227,10 +227,14 @@ enum {
  * call.  NULL or "" means unknown. */
 typedef struct detect_event {
     int64_t time_us;
-    const char *actor;         /* account id; for a failed login on an unknown
-                                  username, a stable pseudonym of the typed
-                                  name (it then counts as one more account
-                                  tried from the source), or NULL          */
+    const char *actor;         /* account id, or NULL.  Only accounts that
+                                  exist are actors: their state is never
+                                  evicted by names nobody has             */
+    const char *claimed;       /* a failed login on an unknown username: a
+                                  stable pseudonym of the typed name, which
+                                  counts as one more account tried from the
+                                  source and takes no actor state (NULL
+                                  otherwise)                               */
     const char *role;          /* "clinician", "nurse", "admin", "security",
                                   "patient", "service"                      */
     const char *session;       /* session reference (never the token)       */

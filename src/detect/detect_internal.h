@@ -177,6 +177,9 @@ typedef struct actor {
     /* baseline (rules) */
     int32_t day;               /* day index of day_max                       */
     uint16_t active_days;
+    uint8_t day_active;        /* some patient was touched today (a care
+                                  giver's day_max counts only the ones no
+                                  relationship explains)                   */
     float day_max[WIN_COUNT];  /* today's largest window counts              */
     float peak[WIN_COUNT];     /* decayed maximum over past days             */
     float usual_day;           /* EWMA of distinct patients per active day   */
@@ -321,8 +324,17 @@ void actor_roll_day(detect_engine *e, actor *a, int64_t now_us);
 void actor_count_event(detect_engine *e, actor *a, const detect_event *ev,
                        int64_t now_us, touch_result *t);
 /* Sums over a window ending now. */
+/* A care giver's own patients (explained by its care relationships) are
+ * reviewed, never refused: reading more than EXPLAINED_SHARE times its
+ * limit of them raises an alert for the daily review, nothing more. */
+#define EXPLAINED_SHARE 10
+
 typedef struct window_sums {
-    int patients[WIN_COUNT];
+    int patients[WIN_COUNT];   /* the volume held to the limits: distinct
+                                  patients; for a care giver (clinician,
+                                  nurse), those its care relationships do
+                                  not explain (break-the-glass)            */
+    int seen[WIN_COUNT];       /* distinct patients, explained or not      */
     int relation_1h, relation_24h;
     int denials_5m, searches_5m, broad_5m, big_pages_5m, everything_1h;
     int auth_failures_15m;
@@ -339,6 +351,9 @@ void actor_limits(detect_engine *e, actor *a, int64_t now_us,
 void actor_learn_day_max(actor *a, const window_sums *s,
                          const int limits[WIN_COUNT]);
 int  actor_has_baseline(const detect_engine *e, const actor *a);
+/* A clinician or a nurse: the policy lets it reach patients only through
+ * its own care relationships or break-the-glass. */
+int  actor_care_giver(const actor *a);
 const account_cfg *actor_cfg(detect_engine *e, actor *a);
 /* Context facts: 1 when the event's network is new for a baselined actor,
  * the number of distinct networks with live sessions, off-hours. */

@@ -693,7 +693,7 @@ static void observe_locked(detect_engine *e, const detect_event *ev, int live,
         int created;
         s = lru_get(&e->sources, ev->source,
                     detect_hash(e->cfg.hash_seed, ev->source), &created);
-        source_record_failure(e, s, ev->actor, now);
+        source_record_failure(e, s, nonempty(ev->actor) ? ev->actor : ev->claimed, now);
         source_counts(s, now, &f.src_accounts, &f.src_failures);
     } else {
         s = find_source(e, ev->source);

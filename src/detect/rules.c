@@ -13,7 +13,11 @@
  * Points per signal (defaults of detect_config):
  *   volume        over the limit 45, +25% 65, x1.5 80, x2 or over the 5-minute
  *                 hard cap 95; declared: over the declared volume 45,
- *                 x1.25 65, x1.5 95 (and its learned short windows)
+ *                 x1.25 65, x1.5 95 (and its learned short windows).  A care
+ *                 giver (clinician, nurse) is held to the limits on the
+ *                 patients its care relationships do not explain; its own
+ *                 patients only beyond ten times the limit, and then at most
+ *                 an alert for review
  *   relationship  one unexplained / break-the-glass patient this hour 20,
  *                 3 45, 4 65, 6 80, 8 95; in 24 hours 5 45, 7 65, 10 95
  *                 (services too: no active encounter or order; not declared
@@ -57,6 +61,11 @@ static void raise_to(detect_facts *f, int ix, double pts, const char *why)
 
 /* ---- 1. volume ------------------------------------------------------------------- */
 
+static int care_giver(const detect_facts *f)
+{
+    return f->role == ROLE_CLINICIAN || f->role == ROLE_NURSE;
+}
+
 static double window_points(int count, int limit, int hard_cap, int w)
 {
     if (w == WIN_5M && hard_cap > 0 && limit <= hard_cap && count > hard_cap)
@@ -90,7 +99,19 @@ static void score_volume(const detect_config *c, detect_facts *f)
                                    f->declared ? 0 : c->hard_cap_5m, w);
         if (pts > f->points[IX_VOLUME])
             f->volume_window = w;
-        raise_to(f, IX_VOLUME, pts, "distinct patients over the limit");
+        raise_to(f, IX_VOLUME, pts, care_giver(f) ? "patients without care relationship "
+                 "over the limit" : "distinct patients over the limit");
+    }
+    if (!care_giver(f))
+        return;
+    /* Its own patients: many more than its limit are reviewed, never
+     * refused (the alert is released with the answer). */
+    for (int w = 0; w < WIN_COUNT; w++) {
+        double pts = window_points(f->sums.seen[w], EXPLAINED_SHARE * f->limits[w], 0, w);
+        pts = pts > c->score_alert ? c->score_alert : pts;
+        if (pts > f->points[IX_VOLUME])
+            f->volume_window = w;
+        raise_to(f, IX_VOLUME, pts, "many of its own patients (for review)");
     }
 }
 

@@ -212,6 +212,22 @@ static int replay(server *srv, const detect_config *dc, mv_err *err)
     return r;
 }
 
+/* The detector's actors are accounts and their lineage (the accounts that
+ * made or reset them): its table is sized by the accounts that exist, with
+ * room to grow, so that no account's open windows are ever evicted to make
+ * room (typed names that are no account take no room at all). */
+#define ACTORS_PER_ACCOUNT 3
+#define ACTORS_SPARE       64
+
+static int count_accounts(server *srv, size_t *n, mv_err *err)
+{
+    auth_account *v = NULL;
+    if (auth_account_list(srv->auth, &v, n, err) != 0)
+        return -1;
+    free(v);
+    return 0;
+}
+
 int detection_open(server *srv, mv_err *err)
 {
     if (srv->cfg.detect_off) {
@@ -229,6 +245,13 @@ int detection_open(server *srv, mv_err *err)
             *rungs[i] = srv->cfg.detect_ladder[i];
     crypto_random(&dc.hash_seed, sizeof dc.hash_seed);
     dc.alert_id = new_alert_id;
+    size_t accounts = 0;
+    if (count_accounts(srv, &accounts, err) != 0)
+        return -1;
+    if (srv->cfg.detect_max_actors > 0)
+        dc.max_actors = srv->cfg.detect_max_actors;
+    if (dc.max_actors < ACTORS_PER_ACCOUNT * accounts + ACTORS_SPARE)
+        dc.max_actors = ACTORS_PER_ACCOUNT * accounts + ACTORS_SPARE;
     srv->detect = detect_new(&dc, err);
     if (srv->detect == NULL)
         return -1;
@@ -479,9 +502,11 @@ void call_observe_login(call *c, const char *username, int ok, const auth_sessio
         for (const char *p = username; *p; p++)
             h = h * 33 + (unsigned char)*p;
         snprintf(pseudonym, sizeof pseudonym, "unknown:%08lx", h & 0xffffffffUL);
-        actor = pseudonym;
     }
-    detect_event ev = { .time_us = mv_now_us(), .actor = actor,
+    /* A typed name that is no account takes no actor state: a flood of
+     * them must not push a real account's windows out of the table. */
+    detect_event ev = { .time_us = mv_now_us(), .actor = actor[0] ? actor : NULL,
+                        .claimed = pseudonym[0] ? pseudonym : NULL,
                         .role = ok ? auth_role_name(s->account.role) : NULL,
                         .source = c->req->source,
                         .action = !ok && s->refused_password_ok

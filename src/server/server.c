@@ -128,6 +128,7 @@ static int apply_setting(server_config *c, const char *k, const char *v)
     if (!strcmp(k, "lock_after"))           { c->auth.lock_after = (int)n; return 0; }
     if (!strcmp(k, "source_max_failures"))  { c->auth.source_max_failures = (int)n; return 0; }
     if (!strcmp(k, "privilege_burst"))      { c->privilege_burst = (int)n; return 0; }
+    if (!strcmp(k, "detect_max_actors"))    { c->detect_max_actors = (size_t)n; return 0; }
     return -2;
 }
 

@@ -57,6 +57,9 @@ typedef struct server_config {
     int64_t approval_ttl_us;     /* a two-person request expires after: 24 h  */
     int privilege_burst;         /* account creations and resets one person
                                     asks for in an hour before it alerts: 5   */
+    size_t detect_max_actors;    /* the detector's actor table: 0 = its default
+                                    (10,000); never fewer than three per
+                                    existing account and some room to grow  */
     char *owned[6];      /* listen, tls_cert, tls_key, syslog, alert_webhook,
                             public_url read from a file                    */
 } server_config;
@@ -73,7 +76,7 @@ void server_config_release(server_config *cfg);
  * detect_alert_score, detect_step_up_score, detect_throttle_score,
  * detect_contain_score (0..100, increasing), syslog, alert_webhook,
  * public_url, header_timeout, max_connections, approval_ttl,
- * privilege_burst (durations: 250ms, 30s, 15m, 12h, or plain seconds). */
+ * privilege_burst, detect_max_actors (durations: 250ms, 30s, 15m, 12h, or plain seconds). */
 int server_config_load(const char *path, server_config *cfg, mv_err *err);
 /* 1 when url is fit for public_url (http(s)://host[:port][/path], no query,
  * fragment, credentials or trailing slash). */

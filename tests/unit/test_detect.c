@@ -83,20 +83,25 @@ static detect_response see(detect_engine *e, const ev_spec *s, const char *prefi
     return r;
 }
 
-/* A clinician's ordinary days: 8 patients of its care team each morning,
- * one every 6 minutes, from its ward. */
-static void ordinary_days(detect_engine *e, const char *actor, int days)
+/* An account's ordinary days: 8 patients each morning, one every 6
+ * minutes, from its ward (a clinician's are its care team's). */
+static void ordinary_days_as(detect_engine *e, const char *actor, const char *role, int days)
 {
     for (int d = 0; d < days; d++) {
         char prefix[32];
         snprintf(prefix, sizeof prefix, "%s-day%d", actor, d);
         for (int i = 0; i < 8; i++) {
             ev_spec s = { .t = T0 + d * DAY_US + 9 * HOUR_US + i * 6 * MIN_US,
-                          .actor = actor, .role = "clinician",
+                          .actor = actor, .role = role,
                           .patient_flags = DETECT_PAT_EXPLAINED };
             assert_int_equal(see(e, &s, prefix, i, 1, NULL), DETECT_NONE);
         }
     }
+}
+
+static void ordinary_days(detect_engine *e, const char *actor, int days)
+{
+    ordinary_days_as(e, actor, "clinician", days);
 }
 
 static detect_verdict login(detect_engine *e, int64_t t, const char *actor,
@@ -117,12 +122,12 @@ static void test_volume_fires_and_contains_within_target(void **state)
 {
     (void)state;
     detect_engine *e = engine_with(1);
-    ordinary_days(e, "alice", 5);
+    ordinary_days_as(e, "alice", "service", 5);
     int released = 0, alerted = 0;
     detect_response last = DETECT_NONE;
     for (int i = 0; i < 60 && last != DETECT_CONTAIN; i++) {
         ev_spec s = { .t = T0 + 5 * DAY_US + 10 * HOUR_US + i * 3 * S_US,
-                      .actor = "alice", .role = "clinician",
+                      .actor = "alice", .role = "service",
                       .patient_flags = DETECT_PAT_EXPLAINED };
         detect_verdict v;
         last = see(e, &s, "bulk", i, 1, &v);
@@ -135,6 +140,47 @@ static void test_volume_fires_and_contains_within_target(void **state)
     assert_true(released <= 20);
     assert_int_equal(detect_gate(e, "alice", NULL, T0 + 5 * DAY_US + 11 * HOUR_US, NULL),
                      DETECT_CONTAIN);
+    detect_free(e);
+}
+
+/* A care giver's own patients are its work: a new clinician's ward census
+ * (25 patients in seconds, three rounds) is silent; reading 200 of its own
+ * patients in five minutes is reviewed (an alert released with the answer),
+ * never refused; the same pace through break-the-glass is contained. */
+static void test_own_patients_reviewed_never_refused(void **state)
+{
+    (void)state;
+    detect_engine *e = engine_with(1);
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < 25; i++) {
+            ev_spec s = { .t = T0 + 8 * HOUR_US + round * 10 * S_US + i * 300000,
+                          .actor = "newdoc", .role = "clinician",
+                          .patient_flags = DETECT_PAT_EXPLAINED };
+            detect_verdict v;
+            assert_int_equal(see(e, &s, "ward", i, 1, &v), DETECT_NONE);
+            assert_int_equal(v.n_alerts, 0);
+            detect_verdict_clear(&v);
+        }
+    int alerted = 0;
+    for (int i = 0; i < 200; i++) {
+        ev_spec s = { .t = T0 + 9 * HOUR_US + i * 1500000, .actor = "nurse1",
+                      .role = "nurse", .patient_flags = DETECT_PAT_EXPLAINED };
+        detect_verdict v;
+        assert_true(see(e, &s, "caseload", i, 1, &v) <= DETECT_ALERT);
+        alerted |= has_alert_with(&v, DETECT_SIG_VOLUME);
+        detect_verdict_clear(&v);
+    }
+    assert_true(alerted);
+    detect_response last = DETECT_NONE;
+    int released = 0;
+    for (int i = 0; i < 60 && last != DETECT_CONTAIN; i++) {
+        ev_spec s = { .t = T0 + 10 * HOUR_US + i * 3 * S_US, .actor = "snoop",
+                      .role = "clinician", .patient_flags = DETECT_PAT_BTG };
+        last = see(e, &s, "glass", i, 1, NULL);
+        released += last <= DETECT_ALERT;
+    }
+    assert_int_equal(last, DETECT_CONTAIN);
+    assert_true(released <= 10);
     detect_free(e);
 }
 
@@ -633,6 +679,79 @@ static void test_memory_caps_hold(void **state)
     detect_free(e);
 }
 
+/* Logins with names nobody has take no actor state: a flood of them, each
+ * from its own address, leaves a stolen account's windows and verdicts as
+ * they were (the attack run evicted it with 10,300 such logins); and the
+ * names still count as accounts tried from one address (spraying). */
+static detect_verdict unknown_login(detect_engine *e, int64_t t, const char *name,
+                                   const char *source)
+{
+    detect_event ev = { .time_us = t, .claimed = name, .source = source,
+                        .action = "auth.login", .outcome = DETECT_FAILED };
+    detect_verdict v;
+    assert_int_equal(detect_observe(e, &ev, DETECT_LIVE, &v, NULL), 0);
+    return v;
+}
+
+/* A stolen service account reads 10 patients, flood unknown logins come
+ * in, then it reads 6 more: the worst verdict of those. */
+static detect_response thief_reads(int flood)
+{
+    detect_config c;
+    detect_config_default(&c);
+    c.hash_seed = 42;
+    c.max_actors = 10;
+    c.max_sources = 16;
+    detect_engine *mine = detect_new(&c, NULL);
+    assert_non_null(mine);
+    for (int i = 0; i < 10; i++) {
+        ev_spec s = { .t = T0 + i * S_US, .actor = "stolen", .role = "service",
+                      .patient_flags = DETECT_PAT_EXPLAINED };
+        assert_true(see(mine, &s, "p", i, 1, NULL) <= DETECT_ALERT);
+    }
+    for (int i = 0; i < flood; i++) {
+        char name[32], source[32];
+        snprintf(name, sizeof name, "unknown:%08x", i);
+        snprintf(source, sizeof source, "127.0.%d.%d", i / 250, 1 + i % 250);
+        detect_verdict v = unknown_login(mine, T0 + 11 * S_US + i * 1000, name, source);
+        detect_verdict_clear(&v);
+    }
+    detect_actor_info info;
+    detect_actor_state(mine, "stolen", T0 + 20 * S_US, &info);
+    assert_true(info.known);
+    assert_int_equal(info.patients_5m, 10);
+    detect_response worst = DETECT_NONE;
+    for (int i = 10; i < 16; i++) {
+        ev_spec s = { .t = T0 + 20 * S_US + i * S_US, .actor = "stolen", .role = "service",
+                      .patient_flags = DETECT_PAT_EXPLAINED };
+        detect_response r = see(mine, &s, "p", i, 1, NULL);
+        worst = r > worst ? r : worst;
+    }
+    detect_stats st;
+    detect_get_stats(mine, &st);
+    assert_true(st.actors <= 1);
+    detect_free(mine);
+    return worst;
+}
+
+static void test_unknown_names_evict_nothing(void **state)
+{
+    (void)state;
+    assert_int_equal(thief_reads(1000), thief_reads(0));
+    assert_true(thief_reads(1000) >= DETECT_STEP_UP);
+    detect_engine *e = engine_with(1);
+    detect_response worst = DETECT_NONE;
+    for (int i = 0; i < 10; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "unknown:%08x", i);
+        detect_verdict v = unknown_login(e, T0 + i * S_US, name, "198.51.100.7");
+        worst = v.source_response > worst ? v.source_response : worst;
+        detect_verdict_clear(&v);
+    }
+    assert_int_equal(worst, DETECT_CONTAIN);
+    detect_free(e);
+}
+
 typedef struct worker {
     detect_engine *e;
     int id, failed;
@@ -782,6 +901,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_volume_fires_and_contains_within_target),
         cmocka_unit_test(test_volume_silent_on_usual_day),
+        cmocka_unit_test(test_own_patients_reviewed_never_refused),
         cmocka_unit_test(test_btg_spree_contained_by_eight),
         cmocka_unit_test(test_one_btg_emergency_is_silent),
         cmocka_unit_test(test_ignored_step_up_contains),
@@ -797,6 +917,7 @@ int main(void)
         cmocka_unit_test(test_declaration_raises_limits_and_still_watches),
         cmocka_unit_test(test_replay_rebuilds_state_silently),
         cmocka_unit_test(test_memory_caps_hold),
+        cmocka_unit_test(test_unknown_names_evict_nothing),
         cmocka_unit_test(test_threads_observe_at_once),
         cmocka_unit_test(test_config_and_event_validation),
         cmocka_unit_test(test_alert_evidence_is_json_without_names),
