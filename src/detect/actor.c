@@ -82,6 +82,24 @@ static recent_patient *recent_slot(actor *a, uint64_t h, int *found)
     return oldest;
 }
 
+/* Today's bitmap of the week, cleared when it held another day. */
+static uint8_t *week_today(actor *a, int32_t minute)
+{
+    int32_t day = minute / MINUTES_PER_DAY;
+    int slot = (int)(day % WEEK_DAYS);
+    if (a->week_day[slot] != day) {
+        memset(a->week_bits[slot], 0, WEEK_BYTES);
+        a->week_day[slot] = day;
+    }
+    return a->week_bits[slot];
+}
+
+static void week_mark(actor *a, uint64_t h, int32_t minute)
+{
+    unsigned bit = (unsigned)((h >> 17) % (WEEK_BYTES * 8));
+    week_today(a, minute)[bit / 8] |= (uint8_t)(1u << (bit % 8));
+}
+
 /* Count one patient of a granted response. */
 static void count_patient(detect_engine *e, actor *a, const detect_event *ev,
                           const detect_patient *p, int32_t minute,
@@ -96,6 +114,8 @@ static void count_patient(detect_engine *e, actor *a, const detect_event *ev,
         mb->patients = add16(mb->patients, 1);
         hb->patients++;
         t->new_patients++;
+        if (!actor_care_giver(a))
+            week_mark(a, h, minute);
     }
     int unexplained = (p->flags & DETECT_PAT_BTG) ||
                       !(p->flags & DETECT_PAT_EXPLAINED);
@@ -104,6 +124,9 @@ static void count_patient(detect_engine *e, actor *a, const detect_event *ev,
         r->tag |= SEEN_RELATION;
         mb->relation = add16(mb->relation, 1);
         hb->relation++;
+        t->new_unexplained++;
+        if (actor_care_giver(a))
+            week_mark(a, h, minute);
     }
     if (ev->action && strcmp(ev->action, "fhir.everything") == 0 &&
         !(r->tag & SEEN_EVERYTHING)) {
@@ -124,6 +147,22 @@ static void count_patient(detect_engine *e, actor *a, const detect_event *ev,
         t->own_record++;
 }
 
+/* Every patient of ev explained by the actor's care (none by
+ * break-the-glass); an event about no patient is not a listing of them. */
+static int all_explained(const detect_event *ev)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < ev->n_patients; i++) {
+        unsigned f = ev->patients[i].flags;
+        if (ev->patients[i].id == NULL || ev->patients[i].id[0] == '\0')
+            continue;
+        if ((f & DETECT_PAT_BTG) || !(f & DETECT_PAT_EXPLAINED))
+            return 0;
+        n++;
+    }
+    return n > 0;
+}
+
 static int starts_with(const char *s, const char *prefix)
 {
     return s != NULL && strncmp(s, prefix, strlen(prefix)) == 0;
@@ -140,12 +179,17 @@ void actor_count_event(detect_engine *e, actor *a, const detect_event *ev,
     int fhir = starts_with(act, "fhir.");
     if (fhir && ev->outcome != DETECT_GRANTED && ev->outcome != DETECT_FAILED)
         mb->denials = add16(mb->denials, 1);
-    if (fhir && strcmp(act, "fhir.search") == 0) {
+    /* A care giver listing its own patients (a census, a ward list, their
+     * pages) probes nothing: the policy answered only what its care
+     * explains.  Its searches count when a page holds anyone else. */
+    int own_listing = actor_care_giver(a) && ev->outcome == DETECT_GRANTED &&
+                      all_explained(ev);
+    if (fhir && strcmp(act, "fhir.search") == 0 && !own_listing) {
         mb->searches = add16(mb->searches, 1);
         if (ev->flags & DETECT_EV_BROAD_SEARCH)
             mb->broad = add16(mb->broad, 1);
     }
-    if (ev->page_size >= e->cfg.max_page)
+    if (ev->page_size >= e->cfg.max_page && !own_listing)
         mb->big_pages = add16(mb->big_pages, 1);
     /* one failure per attempt: a wrong second factor is a failed login too */
     if ((starts_with(act, "auth.login") && ev->outcome == DETECT_FAILED) ||
@@ -159,7 +203,7 @@ void actor_count_event(detect_engine *e, actor *a, const detect_event *ev,
             t->decoys++;
             t->decoy_id = p->id;
         }
-        if (ev->outcome == DETECT_GRANTED)
+        if (ev->outcome == DETECT_GRANTED && !(ev->flags & DETECT_EV_WRITE))
             count_patient(e, a, ev, p, minute, mb, hb, t);
     }
 }
@@ -189,6 +233,24 @@ void actor_forget_withheld(detect_engine *e, actor *a, const detect_event *ev,
 int actor_care_giver(const actor *a)
 {
     return a->role == ROLE_CLINICIAN || a->role == ROLE_NURSE;
+}
+
+/* Distinct patients marked in the last WEEK_DAYS days: the union of the
+ * days' bitmaps, by linear counting (n = -m ln(zero bits / m)). */
+static int week_estimate(const actor *a, int32_t now_min)
+{
+    int32_t today = now_min / MINUTES_PER_DAY;
+    uint8_t all[WEEK_BYTES] = {0};
+    for (int d = 0; d < WEEK_DAYS; d++)
+        if (a->week_day[d] != 0 && today - a->week_day[d] < WEEK_DAYS &&
+            today >= a->week_day[d])
+            for (int i = 0; i < WEEK_BYTES; i++)
+                all[i] |= a->week_bits[d][i];
+    int zero = 0;
+    for (int i = 0; i < WEEK_BYTES; i++)
+        zero += 8 - __builtin_popcount(all[i]);
+    double m = WEEK_BYTES * 8.0;
+    return (int)lround(-m * log((zero > 0 ? zero : 0.5) / m));
 }
 
 void actor_sums(const actor *a, int64_t now_us, window_sums *s)
@@ -224,6 +286,7 @@ void actor_sums(const actor *a, int64_t now_us, window_sums *s)
         s->patients[WIN_24H] += (int)b->patients;
         s->relation_24h += (int)b->relation;
     }
+    s->week = week_estimate(a, now_min);
     memcpy(s->seen, s->patients, sizeof s->seen);
     if (actor_care_giver(a)) {
         s->patients[WIN_5M] = relation_5m;
@@ -281,6 +344,31 @@ static int role_limit(const detect_engine *e, int role, int w)
     return (int)ceil(m + 3.0 * sqrt(v > 0 ? v : 0) + 2.0);
 }
 
+/* The most a learned limit may reach without a declaration: the 5-minute
+ * hard cap, and learned_ceiling times a new actor's hour and day.  A thief
+ * who ratchets a stolen account up a little more each day meets it. */
+static int learned_ceiling(const detect_config *c, const int caps[WIN_COUNT], int w)
+{
+    if (w == WIN_5M && c->hard_cap_5m > 0)
+        return c->hard_cap_5m;
+    return (int)(c->learned_ceiling * caps[w]);
+}
+
+/* The week's reach without a declaration: 1.5 x a new actor's day until the
+ * actor has a baseline (a new account reading a new actor's daily limit
+ * every day is stopped on its second day), then seven of its usual days
+ * with the margin, never above learned_ceiling x a new actor's day x 7.
+ * (The estimate tops out near 3,200 patients: 512 bits a day.) */
+int actor_week_limit(const detect_engine *e, const actor *a)
+{
+    int floor = (int)ceil(1.5 * e->cfg.new_actor_limit_24h);
+    if (!actor_has_baseline(e, a))
+        return floor;
+    int own = (int)ceil(7.0 * a->usual_day * e->cfg.volume_margin + 2.0);
+    int ceiling = (int)(e->cfg.learned_ceiling * 7 * e->cfg.new_actor_limit_24h);
+    return own < floor ? floor : own > ceiling ? ceiling : own;
+}
+
 static void limits_for(const detect_engine *e, const actor *a,
                        int64_t declared, int limits[WIN_COUNT])
 {
@@ -301,6 +389,10 @@ static void limits_for(const detect_engine *e, const actor *a,
             limits[w] = own > floor ? own : floor;
             if (limits[w] < role_based)
                 limits[w] = role_based;
+            int ceiling = learned_ceiling(&e->cfg, caps, w);
+            if (declared == 0 && limits[w] > ceiling)
+                limits[w] = ceiling;      /* a baseline never drifts up unbounded;
+                                             a declared export's is its own */
         } else {
             limits[w] = role_based;
         }
@@ -323,8 +415,23 @@ static void learn_role_peak(detect_engine *e, int role, int w, double x)
         (float)((1.0 - alpha) * (e->role_peak_var[role][w] + alpha * d * d));
 }
 
+/* A learned maximum after a day that reached x: the first day sets it;
+ * after that it grows by at most GROWTH_PER_DAY (and 2) a day, however
+ * high the day went, and decays slowly when days are quieter: growth takes
+ * time and steady days, not one push. */
+#define GROWTH_PER_DAY 1.25f
+
+static float grown(const actor *a, float was, float x, float decayed)
+{
+    if (a->active_days == 0)
+        return x;
+    float most = was * GROWTH_PER_DAY + 2.0f;
+    float next = x < most ? x : most;
+    return next > decayed ? next : decayed;
+}
+
 /* Close the actor's previous day: its maxima (never above the limits they
- * were held to) teach its peaks, its role's, and its usual daily volume. */
+ * were held to) teach its peaks, its role's and its usual daily volume. */
 static void close_day(detect_engine *e, actor *a, int64_t now_us)
 {
     int limits[WIN_COUNT];
@@ -334,7 +441,7 @@ static void close_day(detect_engine *e, actor *a, int64_t now_us)
         if (x > limits[w])
             x = (float)limits[w];
         float decayed = a->peak[w] * 0.97f;
-        a->peak[w] = x > decayed ? x : decayed;
+        a->peak[w] = grown(a, a->peak[w], x, decayed);
         learn_role_peak(e, a->role, w, x);
     }
     float day = a->day_max[WIN_24H];

@@ -43,13 +43,16 @@
  * alert (the alert's strings); its cost is O(patients in the event).
  *
  * Memory, bounded: all tables are allocated by detect_new() and never grow.
- * Actors beyond max_actors evict the least recently seen actor (its
+ * Actors are accounts (and their lineage), never typed names (see
+ * detect_event.claimed), and the server sizes max_actors by the accounts
+ * that exist; beyond it the least recently seen actor is evicted (its
  * baseline is lost: it is treated as new again, i.e. watched more tightly);
  * the same for max_sources and max_vip_patients.  detect_memory_bytes()
- * gives the exact worst case for a config: 3.7 KB an actor, 440 B a source
- * address, 376 B a VIP patient, 368 B a declaration, 180 KB fixed; with the
- * defaults (10,000 actors, 20,000 sources, 4,096 VIP patients, 256
- * declarations) 48.3 MB, all allocated at detect_new().
+ * gives the exact worst case for a config: 4.1 KB an actor (its week of
+ * distinct patients included), 440 B a source address, 376 B a VIP
+ * patient, 368 B a declaration, 180 KB fixed; with the defaults (10,000
+ * actors, 20,000 sources, 4,096 VIP patients, 256 declarations) 53.2 MB,
+ * all allocated at detect_new().
  *
  * Restarts: the learned baselines need baseline_days of history (and the
  * model two days of each hour slot, weekend hours included), so the server
@@ -128,6 +131,10 @@ typedef struct detect_config {
     int new_actor_limit_24h;      /* 120 */
     int baseline_days;            /* 3 active days before an actor's own baseline counts */
     double volume_margin;         /* 1.5: limit = max(floor, usual peak x margin + 2) */
+    double learned_ceiling;       /* 2: a learned limit never passes this many times
+                                     a new actor's hour, day and week (x7 its
+                                     day), nor the 5-minute hard cap: a
+                                     ratcheted baseline meets it; declare more */
     int hard_cap_5m;              /* 20: more than this many new distinct patients in 5
                                      minutes is contained (the issue's target), unless
                                      the actor is declared or its own learned 5-minute
@@ -219,7 +226,12 @@ typedef struct detect_patient {
 
 /* Event-level facts. */
 enum {
-    DETECT_EV_BROAD_SEARCH = 1u << 0   /* a search not narrowed to one patient */
+    DETECT_EV_BROAD_SEARCH = 1u << 0,  /* a search not narrowed to one patient */
+    DETECT_EV_WRITE        = 1u << 1   /* a create, update or delete: it tells
+                                          the writer nothing it did not send,
+                                          so its patients are no disclosure
+                                          (an admission desk or an ADT feed
+                                          writes for many patients)          */
 };
 
 /* Everything the server knows at one audited decision; every field is also

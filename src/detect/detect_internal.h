@@ -110,6 +110,9 @@ int role_index(const char *name);
 /* Windows of distinct patients. */
 enum { WIN_5M, WIN_1H, WIN_24H, WIN_COUNT };
 
+#define WEEK_DAYS  7
+#define WEEK_BYTES 64          /* 512 bits a day: exact enough to ~1,500   */
+
 /* A patient this actor touched, and what has been counted for it: 32 bits
  * of its hash with the two low bits holding SEEN_* (8 bytes a patient). */
 enum { SEEN_RELATION = 1, SEEN_EVERYTHING = 2, SEEN_MASK = 3 };
@@ -182,6 +185,11 @@ typedef struct actor {
                                   relationship explains)                   */
     float day_max[WIN_COUNT];  /* today's largest window counts              */
     float peak[WIN_COUNT];     /* decayed maximum over past days             */
+    /* The distinct patients of each of the last WEEK_DAYS days, as bitmaps
+     * (linear counting): their union tells how many patients the actor
+     * reached in a week however it paced itself. */
+    uint8_t week_bits[WEEK_DAYS][WEEK_BYTES];
+    int32_t week_day[WEEK_DAYS];   /* the day each bitmap holds              */
     float usual_day;           /* EWMA of distinct patients per active day   */
     uint16_t hour_profile[24]; /* active 10-minute buckets per local hour    */
     int64_t profile_bucket;    /* last bucket counted in hour_profile        */
@@ -313,6 +321,7 @@ struct detect_engine {
 /* What one event added to the actor's windows. */
 typedef struct touch_result {
     int new_patients;
+    int new_unexplained;       /* of which no care relationship explains    */
     int decoys, vips_unexplained, same_family, same_family_explained;
     int own_record;
     int vip_actors;            /* most distinct actors on one VIP patient (24 h) */
@@ -335,6 +344,8 @@ typedef struct window_sums {
                                   nurse), those its care relationships do
                                   not explain (break-the-glass)            */
     int seen[WIN_COUNT];       /* distinct patients, explained or not      */
+    int week;                  /* distinct patients held to the limits in
+                                  the last 7 days (estimated)              */
     int relation_1h, relation_24h;
     int denials_5m, searches_5m, broad_5m, big_pages_5m, everything_1h;
     int auth_failures_15m;
@@ -347,6 +358,9 @@ void actor_forget_withheld(detect_engine *e, actor *a, const detect_event *ev,
 /* The actor's volume limits now (declaration, own baseline or role). */
 void actor_limits(detect_engine *e, actor *a, int64_t now_us,
                   int limits[WIN_COUNT], int64_t *declared);
+/* The distinct patients (window_sums.week) the actor may reach in 7 days
+ * without a declaration. */
+int  actor_week_limit(const detect_engine *e, const actor *a);
 /* Raise today's maxima with the windows now (each at most its limit). */
 void actor_learn_day_max(actor *a, const window_sums *s,
                          const int limits[WIN_COUNT]);
@@ -392,6 +406,7 @@ typedef struct detect_facts {
     int has_baseline;
     window_sums sums;
     int limits[WIN_COUNT];
+    int week_limit;                   /* distinct patients in 7 days        */
     touch_result touch;
     context_facts ctx;
     int factor_wrong_run;

@@ -73,6 +73,7 @@ void detect_config_default(detect_config *c)
     c->baseline_days = 3;
     c->volume_margin = 1.5;
     c->hard_cap_5m = 20;
+    c->learned_ceiling = 2.0;
     c->btg_alert_1h = 3;
     c->btg_step_up_1h = 4;
     c->btg_contain_1h = 8;
@@ -115,6 +116,7 @@ static int check_config(const detect_config *c, mv_err *err)
                        "throttle <= contain <= 100");
     if (c->new_actor_limit_5m <= 0 || c->new_actor_limit_1h <= 0 ||
         c->new_actor_limit_24h <= 0 || c->volume_margin < 1.0 ||
+        c->learned_ceiling < 1.0 ||
         c->max_page <= 0 || c->new_actor_page <= 0 || c->throttle_s <= 0)
         return mv_fail(err, MV_E_INVALID, "detect: limits must be positive");
     if (c->model_enabled && (c->model_h <= 0 || c->model_k < 0))
@@ -382,13 +384,15 @@ static void gather_actor_facts(detect_engine *e, actor *a, const detect_event *e
     if (e->cfg.model_enabled) {
         model_params mp = { e->cfg.model_k, e->cfg.model_h,
                             e->cfg.utc_offset_min * US_PER_MIN };
-        model_add(&a->model, now_us, (uint32_t)f->touch.new_patients,
+        model_add(&a->model, now_us, (uint32_t)(actor_care_giver(a) ? f->touch.new_unexplained
+                                                                    : f->touch.new_patients),
                   &e->role_model[a->role], &mp);
         f->cusum = model_score(&a->model, &e->role_model[a->role], &mp, &f->z,
                                &f->model_from_role);
     }
     actor_sums(a, now_us, &f->sums);
     actor_limits(e, a, now_us, f->limits, &f->declared_per_day);
+    f->week_limit = actor_week_limit(e, a);
     f->declared = f->declared_per_day > 0;
     if (f->declared) {
         const account_cfg *c = actor_cfg(e, a);
@@ -798,6 +802,9 @@ int detect_max_page(detect_engine *e, const char *actor_id, int64_t now_us)
             limit = c->hard_cap_5m;
         int left = declared > 0 ? cap : limit - s.patients[WIN_5M];
         page = a->contained ? 0 : left < 1 ? 1 : left > cap ? cap : left;
+        if (actor_care_giver(a) && !a->contained)
+            page = c->max_page;    /* its listings hold what its care explains
+                                      (break-the-glass grants are counted) */
     }
     pthread_mutex_unlock(&e->mu);
     if (a == NULL && page > c->new_actor_limit_5m)

@@ -17,7 +17,10 @@
  *                 giver (clinician, nurse) is held to the limits on the
  *                 patients its care relationships do not explain; its own
  *                 patients only beyond ten times the limit, and then at most
- *                 an alert for review
+ *                 an alert for review.  A week's distinct patients (7 days):
+ *                 over 80% of its limit 45, over it 65, x1.25 80, x2 95;
+ *                 learned limits never pass their ceilings and grow at most
+ *                 25% a day (actor.c)
  *   relationship  one unexplained / break-the-glass patient this hour 20,
  *                 3 45, 4 65, 6 80, 8 95; in 24 hours 5 45, 7 65, 10 95
  *                 (services too: no active encounter or order; not declared
@@ -68,7 +71,7 @@ static int care_giver(const detect_facts *f)
 
 static double window_points(int count, int limit, int hard_cap, int w)
 {
-    if (w == WIN_5M && hard_cap > 0 && limit <= hard_cap && count > hard_cap)
+    if (w == WIN_5M && hard_cap > 0 && count > hard_cap)
         return 95;
     if (count > 2 * limit)
         return 95;
@@ -102,11 +105,20 @@ static void score_volume(const detect_config *c, detect_facts *f)
         raise_to(f, IX_VOLUME, pts, care_giver(f) ? "patients without care relationship "
                  "over the limit" : "distinct patients over the limit");
     }
+    /* The week's reach: a read-out paced over days, or ratcheted up a
+     * little more each day, still adds up to patients. */
+    int wk = f->sums.week, wl = f->week_limit;
+    double week_pts = wk > 2 * wl ? 95 : 4 * wk > 5 * wl ? 80 : wk > wl ? 65
+                    : 5 * wk > 4 * wl ? 45 : 0;
+    if (wl > 0 && !f->declared)
+        raise_to(f, IX_VOLUME, week_pts, "distinct patients in a week beyond what the "
+                 "account needs");
     if (!care_giver(f))
         return;
-    /* Its own patients: many more than its limit are reviewed, never
-     * refused (the alert is released with the answer). */
-    for (int w = 0; w < WIN_COUNT; w++) {
+    /* Its own patients: many more than its limit in an hour or a day are
+     * reviewed, never refused (the alert is released with the answer); a
+     * census listing a whole department at once is one act, not a rate. */
+    for (int w = WIN_1H; w < WIN_COUNT; w++) {
         double pts = window_points(f->sums.seen[w], EXPLAINED_SHARE * f->limits[w], 0, w);
         pts = pts > c->score_alert ? c->score_alert : pts;
         if (pts > f->points[IX_VOLUME])

@@ -22,9 +22,8 @@ struct blocklist {
     pthread_mutex_t mu;
     size_t n;
     char addr[BLOCK_MAX][64];
+    char next[BLOCK_MAX][64];    /* the refresh's scratch (the tick thread) */
 };
-
-static struct blocklist blocked = { PTHREAD_MUTEX_INITIALIZER, 0, { { 0 } } };
 
 /* The blocked sources of every open incident (at most BLOCK_MAX). */
 static size_t collect(json_t *incidents, char out[BLOCK_MAX][64])
@@ -43,29 +42,46 @@ static size_t collect(json_t *incidents, char out[BLOCK_MAX][64])
 
 int blocklist_refresh(server *srv, mv_err *err)
 {
+    if (srv->blocked == NULL) {              /* the first refresh, at start */
+        struct blocklist *b = mv_calloc(1, sizeof *b, err);
+        if (b == NULL)
+            return -1;
+        pthread_mutex_init(&b->mu, NULL);
+        srv->blocked = b;
+    }
+    struct blocklist *b = srv->blocked;
     char *text = NULL;
     if (server_incident_list(srv->store, "open", &text, err) != 0)
         return -1;
     json_t *arr = json_loads(text, 0, NULL);
     free(text);
-    static char next[BLOCK_MAX][64];          /* only the tick thread refreshes */
-    size_t n = collect(arr, next);
+    size_t n = collect(arr, b->next);
     json_decref(arr);
-    pthread_mutex_lock(&blocked.mu);
-    memcpy(blocked.addr, next, n * sizeof next[0]);
-    blocked.n = n;
-    pthread_mutex_unlock(&blocked.mu);
+    pthread_mutex_lock(&b->mu);
+    memcpy(b->addr, b->next, n * sizeof b->next[0]);
+    b->n = n;
+    pthread_mutex_unlock(&b->mu);
     return 0;
 }
 
-int source_blocked(const char *source)
+int source_blocked(server *srv, const char *source)
 {
+    struct blocklist *b = srv->blocked;
     int hit = 0;
-    if (source == NULL)
+    if (source == NULL || b == NULL)
         return 0;
-    pthread_mutex_lock(&blocked.mu);
-    for (size_t i = 0; i < blocked.n && !hit; i++)
-        hit = strcmp(blocked.addr[i], source) == 0;
-    pthread_mutex_unlock(&blocked.mu);
+    pthread_mutex_lock(&b->mu);
+    for (size_t i = 0; i < b->n && !hit; i++)
+        hit = strcmp(b->addr[i], source) == 0;
+    pthread_mutex_unlock(&b->mu);
     return hit;
+}
+
+void blocklist_free(server *srv)
+{
+    if (srv->blocked == NULL)
+        return;
+    pthread_mutex_destroy(&srv->blocked->mu);
+    free(srv->blocked);
+    srv->blocked = NULL;
 }

@@ -153,11 +153,14 @@ static int replay_row(const store_audit_row *r, void *ctx)
     char type[64] = "";
     if (slash && (size_t)(slash - r->resources) < sizeof type)
         snprintf(type, sizeof type, "%.*s", (int)(slash - r->resources), r->resources);
+    int write = strcmp(action, "fhir.create") == 0 || strcmp(action, "fhir.update") == 0 ||
+                strcmp(action, "fhir.delete") == 0;
     detect_event ev = { .time_us = r->ts_us, .actor = actor,
                         .role = actor ? role_of(rc, actor) : NULL, .session = r->session,
                         .source = r->source, .action = action,
                         .outcome = outcome_of(r->outcome), .resource_type = type,
-                        .patients = r->patient ? &p : NULL, .n_patients = r->patient != NULL };
+                        .patients = r->patient ? &p : NULL, .n_patients = r->patient != NULL,
+                        .flags = write ? DETECT_EV_WRITE : 0 };
     detect_verdict v;
     if (detect_observe(rc->srv->detect, &ev, DETECT_REPLAY, &v, NULL) == 0)
         rc->events++;
@@ -253,8 +256,10 @@ int detection_open(server *srv, mv_err *err)
     if (dc.max_actors < ACTORS_PER_ACCOUNT * accounts + ACTORS_SPARE)
         dc.max_actors = ACTORS_PER_ACCOUNT * accounts + ACTORS_SPARE;
     srv->detect = detect_new(&dc, err);
-    if (srv->detect == NULL)
+    if (srv->detect == NULL || facts_cache_open(srv, err) != 0) {
+        detection_close(srv);
         return -1;
+    }
     if (replay(srv, &dc, err) != 0 || declarations_load(srv, err) != 0 ||
         notifier_start(srv->cfg.syslog, srv->cfg.alert_webhook, srv->cfg.http.access_log,
                        &srv->notify, err) != 0) {
@@ -266,6 +271,7 @@ int detection_open(server *srv, mv_err *err)
 
 void detection_close(server *srv)
 {
+    facts_cache_close(srv);
     notifier_stop(srv->notify);
     srv->notify = NULL;
     detect_free(srv->detect);
@@ -545,7 +551,7 @@ static void answer_standing(call *c, detect_response r, int64_t retry_after)
 
 int call_gate(call *c, int allow_step_up)
 {
-    if (source_blocked(c->req->source)) {
+    if (source_blocked(c->srv, c->req->source)) {
         call_fail(c, 403, "security", "requests from this address are blocked while an "
                   "incident is open");
         return 1;
@@ -611,36 +617,12 @@ typedef struct care_slot {
     int64_t until_us;
 } care_slot;
 
-static care_slot care_cache[CARE_CACHE_SLOTS];
-static pthread_mutex_t care_mu = PTHREAD_MUTEX_INITIALIZER;
-
 static size_t care_hash(const char *s)
 {
     size_t h = 5381;
     for (; *s; s++)
         h = h * 33 + (unsigned char)*s;
     return h % CARE_CACHE_SLOTS;
-}
-
-static int in_active_care(server *srv, const char *patient)
-{
-    if (strlen(patient) >= sizeof care_cache[0].patient)
-        return fhir_patient_in_active_care(srv, patient) == 1;
-    int64_t now = mv_now_us();
-    care_slot *slot = &care_cache[care_hash(patient)];
-    pthread_mutex_lock(&care_mu);
-    int hit = slot->until_us > now && strcmp(slot->patient, patient) == 0;
-    int answer = slot->in_care;
-    pthread_mutex_unlock(&care_mu);
-    if (hit)
-        return answer;
-    answer = fhir_patient_in_active_care(srv, patient) == 1;
-    pthread_mutex_lock(&care_mu);
-    snprintf(slot->patient, sizeof slot->patient, "%s", patient);
-    slot->in_care = answer;
-    slot->until_us = now + CARE_CACHE_TTL_US;
-    pthread_mutex_unlock(&care_mu);
-    return answer;
 }
 
 /* What the detector's patient-centred signals need about a person (a
@@ -654,8 +636,56 @@ typedef struct person_slot {
     int64_t until_us;
 } person_slot;
 
-static person_slot person_cache[CARE_CACHE_SLOTS];
-static pthread_mutex_t person_mu = PTHREAD_MUTEX_INITIALIZER;
+/* The server's own caches of both (facts_cache_open). */
+struct facts_cache {
+    pthread_mutex_t care_mu, person_mu;
+    care_slot care[CARE_CACHE_SLOTS];
+    person_slot person[CARE_CACHE_SLOTS];
+};
+
+int facts_cache_open(server *srv, mv_err *err)
+{
+    struct facts_cache *fc = mv_calloc(1, sizeof *fc, err);
+    if (fc == NULL)
+        return -1;
+    pthread_mutex_init(&fc->care_mu, NULL);
+    pthread_mutex_init(&fc->person_mu, NULL);
+    srv->facts = fc;
+    return 0;
+}
+
+void facts_cache_close(server *srv)
+{
+    struct facts_cache *fc = srv->facts;
+    if (fc == NULL)
+        return;
+    pthread_mutex_destroy(&fc->care_mu);
+    pthread_mutex_destroy(&fc->person_mu);
+    free(fc);
+    srv->facts = NULL;
+}
+
+int detection_in_active_care(server *srv, const char *patient)
+{
+    struct facts_cache *fc = srv->facts;
+    if (fc == NULL || strlen(patient) >= sizeof fc->care[0].patient)
+        return fhir_patient_in_active_care(srv, patient) == 1;
+    int64_t now = mv_now_us();
+    care_slot *slot = &fc->care[care_hash(patient)];
+    pthread_mutex_lock(&fc->care_mu);
+    int hit = slot->until_us > now && strcmp(slot->patient, patient) == 0;
+    int answer = slot->in_care;
+    pthread_mutex_unlock(&fc->care_mu);
+    if (hit)
+        return answer;
+    answer = fhir_patient_in_active_care(srv, patient) == 1;
+    pthread_mutex_lock(&fc->care_mu);
+    snprintf(slot->patient, sizeof slot->patient, "%s", patient);
+    slot->in_care = answer;
+    slot->until_us = now + CARE_CACHE_TTL_US;
+    pthread_mutex_unlock(&fc->care_mu);
+    return answer;
+}
 
 /* meta.security or meta.tag naming a VIP / celebrity (v3-ActCode CEL). */
 static int flagged_vip(json_t *meta)
@@ -697,20 +727,25 @@ static void person_facts(server *srv, const char *type, const char *id, person_s
     char key[80];
     snprintf(key, sizeof key, "%s/%s", type, id);
     int64_t now = mv_now_us();
-    person_slot *slot = &person_cache[care_hash(key)];
-    pthread_mutex_lock(&person_mu);
+    struct facts_cache *fc = srv->facts;
+    if (fc == NULL) {
+        read_person(srv, type, id, out);
+        return;
+    }
+    person_slot *slot = &fc->person[care_hash(key)];
+    pthread_mutex_lock(&fc->person_mu);
     int hit = slot->until_us > now && strcmp(slot->key, key) == 0;
     if (hit)
         *out = *slot;
-    pthread_mutex_unlock(&person_mu);
+    pthread_mutex_unlock(&fc->person_mu);
     if (hit)
         return;
     read_person(srv, type, id, out);
     snprintf(out->key, sizeof out->key, "%s", key);
     out->until_us = now + CARE_CACHE_TTL_US;
-    pthread_mutex_lock(&person_mu);
+    pthread_mutex_lock(&fc->person_mu);
     *slot = *out;
-    pthread_mutex_unlock(&person_mu);
+    pthread_mutex_unlock(&fc->person_mu);
 }
 
 static unsigned patient_centred(call *c, const char *patient)
@@ -742,7 +777,7 @@ unsigned call_patient_flags(call *c, const char *patient, int break_glass, int r
     auth_role role = c->who.account.role;
     if (break_glass)
         flags |= DETECT_PAT_BTG;
-    else if (role != AUTH_ROLE_SERVICE || in_active_care(c->srv, patient))
+    else if (role != AUTH_ROLE_SERVICE || detection_in_active_care(c->srv, patient))
         flags |= DETECT_PAT_EXPLAINED;     /* policy permitted care givers and
                                               patients only through care or own record */
     return flags;

@@ -228,7 +228,7 @@ static void observe_access(const access *a, int granted)
     if (slash && (size_t)(slash - a->resources) < sizeof type)
         snprintf(type, sizeof type, "%.*s", (int)(slash - a->resources), a->resources);
     call_observe(c, a->action, o, type[0] ? type : NULL, a->patient ? &p : NULL,
-                 a->patient != NULL, 0, 0);
+                 a->patient != NULL, 0, reading ? 0 : DETECT_EV_WRITE);
 }
 
 /* Record the access (granted or denied) durably; -1 with err.  A

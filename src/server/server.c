@@ -269,6 +269,7 @@ int server_start(mv_store *s, audit_trail *t, const server_config *cfg,
         http_server_start(&cfg->http, handle, srv, &srv->http, &bound, err) != 0) {
         detection_close(srv);
         decoys_free(srv);
+        blocklist_free(srv);
         auth_close(srv->auth);
         free(srv);
         return -1;
@@ -394,6 +395,7 @@ void server_stop(server *srv)
     http_server_stop(srv->http);
     detection_close(srv);
     decoys_free(srv);
+    blocklist_free(srv);
     auth_close(srv->auth);
     free(srv);
 }

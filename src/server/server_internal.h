@@ -23,6 +23,9 @@ struct server {
     detect_engine *detect;      /* sees every audited access (detection.c) */
     notifier *notify;           /* sends alerts out (notify.c)             */
     struct decoy_set *decoys;   /* honeytoken patient ids (decoys.c)        */
+    struct facts_cache *facts;  /* patients in care, VIPs, family names, kept
+                                   a minute for the detector (detection.c)  */
+    struct blocklist *blocked;  /* sources open incidents block (blocklist.c) */
     char base_url[256];         /* ".../fhir" for absolute links; "" local  */
     int local;                  /* server_open_local: no socket, the CLI's  */
     int64_t local_time_us;      /* local only: the time writes carry (0: now) */
@@ -135,7 +138,16 @@ int  records_list(mv_store *s, const char *type, const store_term *terms, size_t
 
 /* ---- blocklist.c: addresses blocked by an open incident ---- */
 int  blocklist_refresh(server *srv, mv_err *err);
-int  source_blocked(const char *source);
+int  source_blocked(server *srv, const char *source);
+void blocklist_free(server *srv);
+/* The detector's facts about patients, this server's own (a second server
+ * in the process, or the next one after a restart, shares nothing):
+ * created by detection_open, freed by detection_close (detection.c). */
+int  facts_cache_open(server *srv, mv_err *err);
+void facts_cache_close(server *srv);
+/* 1 when the patient is in active care (an in-progress Encounter or an
+ * active CareTeam), through that cache. */
+int  detection_in_active_care(server *srv, const char *patient);
 
 /* ---- decoys.c: honeytoken patients ---- */
 /* Reload the set of decoy patient ids from the store (at start and from

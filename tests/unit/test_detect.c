@@ -144,8 +144,8 @@ static void test_volume_fires_and_contains_within_target(void **state)
 }
 
 /* A care giver's own patients are its work: a new clinician's ward census
- * (25 patients in seconds, three rounds) is silent; reading 200 of its own
- * patients in five minutes is reviewed (an alert released with the answer),
+ * (25 patients in seconds, three rounds) is silent; reading 500 of its own
+ * patients in fifty minutes is reviewed (an alert released with the answer),
  * never refused; the same pace through break-the-glass is contained. */
 static void test_own_patients_reviewed_never_refused(void **state)
 {
@@ -162,8 +162,8 @@ static void test_own_patients_reviewed_never_refused(void **state)
             detect_verdict_clear(&v);
         }
     int alerted = 0;
-    for (int i = 0; i < 200; i++) {
-        ev_spec s = { .t = T0 + 9 * HOUR_US + i * 1500000, .actor = "nurse1",
+    for (int i = 0; i < 500; i++) {
+        ev_spec s = { .t = T0 + 9 * HOUR_US + i * 6 * S_US, .actor = "nurse1",
                       .role = "nurse", .patient_flags = DETECT_PAT_EXPLAINED };
         detect_verdict v;
         assert_true(see(e, &s, "caseload", i, 1, &v) <= DETECT_ALERT);
@@ -193,6 +193,97 @@ static void test_volume_silent_on_usual_day(void **state)
     detect_actor_state(e, "alice", T0 + 12 * DAY_US, &info);
     assert_true(info.known);
     assert_true(info.has_baseline);
+    detect_free(e);
+}
+
+/* An admission feed writes an Encounter for 40 arriving patients in two
+ * minutes: a write tells the writer nothing it did not send, so it is no
+ * disclosure; the same 40 read back are. */
+static void test_writes_are_no_disclosure(void **state)
+{
+    (void)state;
+    detect_engine *e = engine_with(1);
+    detect_response worst = DETECT_NONE;
+    for (int i = 0; i < 40; i++) {
+        ev_spec s = { .t = T0 + 9 * HOUR_US + i * 3 * S_US, .actor = "adt",
+                      .role = "service", .action = "fhir.create",
+                      .patient_flags = DETECT_PAT_EXPLAINED };
+        char ids[32];
+        snprintf(ids, sizeof ids, "arrival-%d", i);
+        detect_patient p = { ids, DETECT_PAT_EXPLAINED };
+        detect_event ev = { .time_us = s.t, .actor = "adt", .role = "service",
+                            .source = "10.1.0.5", .action = "fhir.create",
+                            .outcome = DETECT_GRANTED, .resource_type = "Encounter",
+                            .patients = &p, .n_patients = 1, .flags = DETECT_EV_WRITE };
+        detect_verdict v;
+        assert_int_equal(detect_observe(e, &ev, DETECT_LIVE, &v, NULL), 0);
+        worst = v.response > worst ? v.response : worst;
+        assert_int_equal(v.n_alerts, 0);
+        detect_verdict_clear(&v);
+    }
+    assert_int_equal(worst, DETECT_NONE);
+    for (int i = 0; i < 40 && worst < DETECT_STEP_UP; i++) {
+        ev_spec s = { .t = T0 + 9 * HOUR_US + 3 * MIN_US + i * 3 * S_US, .actor = "adt",
+                      .role = "service", .patient_flags = DETECT_PAT_EXPLAINED };
+        worst = see(e, &s, "arrival", i, 1, NULL);
+    }
+    assert_true(worst >= DETECT_STEP_UP);
+    detect_free(e);
+}
+
+/* Ratcheting: a stolen service account reads 120 patients a day (a new
+ * account's daily limit) for three days, then 1.45 times more each day,
+ * every read through the server's gate as a request would be.  The attack
+ * run read 1,151 patients with no alert that way; the week's reach stops
+ * it before 200, and it never gets the growing limits it was counting on. */
+static void test_ratchet_contained_before_200(void **state)
+{
+    (void)state;
+    detect_engine *e = engine_with(1);
+    long released = 0, day_of_first_refusal = -1;
+    detect_response standing = DETECT_NONE;
+    double volume = 120;
+    for (int d = 0; d < 10 && standing != DETECT_CONTAIN; d++) {
+        if (d >= 3)
+            volume *= 1.45;
+        int n = (int)volume;
+        char prefix[32];
+        snprintf(prefix, sizeof prefix, "r%d", d);
+        for (int i = 0; i < n && standing != DETECT_CONTAIN; i++) {
+            int64_t t = T0 + d * DAY_US + 8 * HOUR_US + (int64_t)i * (10 * HOUR_US / n);
+            standing = detect_gate(e, "ratchet", "10.200.0.9", t, NULL);
+            if (standing >= DETECT_STEP_UP) {
+                if (day_of_first_refusal < 0)
+                    day_of_first_refusal = d;
+                continue;
+            }
+            ev_spec s = { .t = t, .actor = "ratchet", .role = "service",
+                          .source = "10.200.0.9", .patient_flags = DETECT_PAT_EXPLAINED };
+            detect_response r = see(e, &s, prefix, i, 1, NULL);
+            released += r <= DETECT_ALERT;
+        }
+    }
+    assert_int_equal(standing, DETECT_CONTAIN);
+    assert_true(released < 200);
+    assert_true(day_of_first_refusal >= 0 && day_of_first_refusal <= 1);
+    detect_free(e);
+}
+
+/* Its benign twin: a service with the same 60 in-care patients a day every
+ * day (a pharmacy interface of a 60-bed ward) is never refused. */
+static void test_steady_service_never_refused(void **state)
+{
+    (void)state;
+    detect_engine *e = engine_with(1);
+    for (int d = 0; d < 14; d++)
+        for (int i = 0; i < 60; i++) {
+            int64_t t = T0 + d * DAY_US + 8 * HOUR_US + (int64_t)i * 10 * MIN_US;
+            ev_spec s = { .t = t, .actor = "pharmacy", .role = "service",
+                          .source = "10.200.0.10", .patient_flags = DETECT_PAT_EXPLAINED };
+            char prefix[32];
+            snprintf(prefix, sizeof prefix, "bed%d", (d / 5) % 3);  /* turnover */
+            assert_true(see(e, &s, prefix, i, 1, NULL) <= DETECT_ALERT);
+        }
     detect_free(e);
 }
 
@@ -850,12 +941,18 @@ static void test_alert_evidence_is_json_without_names(void **state)
 }
 
 /* A service opening ~6 new patients every 10 minutes for four days (declared
- * while it is new), then a
- * sustained excess of 3 more per bucket (+50%): the model notices, the rules alone
- * do not. */
+ * while it is new; its learned limits allowed far above the default
+ * ceiling), then a sustained excess of 3 more per bucket (+50%): the model
+ * notices, the rules alone do not. */
 static unsigned steady_then_excess(int model, double *model_points)
 {
-    detect_engine *e = engine_with(model);
+    detect_config c;
+    detect_config_default(&c);
+    c.hash_seed = 42;
+    c.model_enabled = model;
+    c.learned_ceiling = 50;          /* a feed the hospital let grow that far */
+    detect_engine *e = detect_new(&c, NULL);
+    assert_non_null(e);
     unsigned seen = 0;
     int id = 0;
     /* commissioned with its volume declared until its rhythm is learned */
@@ -902,6 +999,9 @@ int main(void)
         cmocka_unit_test(test_volume_fires_and_contains_within_target),
         cmocka_unit_test(test_volume_silent_on_usual_day),
         cmocka_unit_test(test_own_patients_reviewed_never_refused),
+        cmocka_unit_test(test_writes_are_no_disclosure),
+        cmocka_unit_test(test_ratchet_contained_before_200),
+        cmocka_unit_test(test_steady_service_never_refused),
         cmocka_unit_test(test_btg_spree_contained_by_eight),
         cmocka_unit_test(test_one_btg_emergency_is_silent),
         cmocka_unit_test(test_ignored_step_up_contains),

@@ -292,6 +292,33 @@ static void test_relationships_written_under_btg(void **state)
     free(confirmed);
 }
 
+/* The detector's cache of who is in active care belongs to its server: a
+ * second server in the same process, on another store where the same
+ * patient id is in nobody's care, does not get the first one's answer
+ * (it was a process-wide static). */
+static void test_care_cache_is_the_servers_own(void **state)
+{
+    fixture *a = *state;
+    void *other = NULL;
+    setup(&other);
+    fixture *b = other;
+    mv_err err;
+    assert_int_equal(facts_cache_open(&a->srv, &err), 0);
+    assert_int_equal(facts_cache_open(&b->srv, &err), 0);
+    care_team(a, "ct-a", "p-shared", "active", "", MEMBER);
+    assert_int_equal(detection_in_active_care(&a->srv, "p-shared"), 1);
+    assert_int_equal(detection_in_active_care(&b->srv, "p-shared"), 0);
+    care_team(b, "ct-b", "p-other", "active", "", MEMBER);
+    assert_int_equal(detection_in_active_care(&b->srv, "p-other"), 1);
+    assert_int_equal(detection_in_active_care(&a->srv, "p-other"), 0);
+    facts_cache_close(&a->srv);                 /* a restart: asked again */
+    assert_int_equal(facts_cache_open(&a->srv, &err), 0);
+    assert_int_equal(detection_in_active_care(&a->srv, "p-shared"), 1);
+    facts_cache_close(&a->srv);
+    facts_cache_close(&b->srv);
+    teardown(&other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -301,6 +328,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_encounters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_btg_grants, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relationships_written_under_btg, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_care_cache_is_the_servers_own, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The detector never stands between a care giver and its own patients, over
+# the API, with the default detection and nobody's baseline yet (a hospital
+# on its first day):
+#   - a clinician loads its ward census (its care teams' patients) and reads
+#     each of up to 25 of them, three rounds in about half a minute, as an
+#     EHR client does at the start of rounds: every read answered, no alert;
+#   - an emergency physician, new, reads 15 patients who just arrived, whose
+#     in-progress Encounters an admission feed wrote naming it: every read
+#     answered, no alert -- and the feed's 15 writes raise none either;
+#   - the same physician reading a 16th patient nobody assigned to it is
+#     hidden (the policy: break-the-glass is needed), so what is silent is
+#     the explained work, not everything.
+. "$(dirname "$0")/lib.sh"
+
+new_store c
+run 0 "$MEDVAULT" seed --patients 160 --staff 4 --seed 21 --json --data "$D" --key-file "$K"
+printf '%s\n' "$OUT" > "$WORK/seed.json"
+account() { grep "\"username\":\"$1\"" "$WORK/seed.json" | json_get "$2"; }
+PW2="an emergency physician's passphrase"
+printf '%s\n' "$PW2" | "$MEDVAULT" user add --username ed-doc --role clinician \
+    --practitioner prac-ed-1 --json --data "$D" --key-file "$K" > "$WORK/ed.json" 2>/dev/null ||
+    fail "the emergency physician"
+printf '%s\n' "$PW2" | "$MEDVAULT" user add --username adt-feed --role service \
+    --scopes "system/Encounter.c" --json --data "$D" --key-file "$K" > "$WORK/adt.json" 2>/dev/null ||
+    fail "the admission feed"
+printf 'detect = on\n' > "$WORK/on.conf"
+api_serve "$WORK/on.conf"
+trap 'kill $PID 2>/dev/null; rm -rf "$WORK"' EXIT
+status_of() { curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $1" "$2"; }
+as() { local t=$1; shift; req -H "Authorization: Bearer $t" "$@"; }
+
+DOC=$(login demo-clinician "$(account demo-clinician password)" "$(account demo-clinician secret)")
+SEC=$(login demo-security "$(account demo-security password)" "$(account demo-security secret)")
+[ -n "$DOC" ] && [ -n "$SEC" ] && pass || fail "the seeded clinician and security officer log in"
+PRAC=$("$MEDVAULT" user show demo-clinician --json --data "$D" --key-file "$K" | json_get practitioner)
+
+# --- the ward census, three rounds ------------------------------------------------------
+# census: every page of its care teams (a new account gets small pages).
+census() {
+    local url="$BASE/fhir/CareTeam?participant=Practitioner/$PRAC&status=active&_count=100" pages=0
+    : > "$WORK/teams"
+    while [ -n "$url" ] && [ $pages -lt 20 ]; do
+        as "$DOC" "$url"
+        [ "$STATUS" = 200 ] || { echo "census page: $STATUS" >&2; return 1; }
+        printf '%s' "$BODY" >> "$WORK/teams"
+        url=$(printf '%s' "$BODY" | grep -o '"relation":"next","url":"[^"]*"' | sed 's/.*"url":"//; s/"$//')
+        pages=$((pages + 1))
+    done
+}
+census && pass || fail "the census: its care teams"
+grep -o '"subject":{"reference":"Patient/[^"]*"' "$WORK/teams" |
+    sed 's/.*Patient\///; s/"$//' | sort -u | head -n 25 > "$WORK/ward"
+N=$(grep -c . "$WORK/ward")
+[ "$N" -ge 15 ] && pass || fail "too few patients in the demo clinician's care: $N"
+refused=0
+for round in 1 2 3; do
+    while read -r p; do
+        [ "$(status_of "$DOC" "$BASE/fhir/Patient/$p")" = 200 ] || refused=$((refused + 1))
+    done < "$WORK/ward"
+    census || refused=$((refused + 1))
+    sleep 5
+done
+expect_eq "$refused" "0" "$N patients x 3 rounds and the lists: nothing refused"
+
+# --- the emergency department ------------------------------------------------------------
+ADT=$(login adt-feed "$PW2" "$(json_get secret < "$WORK/adt.json")")
+ED=$(login ed-doc "$PW2" "$(json_get secret < "$WORK/ed.json")")
+sqlite3 "$D/medvault.db" "SELECT DISTINCT id FROM resources WHERE type='Patient'" |
+    grep -v -x -F -f "$WORK/ward" | head -n 16 > "$WORK/arrivals"
+head -n 15 "$WORK/arrivals" > "$WORK/assigned"
+now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+failed=0
+while read -r p; do
+    as "$ADT" -H 'Content-Type: application/fhir+json' -d "{\"resourceType\":\"Encounter\",\"status\":\"in-progress\",\"class\":{\"system\":\"http://terminology.hl7.org/CodeSystem/v3-ActCode\",\"code\":\"EMER\"},\"subject\":{\"reference\":\"Patient/$p\"},\"participant\":[{\"individual\":{\"reference\":\"Practitioner/prac-ed-1\"}}],\"period\":{\"start\":\"$now\"}}" "$BASE/fhir/Encounter"
+    [ "$STATUS" = 201 ] || { failed=$((failed + 1)); echo "encounter: $STATUS $BODY" >&2; }
+done < "$WORK/assigned"
+expect_eq "$failed" "0" "15 arrivals written by the admission feed"
+refused=0
+while read -r p; do
+    [ "$(status_of "$ED" "$BASE/fhir/Patient/$p")" = 200 ] || refused=$((refused + 1))
+    [ "$(status_of "$ED" "$BASE/fhir/Encounter?subject=Patient/$p")" = 200 ] || refused=$((refused + 1))
+done < "$WORK/assigned"
+expect_eq "$refused" "0" "the new emergency physician reads its 15 arrivals: nothing refused"
+s=$(status_of "$ED" "$BASE/fhir/Patient/$(sed -n 16p "$WORK/arrivals")")
+expect_eq "$s" "404" "a patient nobody assigned to it is hidden (break-the-glass needed)"
+
+# --- and nobody was alerted on ------------------------------------------------------------
+as "$SEC" "$BASE/api/alerts"
+expect_eq "$STATUS" "200" "security reads the alerts"
+for who in demo-clinician ed-doc adt-feed; do
+    expect_not_contains "$BODY" "\"actor_username\":\"$who\"" "no alert names $who"
+done
+
+finish
