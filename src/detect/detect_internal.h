@@ -209,6 +209,9 @@ typedef struct actor {
     int64_t step_up_done_us;
     uint64_t step_up_session;  /* the session that did it                   */
     uint16_t step_up_refusals; /* requests refused while it was not done    */
+    unsigned step_up_asked;    /* the detectors of the last step-up asked   */
+    unsigned step_up_vouched;  /* those a step-up done in step_up_session
+                                  answered: not asked again that shift      */
     /* alert de-duplication */
     detect_response alert_level;
     unsigned alert_detectors;

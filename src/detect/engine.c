@@ -369,7 +369,11 @@ static void note_authentication(actor *a, const detect_event *ev, int64_t now_us
          * free pass from the owner's step-up, nor from the owner's login). */
         a->factor_wrong_run = 0;
         a->step_up_done_us = now_us;
-        a->step_up_session = detect_hash(0x5e55, nonempty(ev->session) ? ev->session : "");
+        uint64_t session = detect_hash(0x5e55, nonempty(ev->session) ? ev->session : "");
+        if (session != a->step_up_session)
+            a->step_up_vouched = 0;
+        a->step_up_session = session;
+        a->step_up_vouched |= a->step_up_asked;   /* what it was asked for */
         a->step_up_refusals = 0;
     }
 }
@@ -425,16 +429,25 @@ static detect_response actor_standing(const detect_engine *e, const actor *a,
 
 /* Apply the level of this event to the actor's standing state; returns the
  * response for this request. */
+/* A shift: how long a step-up answered in a session vouches for the same
+ * pattern (the same detectors) in that session. */
+#define SHIFT_US (8 * US_PER_HOUR)
+
 static detect_response escalate_actor(detect_engine *e, actor *a,
                                       const detect_event *ev, detect_response level,
-                                      int64_t now_us, int64_t *retry_after_s)
+                                      unsigned fired, int64_t now_us,
+                                      int64_t *retry_after_s)
 {
     const detect_config *c = &e->cfg;
     uint64_t session = detect_hash(0x5e55, nonempty(ev->session) ? ev->session : "");
-    if (level == DETECT_STEP_UP && a->step_up_done_us > 0 &&
-        a->step_up_session == session &&
+    int vouched = a->step_up_done_us > 0 && a->step_up_session == session;
+    if (level == DETECT_STEP_UP && vouched &&
         now_us - a->step_up_done_us < c->step_up_valid_s * US_PER_S)
         level = DETECT_ALERT;       /* this session's fresh second factor vouches */
+    if (level == DETECT_STEP_UP && vouched && now_us - a->step_up_done_us < SHIFT_US &&
+        (fired & ~a->step_up_vouched) == 0)
+        level = DETECT_ALERT;       /* the pattern it answered for: not asked again
+                                       this shift (a new one still is) */
     if (a->throttled_until_us > 0 &&
         now_us - a->throttled_until_us > US_PER_HOUR)
         a->throttles = 0;
@@ -449,8 +462,11 @@ static detect_response escalate_actor(detect_engine *e, actor *a,
         a->throttled_until_us = now_us + (c->throttle_s << shift) * US_PER_S;
         a->throttles++;
     } else if (level == DETECT_STEP_UP) {
-        if (a->step_up_required_us <= a->step_up_done_us)
+        if (a->step_up_required_us <= a->step_up_done_us) {
             a->step_up_refusals = 0;      /* a new request for a step-up */
+            a->step_up_asked = 0;
+        }
+        a->step_up_asked |= fired;
         a->step_up_required_us = now_us;
     }
     detect_response standing = actor_standing(e, a, now_us, retry_after_s);
@@ -500,7 +516,7 @@ static void decide_actor(detect_engine *e, actor *a, const detect_facts *f,
     unsigned fired = fired_signals(f);
     out->score = score;
     out->detectors = fired;
-    out->response = escalate_actor(e, a, f->ev, level, now_us, &out->retry_after_s);
+    out->response = escalate_actor(e, a, f->ev, level, fired, now_us, &out->retry_after_s);
     if (!actor_needs_alert(e, a, level, fired, now_us))
         return;
     a->alert_level = level > a->alert_level ? level : a->alert_level;

@@ -44,7 +44,8 @@
  *                 at most 30 while the actor is measured by its role's rhythm
  *
  * The ladder then escalates in engine.c: a step-up done within 15 minutes
- * waives a step-up; an actor throttled in the last hour that comes back at
+ * waives a step-up, and for the rest of an 8-hour shift one for the same
+ * detectors, in that session; an actor throttled in the last hour that comes back at
  * step-up level or above is contained.
  */
 #include "detect_internal.h"

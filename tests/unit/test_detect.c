@@ -381,6 +381,37 @@ static void test_ignored_step_up_contains(void **state)
 
 /* ---- 3. enumeration ----------------------------------------------------------------- */
 
+/* A step-up answered vouches for what it was asked for, for the rest of
+ * the shift in that session: the same pattern is not asked again (a
+ * clinician working a run of emergencies under break-the-glass answers
+ * once); another session, or a stronger verdict, still is. */
+static void test_step_up_answered_once_a_shift(void **state)
+{
+    (void)state;
+    detect_engine *e = engine_with(0);
+    int64_t t = T0 + 10 * HOUR_US;
+    detect_response r = DETECT_NONE;
+    for (int i = 0; i < 4; i++) {
+        ev_spec s = { .t = t + i * MIN_US, .actor = "carol", .role = "clinician",
+                      .session = "s-ward", .patient_flags = DETECT_PAT_BTG };
+        r = see(e, &s, "er", i, 1, NULL);
+    }
+    assert_int_equal(r, DETECT_STEP_UP);
+    detect_event up = { .time_us = t + 5 * MIN_US, .actor = "carol", .role = "clinician",
+                        .session = "s-ward", .source = "10.1.0.5", .action = "auth.step-up",
+                        .outcome = DETECT_GRANTED };
+    detect_verdict v;
+    assert_int_equal(detect_observe(e, &up, DETECT_LIVE, &v, NULL), 0);
+    detect_verdict_clear(&v);
+    ev_spec later = { .t = t + 40 * MIN_US, .actor = "carol", .role = "clinician",
+                      .session = "s-ward", .patient_flags = DETECT_PAT_BTG };
+    assert_true(see(e, &later, "er", 4, 1, NULL) <= DETECT_ALERT);
+    ev_spec other = { .t = t + 41 * MIN_US, .actor = "carol", .role = "clinician",
+                      .session = "s-elsewhere", .patient_flags = DETECT_PAT_BTG };
+    assert_true(see(e, &other, "er", 4, 1, NULL) >= DETECT_STEP_UP);
+    detect_free(e);
+}
+
 static void test_many_hidden_404s_contain(void **state)
 {
     (void)state;
@@ -1005,6 +1036,7 @@ int main(void)
         cmocka_unit_test(test_btg_spree_contained_by_eight),
         cmocka_unit_test(test_one_btg_emergency_is_silent),
         cmocka_unit_test(test_ignored_step_up_contains),
+        cmocka_unit_test(test_step_up_answered_once_a_shift),
         cmocka_unit_test(test_many_hidden_404s_contain),
         cmocka_unit_test(test_a_few_not_found_are_silent),
         cmocka_unit_test(test_everything_on_many_patients),
