@@ -237,8 +237,9 @@ int actor_care_giver(const actor *a)
 
 /* Distinct patients marked in the last WEEK_DAYS days: the union of the
  * days' bitmaps, by linear counting (n = -m ln(zero bits / m)). */
-static int week_estimate(const actor *a, int32_t now_min)
+int actor_week(const actor *a, int64_t now_us)
 {
+    int32_t now_min = (int32_t)(now_us / US_PER_MIN);
     int32_t today = now_min / MINUTES_PER_DAY;
     uint8_t all[WEEK_BYTES] = {0};
     for (int d = 0; d < WEEK_DAYS; d++)
@@ -286,7 +287,6 @@ void actor_sums(const actor *a, int64_t now_us, window_sums *s)
         s->patients[WIN_24H] += (int)b->patients;
         s->relation_24h += (int)b->relation;
     }
-    s->week = week_estimate(a, now_min);
     memcpy(s->seen, s->patients, sizeof s->seen);
     if (actor_care_giver(a)) {
         s->patients[WIN_5M] = relation_5m;

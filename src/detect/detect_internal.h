@@ -348,7 +348,8 @@ typedef struct window_sums {
                                   not explain (break-the-glass)            */
     int seen[WIN_COUNT];       /* distinct patients, explained or not      */
     int week;                  /* distinct patients held to the limits in
-                                  the last 7 days (estimated)              */
+                                  the last 7 days (estimated; actor_week,
+                                  filled where a decision needs it)        */
     int relation_1h, relation_24h;
     int denials_5m, searches_5m, broad_5m, big_pages_5m, everything_1h;
     int auth_failures_15m;
@@ -364,6 +365,8 @@ void actor_limits(detect_engine *e, actor *a, int64_t now_us,
 /* The distinct patients (window_sums.week) the actor may reach in 7 days
  * without a declaration. */
 int  actor_week_limit(const detect_engine *e, const actor *a);
+/* The distinct patients marked in the last 7 days (estimated). */
+int  actor_week(const actor *a, int64_t now_us);
 /* Raise today's maxima with the windows now (each at most its limit). */
 void actor_learn_day_max(actor *a, const window_sums *s,
                          const int limits[WIN_COUNT]);

@@ -397,6 +397,7 @@ static void gather_actor_facts(detect_engine *e, actor *a, const detect_event *e
     actor_sums(a, now_us, &f->sums);
     actor_limits(e, a, now_us, f->limits, &f->declared_per_day);
     f->week_limit = actor_week_limit(e, a);
+    f->sums.week = actor_week(a, now_us);
     f->declared = f->declared_per_day > 0;
     if (f->declared) {
         const account_cfg *c = actor_cfg(e, a);
