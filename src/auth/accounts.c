@@ -232,6 +232,16 @@ static int by_username(const void *x, const void *y)
     return strcmp(p->username, q->username);
 }
 
+int auth_account_count(auth *a, size_t *n, mv_err *err)
+{
+    char **ids = NULL;
+    *n = 0;
+    if (store_search(a->s, ACCOUNT_TYPE, NULL, 0, &ids, n, err) != 0)
+        return -1;
+    store_ids_free(ids, *n);
+    return 0;
+}
+
 int auth_account_list(auth *a, auth_account **out, size_t *n, mv_err *err)
 {
     char **ids = NULL;

@@ -141,6 +141,8 @@ int auth_account_get(auth *a, const char *username, auth_account *out,
 int auth_account_get_id(auth *a, const char *id, auth_account *out, mv_err *err);
 /* Every account, sorted by username; free *out with free(). */
 int auth_account_list(auth *a, auth_account **out, size_t *n, mv_err *err);
+/* How many accounts exist, from the store's rows alone (nothing opened). */
+int auth_account_count(auth *a, size_t *n, mv_err *err);
 int auth_account_lock(auth *a, const char *username, const char *reason,
                       const char *actor, mv_err *err);
 /* Unlocking also clears the failure counter. */

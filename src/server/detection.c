@@ -222,15 +222,6 @@ static int replay(server *srv, const detect_config *dc, mv_err *err)
 #define ACTORS_PER_ACCOUNT 3
 #define ACTORS_SPARE       64
 
-static int count_accounts(server *srv, size_t *n, mv_err *err)
-{
-    auth_account *v = NULL;
-    if (auth_account_list(srv->auth, &v, n, err) != 0)
-        return -1;
-    free(v);
-    return 0;
-}
-
 int detection_open(server *srv, mv_err *err)
 {
     if (srv->cfg.detect_off) {
@@ -249,7 +240,7 @@ int detection_open(server *srv, mv_err *err)
     crypto_random(&dc.hash_seed, sizeof dc.hash_seed);
     dc.alert_id = new_alert_id;
     size_t accounts = 0;
-    if (count_accounts(srv, &accounts, err) != 0)
+    if (auth_account_count(srv->auth, &accounts, err) != 0)
         return -1;
     if (srv->cfg.detect_max_actors > 0)
         dc.max_actors = srv->cfg.detect_max_actors;
