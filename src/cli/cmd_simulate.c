@@ -27,6 +27,8 @@ static const char usage[] =
     "usage: medvault simulate [--days D] [--staff M] [--patients N]\n"
     "                         [--scenario NAME|all] [--seed S] [--rules-only]\n"
     "                         [--json] [--verbose]\n"
+    "       medvault simulate --suite [--days D] [--staff M] [--seed S]\n"
+    "                         [--rules-only] [--json] [--verbose]\n"
     "       medvault simulate --url URL --admin-token-file FILE\n"
     "                         --security-token-file FILE [--cacert PEM]\n"
     "                         [--scenario NAME|all] [--patients N]\n"
@@ -50,6 +52,13 @@ static const char usage[] =
     "  --rules-only     only the rules (the model switched off)\n"
     "  --json           one JSON object per row instead of the table\n"
     "  --verbose        every false alert on stderr, with its explanation\n\n"
+    "Suite (--suite): the frozen benign suite instead, clinical work the\n"
+    "hospital above does not model and the detector was never tuned on: ward\n"
+    "census at login and rounds, nurses' shift handovers, emergency arrivals,\n"
+    "radiology and laboratory worklists, pharmacy verification, medical\n"
+    "secretaries, night on-call physicians; the hospital's first day and new\n"
+    "staff's first days.  One row per workload: alerts and step-ups per 100\n"
+    "user-days, refused requests, lockouts (default 30 days, 300 staff).\n\n"
     "Live mode (--url): the attacks against a running server, through its API.\n"
     "The FILEs hold the bearer tokens of an admin and of a security officer,\n"
     "both logged in minutes ago (asking for and approving accounts needs a\n"
@@ -78,6 +87,7 @@ typedef struct sim_args {
     const char *scenario_name;
     long patients;
     int all, benign_only, rules_only, json, verbose;
+    int suite, days_set, staff_set;
     sim_scenario scenario;
 } sim_args;
 
@@ -110,13 +120,16 @@ static int parse_seed(const char *v, uint64_t *out)
 
 enum { OPT_DAYS = CLI_OPT_FIRST_FREE, OPT_STAFF, OPT_PATIENTS, OPT_SCENARIO,
        OPT_SEED, OPT_RULES_ONLY, OPT_JSON, OPT_VERBOSE, OPT_URL, OPT_ADMIN_TOKEN, OPT_SECURITY_TOKEN,
-       OPT_CACERT, OPT_PATIENTS_FILE, OPT_DECOYS_FILE };
+       OPT_CACERT, OPT_PATIENTS_FILE, OPT_DECOYS_FILE, OPT_SUITE };
 
 static int parse_one(int c, const char *arg, sim_args *a)
 {
     switch (c) {
-    case OPT_DAYS:     return parse_range("--days", arg, 5, 3650, &a->cfg.days);
-    case OPT_STAFF:    return parse_range("--staff", arg, 10, 5000, &a->cfg.staff);
+    case OPT_DAYS:     a->days_set = 1;
+                       return parse_range("--days", arg, 5, 3650, &a->cfg.days);
+    case OPT_STAFF:    a->staff_set = 1;
+                       return parse_range("--staff", arg, 10, 5000, &a->cfg.staff);
+    case OPT_SUITE:    a->suite = 1; return 0;
     case OPT_PATIENTS:
         return cli_parse_count(&cli_cmd_simulate, "--patients", arg, &a->patients);
     case OPT_SEED:     return parse_seed(arg, &a->cfg.seed);
@@ -138,6 +151,14 @@ static int parse_one(int c, const char *arg, sim_args *a)
 static int check_mode(sim_args *a)
 {
     const char *sc = a->scenario_name ? a->scenario_name : "all";
+    if (a->suite) {
+        if (a->live.url || a->scenario_name || a->patients)
+            return cli_usage_error(&cli_cmd_simulate, "--suite takes no --url, "
+                                   "--scenario or --patients");
+        a->cfg.days = a->days_set ? a->cfg.days : 30;
+        a->cfg.staff = a->staff_set ? a->cfg.staff : 300;
+        return 0;
+    }
     if (a->live.url) {
         if (a->live.admin_token_file == NULL || a->live.security_token_file == NULL)
             return cli_usage_error(&cli_cmd_simulate, "--url needs --admin-token-file and "
@@ -184,6 +205,7 @@ static int parse(int argc, char **argv, sim_args *a)
         { "cacert", required_argument, NULL, OPT_CACERT },
         { "patients-file", required_argument, NULL, OPT_PATIENTS_FILE },
         { "decoys-file", required_argument, NULL, OPT_DECOYS_FILE },
+        { "suite", no_argument, NULL, OPT_SUITE },
         { "help", no_argument, NULL, CLI_OPT_HELP },
         { 0, 0, 0, 0 }
     };
@@ -408,6 +430,87 @@ static int run_mode(const sim_args *a, int model, misses *miss, mv_err *err)
     return 0;
 }
 
+/* ---- The frozen benign suite -------------------------------------------------------------- */
+
+static const char *suite_row_name(int row)
+{
+    static const char *const extra[] = { "staff's first day", "hospital's first day",
+                                         "all" };
+    return row < SIM_WL_COUNT ? sim_suite_workload_get(row)->name
+                              : extra[row - SIM_WL_COUNT];
+}
+
+static double per_100(long n, long days)
+{
+    return days > 0 ? 100.0 * (double)n / (double)days : 0;
+}
+
+static void print_suite_row(int row, int model, const sim_suite_row *r)
+{
+    printf("| %s | %s | %ld | %.2f (%ld) | %.2f (%ld of %ld days) | %ld | %ld | %ld | %s |\n",
+           suite_row_name(row), mode_name(model), r->user_days,
+           per_100(r->alerts, r->user_days), r->alerts,
+           per_100(r->explained_step_ups, r->explained_days), r->explained_step_ups,
+           r->explained_days, r->step_ups, r->refused, r->lockouts,
+           sim_suite_row_met(r) ? "yes" : "**no**");
+}
+
+static void json_suite_row(int row, int model, const sim_suite_row *r)
+{
+    json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:b}",
+        "suite", suite_row_name(row), "model", model,
+        "user_days", (json_int_t)r->user_days, "alerts", (json_int_t)r->alerts,
+        "step_ups", (json_int_t)r->step_ups, "explained_days", (json_int_t)r->explained_days,
+        "explained_step_ups", (json_int_t)r->explained_step_ups,
+        "refused", (json_int_t)r->refused, "lockouts", (json_int_t)r->lockouts,
+        "alerts_per_100", per_100(r->alerts, r->user_days),
+        "explained_step_ups_per_100", per_100(r->explained_step_ups, r->explained_days),
+        "met", sim_suite_row_met(r));
+    if (j != NULL)
+        cli_print_json_line(j);
+    json_decref(j);
+}
+
+static int run_suite(const sim_args *a)
+{
+    mv_err err;
+    sim_suite *h = sim_suite_new(a->cfg.days, a->cfg.staff, a->cfg.seed, &err);
+    if (h == NULL)
+        return cli_error("simulate", "%s", err.msg);
+    if (!a->json) {
+        printf("medvault simulate --suite --days %d --staff %d --seed %" PRIu64 "%s\n\n",
+               a->cfg.days, a->cfg.staff, a->cfg.seed, a->rules_only ? " --rules-only" : "");
+        printf("| workload | detection | user-days | alerts / 100 user-days | "
+               "step-ups / 100 user-days reading only explained patients | step-ups, all | "
+               "refused requests | lockouts | met |\n|---|---|---|---|---|---|---|---|---|\n");
+    }
+    int missed = 0;
+    for (int model = 0; model <= (a->rules_only ? 0 : 1); model++) {
+        sim_suite_result res;
+        if (sim_suite_run(h, model, a->verbose, &res, &err) != 0) {
+            sim_suite_free(h);
+            return cli_error("simulate", "%s", err.msg);
+        }
+        for (int row = 0; row < SIM_SUITE_ROWS; row++) {
+            missed += !sim_suite_row_met(&res.rows[row]);
+            if (a->json)
+                json_suite_row(row, model, &res.rows[row]);
+            else
+                print_suite_row(row, model, &res.rows[row]);
+        }
+    }
+    sim_suite_free(h);
+    if (!a->json) {
+        printf("\nTargets: 0 lockouts, < 1 alert per 100 user-days, < 1 step-up per 100 "
+               "user-days reading only explained patients.\n");
+        for (int wl = 0; wl < SIM_WL_COUNT; wl++)
+            printf("- %s (%s): %s\n", sim_suite_workload_get(wl)->name,
+                   sim_suite_workload_get(wl)->role, sim_suite_workload_get(wl)->what);
+        printf("%s\n", missed ? "target missed" : "every target met");
+    }
+    return CLI_OK;
+}
+
 static int run_simulate(int argc, char **argv)
 {
     sim_args a = { .cfg = { .days = 21, .staff = 200, .patients = 5000, .seed = 1 },
@@ -416,6 +519,8 @@ static int run_simulate(int argc, char **argv)
     if (rc != 0)
         return rc < 0 ? CLI_OK : rc;
     mv_err err;
+    if (a.suite)
+        return run_suite(&a);
     if (a.live.url)
         return sim_live_run(&a.live, &err) == 0 ? CLI_OK
              : cli_error("simulate", "%s", err.msg);

@@ -142,7 +142,7 @@ int sim_day_generate(const sim_world *w, int day, sim_events *out);
 typedef enum sim_scenario {
     SC_BTG_SPREE, SC_BULK_SERVICE, SC_BULK_EVERYTHING, SC_BULK_NEW_ACCOUNT,
     SC_SLOW_READOUT, SC_SLOW_CAREFUL, SC_DECOY, SC_SPRAYING, SC_STUFFING, SC_SNOOP_VIP,
-    SC_SNOOP_RELATIVE, SC_COUNT
+    SC_SNOOP_RELATIVE, SC_SPREAD, SC_WORKLIST, SC_COUNT
 } sim_scenario;
 
 typedef struct sim_scenario_info {
@@ -208,6 +208,43 @@ int sim_observe(const sim_world *w, detect_engine *e, const sim_event *ev,
  * actors; with an attack, only days before it) go to *b. */
 int sim_run(sim_world *w, detect_engine *e, sim_attacker *attack,
             int days, sim_benign *b, int verbose, mv_err *err);
+
+/* ---- The frozen benign suite (sim_suite.c) --------------------------------------------- */
+
+enum sim_workload { SIM_WL_CENSUS, SIM_WL_HANDOVER, SIM_WL_ED_TRIAGE, SIM_WL_ED_PHYSICIAN,
+                    SIM_WL_RADIOLOGY, SIM_WL_LAB, SIM_WL_PHARMACY, SIM_WL_SECRETARY,
+                    SIM_WL_ON_CALL, SIM_WL_COUNT };
+
+typedef struct sim_suite_workload {
+    const char *name, *role;
+    int per300;               /* its share of a staff of 300                */
+    const char *what;
+} sim_suite_workload;
+const sim_suite_workload *sim_suite_workload_get(int wl);   /* NULL beyond */
+
+/* Rows: one per workload, then these. */
+enum { SIM_SUITE_FIRST_STAFF_DAY = SIM_WL_COUNT, SIM_SUITE_FIRST_HOSPITAL_DAY,
+       SIM_SUITE_ALL, SIM_SUITE_ROWS };
+
+typedef struct sim_suite_row {
+    long user_days, alerts, step_ups, refused, lockouts;
+    long explained_days;      /* user-days without any unexplained patient */
+    long explained_step_ups;  /* step-ups on those days                     */
+} sim_suite_row;
+
+typedef struct sim_suite_result {
+    sim_suite_row rows[SIM_SUITE_ROWS];
+} sim_suite_result;
+
+typedef struct sim_suite sim_suite;
+sim_suite *sim_suite_new(int days, int staff, uint64_t seed, mv_err *err);
+void sim_suite_free(sim_suite *h);            /* NULL is allowed */
+/* Play every day against a fresh engine (the model on or off). */
+int sim_suite_run(sim_suite *h, int model, int verbose, sim_suite_result *out,
+                  mv_err *err);
+/* 0 lockouts, under 1 alert per 100 user-days, under 1 step-up per 100
+ * user-days that read only explained patients. */
+int sim_suite_row_met(const sim_suite_row *row);
 
 /* ---- Live mode (sim_live.c) ------------------------------------------------------- */
 

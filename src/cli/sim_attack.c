@@ -25,6 +25,8 @@
 #define DAY_US  (24 * HOUR_US)
 #define MAX_PAGE 100
 #define TOTP_GUESS_P 3e-6          /* a random code in a +-1 step window      */
+#define CREW_MAX 10                /* stolen accounts of the spread attack     */
+#define SLOW_DAYS 6                /* the patient attacks' days                */
 
 static const sim_scenario_info scenarios[SC_COUNT] = {
     [SC_BTG_SPREE] = { "btg-spree",
@@ -60,6 +62,14 @@ static const sim_scenario_info scenarios[SC_COUNT] = {
     [SC_SNOOP_RELATIVE] = { "snoop-relative",
         "an insider breaks the glass on a patient with its family name",
         "alert at the first read" },
+    [SC_SPREAD] = { "spread",
+        "10 stolen clinician accounts from 10 addresses, each kept under its own "
+        "limits (4 unexplained patients a day), for 6 days",
+        "<= 30 patients across all accounts" },
+    [SC_WORKLIST] = { "worklist",
+        "a busy worklist session (a report every 5 min, explained) reading 4 "
+        "patients a day outside its list, for 6 days",
+        "contained before 20 patients outside the list" },
 };
 
 const sim_scenario_info *sim_scenario_get(sim_scenario s)
@@ -101,6 +111,12 @@ struct sim_attacker {
     unsigned char *right;      /* per staff: this password is right         */
     int n_sources, src, per_source, on_source, totp_left, totp_tries;
     int verbose;
+    /* several stolen accounts (spread), taken in turn */
+    int crew[CREW_MAX], n_crew, turn, current;
+    unsigned char crew_out[CREW_MAX];
+    /* a worklist session: its explained work between the outside reads */
+    unsigned char *on_list;    /* per target: part of the worklist          */
+    int outside_every;
 };
 
 void sim_attacker_verbose(sim_attacker *a, int verbose)
@@ -205,6 +221,32 @@ static int relative_patient(const sim_world *w, int s, int p)
     return w->patients[p].family == w->staff[s].family;
 }
 
+/* Patients nobody cares for today (not admitted), from a random start. */
+static int targets_outpatients(sim_attacker *a, int max)
+{
+    int off = sim_below(&a->r, a->w->n_real);
+    for (int i = 0; i < a->w->n_real && a->n_targets < max; i++) {
+        int p = (i + off) % a->w->n_real;
+        if (a->w->patients[p].dept < 0 && add_target(a, p) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The worklist session: outside_every-1 patients of its list (explained by
+ * their orders), then one outside it, over and over. */
+static int targets_worklist(sim_attacker *a, int max)
+{
+    if (targets_outpatients(a, max) != 0)
+        return -1;
+    a->on_list = calloc((size_t)a->n_targets + 1, 1);
+    if (a->on_list == NULL)
+        return -1;
+    for (int i = 0; i < a->n_targets; i++)
+        a->on_list[i] = (unsigned char)((i + 1) % a->outside_every != 0);
+    return 0;
+}
+
 /* Two patients of the nurse's ward (she cares for them), then a decoy. */
 static int targets_decoy(sim_attacker *a)
 {
@@ -227,6 +269,34 @@ static void as_staff(sim_attacker *a, int s, const char *source)
     snprintf(a->actor, sizeof a->actor, "%s", a->w->staff[s].id);
     a->role = roles[a->w->staff[s].role];
     snprintf(a->source, sizeof a->source, "%s", source);
+}
+
+/* Ten ward clinicians, each used from its own address. */
+static void setup_crew(sim_attacker *a)
+{
+    const sim_world *w = a->w;
+    for (int s = 0; s < w->n_staff && a->n_crew < CREW_MAX; s++)
+        if (w->staff[s].role == SIM_CLINICIAN && w->staff[s].dept != 0)
+            a->crew[a->n_crew++] = s;
+    a->current = 0;
+    as_staff(a, a->crew[0], "10.97.0.10");
+}
+
+/* The next stolen account still usable, its address and session. */
+static void next_crew(sim_attacker *a)
+{
+    for (int i = 0; i < a->n_crew; i++) {
+        int k = (a->turn + i) % a->n_crew;
+        if (a->crew_out[k])
+            continue;
+        a->turn = k + 1;
+        a->current = k;
+        char src[24];
+        snprintf(src, sizeof src, "10.97.0.%d", 10 + (k & 0xff));
+        as_staff(a, a->crew[k], src);
+        snprintf(a->session, sizeof a->session, "s-attack-spread-%d", k);
+        return;
+    }
 }
 
 static void setup_data(sim_attacker *a)
@@ -273,14 +343,30 @@ static void setup_data(sim_attacker *a)
     case SC_SNOOP_RELATIVE:
         as_staff(a, pick_relative_victim(w, &a->r), "");
         break;
+    case SC_SPREAD:
+        setup_crew(a);
+        a->gap_s = 86400.0 / (4.0 * a->n_crew);     /* 4 a day per account */
+        break;
+    case SC_WORKLIST:
+        as_staff(a, pick_staff(w, &a->r, SIM_CLINICIAN, 1), "10.98.0.40");
+        a->gap_s = 300;                               /* 288 reads a day     */
+        a->outside_every = 72;                        /* 4 of them outside   */
+        break;
     default:
         break;
+    }
+    if (a->sc == SC_SPREAD || a->sc == SC_WORKLIST) {   /* patient: days */
+        a->start_us = day0 - (int64_t)(SLOW_DAYS - 1) * DAY_US;
+        if (a->start_us < a->w->start_us)
+            a->start_us = a->w->start_us;
+        a->end_us = a->start_us + SLOW_DAYS * DAY_US;
     }
     if (a->source[0] == '\0' && a->victim >= 0)   /* the insider's own desk */
         snprintf(a->source, sizeof a->source, "10.%d.0.77", w->staff[a->victim].ip_net);
     if (a->sc == SC_SNOOP_VIP || a->sc == SC_SNOOP_RELATIVE)
         a->start_us = day0 + 11 * HOUR_US;
-    snprintf(a->session, sizeof a->session, "s-attack-%d", (int)a->sc);
+    if (a->sc != SC_SPREAD)
+        snprintf(a->session, sizeof a->session, "s-attack-%d", (int)a->sc);
 }
 
 static int build_targets(sim_attacker *a)
@@ -291,6 +377,8 @@ static int build_targets(sim_attacker *a)
     case SC_SNOOP_VIP:       return targets_unrelated(a, 1, vip_patient);
     case SC_SNOOP_RELATIVE:  return targets_unrelated(a, 1, relative_patient);
     case SC_SLOW_CAREFUL:    return 0;      /* chosen one at a time */
+    case SC_SPREAD:          return targets_outpatients(a, 2000);
+    case SC_WORKLIST:        return targets_worklist(a, 2000);
     default:                 return targets_everything(a);
     }
 }
@@ -356,6 +444,7 @@ void sim_attacker_free(sim_attacker *a)
     free(a->exposed);
     free(a->accounts);
     free(a->right);
+    free(a->on_list);
     free(a);
 }
 
@@ -381,6 +470,14 @@ static void schedule(sim_attacker *a, int64_t now)
 
 static void contained(sim_attacker *a, int64_t now, unsigned detectors)
 {
+    if (a->n_crew > 0) {          /* one stolen account lost; the others go on */
+        a->crew_out[a->current] = 1;
+        int left = 0;
+        for (int k = 0; k < a->n_crew; k++)
+            left += !a->crew_out[k];
+        if (left > 0)
+            return;
+    }
     if (!a->o.contained) {
         a->o.contained = 1;
         a->o.contain_after_us = now - a->start_us;
@@ -389,11 +486,19 @@ static void contained(sim_attacker *a, int64_t now, unsigned detectors)
     finish(a);
 }
 
+static int stolen(const sim_attacker *a, const char *actor)
+{
+    for (int k = 0; k < a->n_crew; k++)
+        if (!a->crew_out[k] && strcmp(a->w->staff[a->crew[k]].id, actor) == 0)
+            return 1;
+    return a->n_crew == 0 && strcmp(actor, a->actor) == 0;
+}
+
 static void note_alerts(sim_attacker *a, const detect_verdict *v, int64_t now)
 {
     for (size_t i = 0; i < v->n_alerts && !a->o.alerted; i++) {
         const detect_alert *al = &v->alerts[i];
-        if (!a->o.auth && strcmp(al->actor, a->actor) != 0)
+        if (!a->o.auth && !stolen(a, al->actor))
             continue;
         a->o.alerted = 1;
         a->o.alert_after_us = now - a->start_us;
@@ -405,8 +510,12 @@ static void note_alerts(sim_attacker *a, const detect_verdict *v, int64_t now)
 void sim_attacker_saw(sim_attacker *a, const char *actor, const detect_verdict *v,
                       int64_t now)
 {
-    if (a->finished || a->o.auth || now < a->start_us || strcmp(actor, a->actor) != 0)
+    if (a->finished || a->o.auth || now < a->start_us || !stolen(a, actor))
         return;
+    if (a->n_crew > 0)                /* the owner's own request, this account */
+        for (int k = 0; k < a->n_crew; k++)
+            if (strcmp(a->w->staff[a->crew[k]].id, actor) == 0)
+                a->current = k;
     note_alerts(a, v, now);
     if (v->response == DETECT_CONTAIN)
         contained(a, now, v->detectors);
@@ -427,6 +536,8 @@ static unsigned target_flags(const sim_attacker *a, int i)
 {
     const sim_patient *p = &a->w->patients[a->targets[i]];
     unsigned f = (p->vip ? DETECT_PAT_VIP : 0) | (p->decoy ? DETECT_PAT_DECOY : 0);
+    if (a->on_list != NULL && a->on_list[i])
+        return f | DETECT_PAT_EXPLAINED;    /* its orders explain its worklist */
     if (a->victim >= 0 && a->w->staff[a->victim].role != SIM_SERVICE) {
         if (p->family == a->w->staff[a->victim].family)
             f |= DETECT_PAT_SAME_FAMILY;
@@ -474,6 +585,8 @@ static void released(sim_attacker *a, const detect_event *ev)
 {
     for (size_t i = 0; i < ev->n_patients; i++) {
         int p = a->targets[a->cursor + (int)i];
+        if (a->on_list != NULL && a->on_list[a->cursor + (int)i])
+            continue;                  /* its own work, not what it stole */
         if (!a->exposed[p]) {
             a->exposed[p] = 1;
             a->o.exposed++;
@@ -506,10 +619,14 @@ static void data_step(sim_attacker *a, detect_engine *e, int64_t now)
         finish(a);
         return;
     }
+    if (a->n_crew > 0)
+        next_crew(a);
     int64_t retry;
     detect_response gate = detect_gate(e, a->actor, a->source, now, &retry);
     if (gate == DETECT_CONTAIN) {
         contained(a, now, 0);
+        if (a->n_crew > 0 && !a->finished)
+            schedule(a, now);
         return;
     }
     if (gate == DETECT_THROTTLE) {
@@ -529,7 +646,7 @@ static void data_step(sim_attacker *a, detect_engine *e, int64_t now)
         released(a, &ev);
     else if (v.response == DETECT_CONTAIN)
         contained(a, now, v.detectors);
-    else if (v.response == DETECT_STEP_UP)
+    if (v.response == DETECT_STEP_UP)
         observe_step_up(a, e, now);     /* and asks again */
     if (v.response == DETECT_THROTTLE)
         a->next_us = now + v.retry_after_s * S_US;
@@ -643,6 +760,12 @@ void sim_attacker_outcome(const sim_attacker *a, sim_outcome *out)
         break;
     case SC_SLOW_READOUT: case SC_SLOW_CAREFUL:
         out->met = out->alerted && out->exposed_at_alert < 500;
+        break;
+    case SC_SPREAD:
+        out->met = out->exposed <= 30;
+        break;
+    case SC_WORKLIST:
+        out->met = out->contained && out->exposed < 20;
         break;
     case SC_DECOY:
         out->met = out->contained && out->decoys_released == 0 &&

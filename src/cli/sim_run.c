@@ -18,6 +18,7 @@
 #include <string.h>
 
 #define DAY_US (24LL * 3600 * 1000000)
+#define COMMISSION_DAYS 7
 
 static const char *role_name(int role)
 {
@@ -52,12 +53,17 @@ detect_engine *sim_engine_new(const sim_world *w, int model, mv_err *err)
         rc = detect_declare_bulk(e, w->staff[wh].id, (int64_t)w->n_real * 11 / 10,
                                  w->start_us + 3650 * DAY_US, approver, err);
     /* The interfaces are commissioned with their expected daily volume
-     * declared for their first week, until their own rhythm is learned. */
+     * declared for their first week; then the declaration is renewed from
+     * what they were measured to touch (renew_declarations).  An
+     * undeclared account's learned limits never pass learned_ceiling x a
+     * new actor's (a ratcheted baseline meets them), so a feed that
+     * touches more than that every day stays declared, as a hospital
+     * declares its interfaces. */
     static const double per_inpatient[SVC_COUNT] = { 0, 3, 2, 0.5, 0 };
     for (int svc = SVC_LAB; svc <= SVC_IMAGING && rc == 0; svc++)
         rc = detect_declare_bulk(e, w->staff[w->service_staff[svc]].id,
                                  (int64_t)(per_inpatient[svc] * 1.3 * (w->n_real / 8)) + 20,
-                                 w->start_us + 7 * DAY_US, approver, err);
+                                 w->start_us + COMMISSION_DAYS * DAY_US, approver, err);
     if (rc != 0) {
         detect_free(e);
         return NULL;
@@ -231,9 +237,38 @@ static int run_day(sim_world *w, detect_engine *e, sim_attacker *attack,
     return 0;
 }
 
+/* The interfaces' busiest 24 hours so far (measured at each day's end). */
+static void measure_services(const sim_world *w, detect_engine *e, int day,
+                             int peak[SVC_COUNT])
+{
+    int64_t end = w->start_us + (int64_t)(day + 1) * DAY_US - 1;
+    for (int svc = SVC_LAB; svc <= SVC_IMAGING; svc++) {
+        detect_actor_info info;
+        detect_actor_state(e, w->staff[w->service_staff[svc]].id, end, &info);
+        if (info.patients_24h > peak[svc])
+            peak[svc] = info.patients_24h;
+    }
+}
+
+/* After the commissioning week, security renews each interface's
+ * declaration at 1.3 x its busiest measured day (the opening day, when
+ * every bed is filled at once, left out). */
+static int renew_declarations(const sim_world *w, detect_engine *e, int day,
+                              const int peak[SVC_COUNT], mv_err *err)
+{
+    for (int svc = SVC_LAB; svc <= SVC_IMAGING; svc++)
+        if (detect_declare_bulk(e, w->staff[w->service_staff[svc]].id,
+                                (int64_t)(1.3 * peak[svc]) + 20,
+                                w->start_us + (int64_t)(day + 3650) * DAY_US,
+                                "sec-renewal", err) != 0)
+            return -1;
+    return 0;
+}
+
 int sim_run(sim_world *w, detect_engine *e, sim_attacker *attack, int days,
             sim_benign *b, int verbose, mv_err *err)
 {
+    int peak[SVC_COUNT] = { 0 };
     sim_events today = { 0 }, carry = { 0 };
     unsigned char *active = mv_calloc((size_t)w->n_staff, 1, err);
     if (active == NULL)
@@ -246,10 +281,15 @@ int sim_run(sim_world *w, detect_engine *e, sim_attacker *attack, int days,
         carry = t;
         carry.n = 0;
         memset(active, 0, (size_t)w->n_staff);
-        rc = sim_day_generate(w, day, &today);
+        if (day == COMMISSION_DAYS)
+            rc = renew_declarations(w, e, day, peak, err);
+        if (rc == 0)
+            rc = sim_day_generate(w, day, &today);
         if (rc == 0)
             rc = run_day(w, e, attack, day, &today, &carry, b, active, verbose);
         today.n = 0;
+        if (day >= 1 && day < COMMISSION_DAYS)   /* not the opening day's rush */
+            measure_services(w, e, day, peak);
         for (int s = 0; s < w->n_staff; s++)
             b->user_days += active[s];
     }

@@ -86,6 +86,13 @@ static void explain_relationship(text *t, const detect_facts *f)
 {
     say(t, "%d patients without care relationship (break-the-glass) in the last "
         "hour, %d in 24 hours", f->sums.relation_1h, f->sums.relation_24h);
+    if (f->role == ROLE_CLINICIAN || f->role == ROLE_NURSE)
+        say(t, "about %d in 7 days", f->sums.week);
+    if (f->hospital.wave)
+        say(t, "across the hospital, every account together reached %d such patients "
+            "in the last hour and %d in 24 hours, beyond its usual %d and %d: many "
+            "accounts may be read out at once", f->hospital.unexplained_1h,
+            f->hospital.unexplained_24h, f->hospital.limit_1h, f->hospital.limit_24h);
 }
 
 static void explain_enumeration(text *t, const detect_facts *f)
@@ -272,6 +279,11 @@ static char *evidence(const detect_facts *f, double model_pts, double h)
     json_object_set_new(o, "model", json_pack("{s:f, s:f, s:f, s:f}",
         "cusum", f->cusum, "threshold", h, "z", f->z, "points", model_pts));
     json_object_set_new(o, "signals", signals_json(f));
+    json_object_set_new(o, "hospital", json_pack("{s:i, s:i, s:i, s:i, s:b}",
+        "unexplained_1h", f->hospital.unexplained_1h,
+        "unexplained_24h", f->hospital.unexplained_24h,
+        "limit_1h", f->hospital.limit_1h, "limit_24h", f->hospital.limit_24h,
+        "wave", f->hospital.wave));
     json_object_set_new(o, "patients", patients_json(ev));
     char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(o);

@@ -147,6 +147,14 @@ typedef struct detect_config {
     int btg_step_up_1h;           /* 4  */
     int btg_contain_1h;           /* 8  */
     int btg_alert_24h;            /* 5  */
+    /* ... and across the hospital: unexplained patients of every account
+     * together in an hour and a day beyond max(this floor, the usual peak x
+     * volume_margin + 2) make a wave, in which each account's next
+     * unexplained patient asks a step-up, its second of the day throttles
+     * and its third contains (many stolen accounts, each under its own
+     * limits); 0 disables. */
+    int hospital_btg_1h;          /* 8  */
+    int hospital_btg_24h;         /* 24 */
 
     /* 3. enumeration */
     int denials_alert_5m;         /* 6:  403 / hidden 404 / not found          */

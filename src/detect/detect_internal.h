@@ -295,6 +295,16 @@ typedef struct gate_contained {
 
 #define AUTH_GLOBAL_SLOTS AUTH_WINDOW_MIN   /* minutes of failures across accounts */
 
+/* Unexplained patients across every account, by hour (hospital.c). */
+#define HOSPITAL_HOURS 24
+typedef struct hospital_state {
+    int32_t hour[HOSPITAL_HOURS];
+    uint32_t count[HOSPITAL_HOURS];
+    int32_t day;                /* the day being counted                      */
+    uint32_t days;              /* days learned                               */
+    float peak_1h, peak_24h;    /* the usual largest hour and day             */
+} hospital_state;
+
 struct detect_engine {
     detect_config cfg;
     pthread_mutex_t mu;
@@ -309,6 +319,7 @@ struct detect_engine {
     int32_t global_minute[AUTH_GLOBAL_SLOTS];
     uint32_t global_fail[AUTH_GLOBAL_SLOTS];
     int64_t global_alert_us;
+    hospital_state hospital;
     uint64_t alert_counter;
     uint64_t events, alerts;
     int64_t latest_us;          /* the latest event time seen (expiry)       */
@@ -385,6 +396,17 @@ void actor_context(detect_engine *e, actor *a, const detect_event *ev,
                    int64_t now_us, context_facts *c);
 void actor_forget_windows(actor *a);
 
+/* ---- hospital.c ------------------------------------------------------------------ */
+
+typedef struct hospital_facts {
+    int unexplained_1h, unexplained_24h;   /* across every account           */
+    int limit_1h, limit_24h;
+    int wave;                   /* over either limit                          */
+} hospital_facts;
+/* Count an event's new unexplained patients (0 to just look) and fill out. */
+void hospital_count(detect_engine *e, int64_t now_us, int unexplained,
+                    hospital_facts *out);
+
 /* ---- model.c -------------------------------------------------------------------- */
 
 /* Advance a model to the bucket of now (closing finished buckets, which
@@ -415,6 +437,7 @@ typedef struct detect_facts {
     int week_limit;                   /* distinct patients in 7 days        */
     touch_result touch;
     context_facts ctx;
+    hospital_facts hospital;
     int factor_wrong_run;
     int src_accounts, src_failures, global_failures;
     const char *source_why;           /* the source's rule, when it scored */

@@ -78,6 +78,8 @@ void detect_config_default(detect_config *c)
     c->btg_step_up_1h = 4;
     c->btg_contain_1h = 8;
     c->btg_alert_24h = 5;
+    c->hospital_btg_1h = 8;
+    c->hospital_btg_24h = 24;
     c->denials_alert_5m = 6;
     c->denials_contain_5m = 20;
     c->searches_alert_5m = 30;
@@ -396,6 +398,9 @@ static void gather_actor_facts(detect_engine *e, actor *a, const detect_event *e
     }
     actor_sums(a, now_us, &f->sums);
     actor_limits(e, a, now_us, f->limits, &f->declared_per_day);
+    /* a declaration is its own explanation; a patient reads its own record */
+    int counts = f->declared_per_day == 0 && a->role != ROLE_PATIENT;
+    hospital_count(e, now_us, counts ? f->touch.new_unexplained : 0, &f->hospital);
     f->week_limit = actor_week_limit(e, a);
     f->sums.week = actor_week(a, now_us);
     f->declared = f->declared_per_day > 0;

@@ -22,13 +22,18 @@
  *                 learned limits never pass their ceilings and grow at most
  *                 25% a day (actor.c)
  *   relationship  one unexplained / break-the-glass patient this hour 20,
- *                 3 45, 4 65, 6 80, 8 95; in 24 hours 5 45, 7 65, 10 95
+ *                 3 45, 4 65, 6 80, 8 95; in 24 hours 5 45, 7 65, 10 95;
+ *                 a care giver's week 8 45, 11 65, 14 80, 18 95; while
+ *                 the hospital's unexplained patients are far above usual
+ *                 (hospital.c), an account's next one 65, its second of
+ *                 the day 80, its third 95
  *                 (services too: no active encounter or order; not declared
  *                 actors, whose declaration is the explanation)
  *   enumeration   6 refusals in 5 min 45, 13 65, 20 95; 30 searches 45 (90
  *                 for a service); 5 broad searches 45; 3 maximal pages 30;
  *                 deep paging 40; $everything on 5 patients in an hour 45,
- *                 10 75, 15 95 (declared actors: refusals only)
+ *                 10 75, 15 95 (declared actors: refusals and $everything
+ *                 only)
  *   decoy         any touch 100
  *   context       outside a service's networks 80; sessions live from
  *                 several networks, one new to the account, 30 (10 when the
@@ -41,7 +46,8 @@
  *   patient       unexplained VIP 50; same family name 50 (15 explained);
  *                 own record 50; many unexplained actors on one VIP 30 / 45
  *   model         45 x CUSUM / h from h/2 on, at most 80 below 3h, 95 above;
- *                 at most 30 while the actor is measured by its role's rhythm
+ *                 at most 30 while the actor is measured by its role's rhythm;
+ *                 a declared actor once learned, at most an alert
  *
  * The ladder then escalates in engine.c: a step-up done within 15 minutes
  * waives a step-up, and for the rest of an 8-hour shift one for the same
@@ -144,6 +150,21 @@ static void score_relationship(const detect_config *c, detect_facts *f)
     pts = r24 >= contain_24h ? 95 : r24 >= mid_24h ? 65
         : r24 >= c->btg_alert_24h ? 45 : 0;
     raise_to(f, IX_RELATIONSHIP, pts, "patients without care relationship in a day");
+    /* A care giver's week counts only the patients its care does not
+     * explain (actor.c): a few a day, every day, is a read-out too. */
+    if (care_giver(f)) {
+        int wk = f->sums.week, a = c->btg_alert_24h;
+        pts = wk >= 3 * a + 3 ? 95 : wk >= 3 * a - 1 ? 80 : wk >= 2 * a + 1 ? 65
+            : wk >= a + 3 ? 45 : 0;
+        raise_to(f, IX_RELATIONSHIP, pts, "patients without care relationship in a week");
+    }
+    /* Many accounts, each under its own limits: the hospital's wave
+     * (hospital.c) costs each account one more patient at most. */
+    if (f->hospital.wave && f->touch.new_unexplained > 0) {
+        pts = r24 >= 3 ? 95 : r24 >= 2 ? 80 : 65;
+        raise_to(f, IX_RELATIONSHIP, pts, "patients without care relationship across the "
+                 "hospital far above its usual");
+    }
 }
 
 /* ---- 3. enumeration -------------------------------------------------------------- */
@@ -156,6 +177,12 @@ static void score_enumeration(const detect_config *c, detect_facts *f)
                : s->denials_5m >= mid ? 65
                : s->denials_5m >= c->denials_alert_5m ? 45 : 0;
     raise_to(f, IX_ENUMERATION, pts, "refused or missing resources");
+    /* $everything patient by patient is nobody's bulk reading: a declared
+     * reader pages through searches (and exports) */
+    pts = s->everything_1h >= 3 * c->everything_alert_1h ? 95
+        : s->everything_1h >= 2 * c->everything_alert_1h ? 75
+        : s->everything_1h >= c->everything_alert_1h ? 45 : 0;
+    raise_to(f, IX_ENUMERATION, pts, "$everything on many patients");
     if (f->declared)
         return;    /* a declared bulk reader pages through broad searches */
     int search_limit = f->role == ROLE_SERVICE ? 3 * c->searches_alert_5m
@@ -168,10 +195,6 @@ static void score_enumeration(const detect_config *c, detect_facts *f)
         raise_to(f, IX_ENUMERATION, 30, "pages at the maximum size");
     if (f->ev->page_index >= 10)
         raise_to(f, IX_ENUMERATION, 40, "deep paging through a result set");
-    pts = s->everything_1h >= 3 * c->everything_alert_1h ? 95
-        : s->everything_1h >= 2 * c->everything_alert_1h ? 75
-        : s->everything_1h >= c->everything_alert_1h ? 45 : 0;
-    raise_to(f, IX_ENUMERATION, pts, "$everything on many patients");
 }
 
 /* ---- 4. decoys, 5. context, 7. patient --------------------------------------------- */
@@ -242,7 +265,11 @@ static void score_auth(const detect_config *c, detect_facts *f)
 
 static void score_model(const detect_config *c, detect_facts *f)
 {
-    if (!c->model_enabled || f->declared)
+    /* a declared feed is measured by its own learned rhythm once it has
+     * one: a stolen interface reading 40% more of the patients it touches
+     * anyway changes no daily count, only the rhythm (for review only: a
+     * declared export comes in bursts the rhythm does not know) */
+    if (!c->model_enabled || (f->declared && !f->has_baseline))
         return;
     double s = f->cusum, h = c->model_h;
     if (s < h / 2)
@@ -254,6 +281,8 @@ static void score_model(const detect_config *c, detect_facts *f)
         pts = 80;
     if (f->model_from_role && pts > 30)
         pts = 30;             /* a new actor measured by its role's rhythm */
+    if (f->declared && pts > c->score_alert)
+        pts = c->score_alert; /* a declared export comes in bursts: review */
     raise_to(f, IX_MODEL, pts, "sustained excess over the learned baseline");
 }
 

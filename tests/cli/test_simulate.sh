@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# medvault simulate: the misuse detector's targets (issue 5), asserted on a
+# medvault simulate: the misuse detector's targets (issues 5 and 13), asserted on a
 # small hospital so that `make test` keeps them: every bulk read-out
 # contained at 20 patients or fewer, a break-the-glass spree at 10, a decoy
 # at the first read, spraying and stuffing yielding no account, the slow
@@ -25,7 +25,7 @@ lt() {
 
 run 0 "$MEDVAULT" simulate "${SIZE[@]}" --json
 JSON=$OUT
-expect_eq "$(printf '%s\n' "$JSON" | wc -l)" "24" "11 scenarios + benign, twice"
+expect_eq "$(printf '%s\n' "$JSON" | wc -l)" "28" "13 scenarios + benign, twice"
 
 for model in false true; do
     for sc in bulk-service bulk-everything bulk-new-account; do
@@ -53,6 +53,15 @@ for model in false true; do
         expect_eq "$(field "$r" alerted)" "true" "$sc alerted (model $model)"
         expect_eq "$(field "$r" exposed_at_alert)" "0" "$sc alerted at the first read"
     done
+    # issue 13: many stolen accounts, each under its own limits, from as many
+    # addresses: the hospital-wide count holds them all to 30 patients
+    r=$(row $model spread)
+    le "$(field "$r" exposed)" 30 "spread over 10 accounts (model $model)"
+    expect_eq "$(field "$r" alerted)" "true" "spread alerted (model $model)"
+    # a busy worklist session reading outside its list, a few a day
+    r=$(row $model worklist)
+    expect_eq "$(field "$r" contained)" "true" "worklist session contained (model $model)"
+    lt "$(field "$r" exposed)" 20 "patients outside the worklist (model $model)"
     r=$(row $model benign)
     lt "$(field "$r" false_alerts_per_1000)" 10 "false alerts per 1,000 user-days (model $model)"
     expect_eq "$(field "$r" lockouts)" "0" "no false lockout (model $model)"

@@ -333,6 +333,113 @@ static void test_one_btg_emergency_is_silent(void **state)
     detect_free(e);
 }
 
+/* Ten stolen clinician accounts, each from its own address and kept under
+ * its own limits (one unexplained patient every six hours), all at once:
+ * the hospital's count of unexplained patients rises far above usual and
+ * each account is stopped at its next one.  The worst case: it answers
+ * every step-up. */
+static int spread_exposed(int accounts, int64_t gap_us, int *contained)
+{
+    detect_engine *e = engine_with(0);
+    char names[10][16];
+    for (int k = 0; k < accounts; k++) {
+        snprintf(names[k], sizeof names[k], "doc%d", k);
+        ordinary_days(e, names[k], 4);
+    }
+    unsigned char out[10] = { 0 };
+    int exposed = 0;
+    *contained = 0;
+    for (int i = 0; i < 24 * accounts && *contained < accounts; i++) {
+        int k = i % accounts;
+        if (out[k])
+            continue;
+        char source[16];
+        snprintf(source, sizeof source, "10.97.0.%d", 10 + k);
+        ev_spec s = { .t = T0 + 4 * DAY_US + i * gap_us, .actor = names[k],
+                      .role = "clinician", .source = source,
+                      .patient_flags = DETECT_PAT_BTG };
+        detect_response r = see(e, &s, "spread", i, 1, NULL);
+        if (r == DETECT_STEP_UP) {
+            ev_spec up = s;
+            up.action = "auth.step-up";
+            see(e, &up, "none", 0, 0, NULL);
+            r = see(e, &s, "spread", i, 1, NULL);
+        }
+        if (r <= DETECT_ALERT)
+            exposed++;
+        if (r == DETECT_CONTAIN) {
+            out[k] = 1;
+            ++*contained;
+        }
+    }
+    detect_free(e);
+    return exposed;
+}
+
+static void test_spread_over_accounts_held_to_thirty(void **state)
+{
+    (void)state;
+    int contained;
+    int exposed = spread_exposed(10, 6 * HOUR_US / 10, &contained);
+    assert_true(exposed <= 30);
+    assert_true(contained >= 5);
+}
+
+/* Its benign twin: a handful of emergencies across the hospital in a day
+ * (one each for six clinicians) stays silent. */
+static void test_a_few_emergencies_across_the_hospital_are_silent(void **state)
+{
+    (void)state;
+    detect_engine *e = engine_with(0);
+    for (int k = 0; k < 6; k++) {
+        char name[16], source[16];
+        snprintf(name, sizeof name, "doc%d", k);
+        snprintf(source, sizeof source, "10.%d.0.9", 1 + k);
+        ordinary_days(e, name, 4);
+        ev_spec s = { .t = T0 + 4 * DAY_US + 10 * HOUR_US + k * 20 * MIN_US,
+                      .actor = name, .role = "clinician", .source = source,
+                      .patient_flags = DETECT_PAT_BTG };
+        detect_verdict v;
+        assert_int_equal(see(e, &s, "er", k, 1, &v), DETECT_NONE);
+        assert_int_equal(v.n_alerts, 0);
+        detect_verdict_clear(&v);
+    }
+    detect_free(e);
+}
+
+/* A care giver reading four patients outside its care every day, under its
+ * hourly and daily limits, is stopped by its week before 20. */
+static void test_outside_care_every_day_stopped_by_the_week(void **state)
+{
+    (void)state;
+    detect_engine *e = engine_with(0);
+    ordinary_days(e, "rad", 4);
+    int exposed = 0, alerted = 0;
+    detect_response r = DETECT_NONE;
+    for (int i = 0; i < 40 && r != DETECT_CONTAIN; i++) {
+        ev_spec s = { .t = T0 + 4 * DAY_US + (i / 4) * DAY_US + 9 * HOUR_US +
+                           (i % 4) * 2 * HOUR_US,
+                      .actor = "rad", .role = "clinician",
+                      .patient_flags = DETECT_PAT_BTG };
+        detect_verdict v;
+        r = see(e, &s, "outside", i, 1, &v);
+        alerted |= has_alert_with(&v, DETECT_SIG_RELATIONSHIP);
+        detect_verdict_clear(&v);
+        if (r == DETECT_STEP_UP) {
+            ev_spec up = s;
+            up.action = "auth.step-up";
+            see(e, &up, "none", 0, 0, NULL);
+            r = see(e, &s, "outside", i, 1, NULL);
+        }
+        if (r <= DETECT_ALERT)
+            exposed++;
+    }
+    assert_int_equal(r, DETECT_CONTAIN);
+    assert_true(alerted);
+    assert_true(exposed < 20);
+    detect_free(e);
+}
+
 /* A stolen session cannot answer a step-up; going on regardless contains. */
 static void test_ignored_step_up_contains(void **state)
 {
@@ -1035,6 +1142,9 @@ int main(void)
         cmocka_unit_test(test_steady_service_never_refused),
         cmocka_unit_test(test_btg_spree_contained_by_eight),
         cmocka_unit_test(test_one_btg_emergency_is_silent),
+        cmocka_unit_test(test_spread_over_accounts_held_to_thirty),
+        cmocka_unit_test(test_a_few_emergencies_across_the_hospital_are_silent),
+        cmocka_unit_test(test_outside_care_every_day_stopped_by_the_week),
         cmocka_unit_test(test_ignored_step_up_contains),
         cmocka_unit_test(test_step_up_answered_once_a_shift),
         cmocka_unit_test(test_many_hidden_404s_contain),
