@@ -5,10 +5,12 @@
  *
  * Why here and not in policy/: policy/ decides and must stay pure (no
  * storage); the server knows how the facts are stored.  A care relationship
- * is an active CareTeam, or an in-progress Encounter, naming both the
- * practitioner and the patient, found through the blind indexes (no
- * plaintext index exists), then read: its period, and the practitioner's
- * own participation period, must have begun and not ended.  A date that
+ * is an active CareTeam, an in-progress Encounter, an active
+ * ServiceRequest the practitioner performs or an open Task it owns (a
+ * worklist), naming both the practitioner and the patient, found through
+ * the blind indexes (no plaintext index exists), then read: its period,
+ * and the practitioner's own participation period, must have begun and
+ * not ended.  A date that
  * cannot be read never makes a relationship (deny by default).
  * Break-the-glass grants are sealed "_BtgGrant" records, indexed by
  * (account, patient) and by account, valid until their expiry.
@@ -109,9 +111,6 @@ static int names_practitioner(const char *ref, const char *practitioner)
            (ref[n] == '\0' || strncmp(ref + n, "/_history/", 10) == 0);
 }
 
-/* 1 when the resource's own period is current and one of its participants
- * (CareTeam.participant.member, Encounter.participant.individual) names
- * the practitioner with a current participation period. */
 /* 1 when o carries medvault's label saying practitioner wrote it under
  * break-the-glass and nobody else has confirmed it since. */
 static int self_asserted_by(json_t *o, const char *practitioner)
@@ -128,64 +127,118 @@ static int self_asserted_by(json_t *o, const char *practitioner)
     return 0;
 }
 
-static int relationship_current(json_t *o, const char *who_key,
+/* ---- The resources that make a care relationship ----------------------------
+ * Each names the practitioner in its own way and is current in its own
+ * statuses.  Tasks and orders are how a worklist is assigned: the
+ * radiologist performing a ServiceRequest, the pharmacist owning the Task
+ * that verifies a MedicationRequest, the secretary owning the Task of a
+ * letter.  They count only while open (a completed order explains
+ * nothing) and only for the practitioner they name themselves. */
+
+typedef struct relation_kind {
+    const char *type;
+    const char *who_param;        /* the search parameter naming the practitioner */
+    const char *patient_field;    /* the element naming the patient            */
+    const char *statuses[6];      /* the statuses in which it is current       */
+    int participants;             /* participant[].<who_key> with a period     */
+    const char *who_key;          /* CareTeam member, Encounter individual;
+                                     or the element itself (performer, owner)  */
+} relation_kind;
+
+static const relation_kind relation_kinds[] = {
+    { "CareTeam", "participant", "subject", { "active" }, 1, "member" },
+    { "Encounter", "participant", "subject", { "in-progress" }, 1, "individual" },
+    { "ServiceRequest", "performer", "subject", { "active" }, 0, "performer" },
+    { "Task", "owner", "for", { "requested", "received", "accepted", "ready",
+                                "in-progress" }, 0, "owner" },
+};
+#define RELATION_KINDS (sizeof relation_kinds / sizeof *relation_kinds)
+
+static int has_status(const relation_kind *k, const char *status)
+{
+    for (size_t i = 0; i < sizeof k->statuses / sizeof *k->statuses && k->statuses[i]; i++)
+        if (strcmp(status, k->statuses[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* 1 when ref (a Reference object) names the practitioner. */
+static int reference_names(json_t *ref, const char *practitioner)
+{
+    return names_practitioner(json_string_value(json_object_get(ref, "reference")),
+                              practitioner);
+}
+
+/* 1 when the resource names the practitioner, currently: a participant
+ * with a current participation period (CareTeam, Encounter), or the
+ * performer or owner itself (one reference or a list of them). */
+static int names_who(const relation_kind *k, json_t *o, const char *practitioner,
+                     int64_t now)
+{
+    size_t i;
+    json_t *p;
+    json_t *who = json_object_get(o, k->participants ? "participant" : k->who_key);
+    if (!k->participants) {
+        if (json_is_object(who))
+            return reference_names(who, practitioner);
+        json_array_foreach(who, i, p)
+            if (reference_names(p, practitioner))
+                return 1;
+        return 0;
+    }
+    json_array_foreach(who, i, p)
+        if (reference_names(json_object_get(p, k->who_key), practitioner) &&
+            period_current(json_object_get(p, "period"), now))
+            return 1;
+    return 0;
+}
+
+static int relationship_current(const relation_kind *k, json_t *o,
                                 const char *practitioner, int64_t now)
 {
     if (!period_current(json_object_get(o, "period"), now) ||
         self_asserted_by(o, practitioner))
         return 0;
-    size_t i;
-    json_t *p;
-    json_array_foreach(json_object_get(o, "participant"), i, p) {
-        const char *ref = json_string_value(
-            json_object_get(json_object_get(p, who_key), "reference"));
-        if (names_practitioner(ref, practitioner) &&
-            period_current(json_object_get(p, "period"), now))
-            return 1;
-    }
-    return 0;
+    return names_who(k, o, practitioner, now);
 }
 
 /* ---- Facts ---------------------------------------------------------------- */
 
-/* The body itself says it is about patient_ref (its subject) and has that
- * status: the truncated index only proposed it (fhir.h).  Both types that
- * make a care relationship (CareTeam, Encounter) name their patient as
- * subject and carry a code status. */
-static int names_relation(json_t *o, const char *patient_ref, const char *status)
+/* The body itself says it is about patient_ref and is in a current status:
+ * the truncated index only proposed it (fhir.h). */
+static int names_relation(const relation_kind *k, json_t *o, const char *patient_ref)
 {
     const char *st = json_string_value(json_object_get(o, "status"));
     const char *subject = json_string_value(
-        json_object_get(json_object_get(o, "subject"), "reference"));
-    return st && subject && strcmp(st, status) == 0 && strcmp(subject, patient_ref) == 0;
+        json_object_get(json_object_get(o, k->patient_field), "reference"));
+    return st && subject && has_status(k, st) && strcmp(subject, patient_ref) == 0;
 }
 
-/* Any resource of type naming practitioner and patient with that status,
- * current for that practitioner: 1, 0, or -1 on a storage error.  The blind
- * indexes propose candidates (patient and practitioner; the status is not
+/* Any resource of the kind naming practitioner and patient, current for
+ * that practitioner: 1, 0, or -1 on a storage error.  The blind indexes
+ * propose candidates (patient and practitioner; the status is not
  * indexed); the current body decides. */
-static int related_through(mv_store *s, const char *type, const char *who_key,
-                           const char *practitioner, const char *patient,
-                           const char *status, int64_t now)
+static int related_through(mv_store *s, const relation_kind *k,
+                           const char *practitioner, const char *patient, int64_t now)
 {
     char pat[128], prac[128];
     snprintf(pat, sizeof pat, "Patient/%s", patient);
     snprintf(prac, sizeof prac, "Practitioner/%s", practitioner);
-    store_term terms[] = { { "patient", pat, fhir_param_bits(type, "patient") },
-                           { "participant", prac, fhir_param_bits(type, "participant") } };
+    store_term terms[] = { { "patient", pat, fhir_param_bits(k->type, "patient") },
+                           { k->who_param, prac, fhir_param_bits(k->type, k->who_param) } };
     char **ids = NULL;
     size_t n = 0;
-    if (store_search(s, type, terms, 2, &ids, &n, NULL) != 0)
+    if (store_search(s, k->type, terms, 2, &ids, &n, NULL) != 0)
         return -1;
     int found = 0;
     for (size_t i = 0; i < n && !found; i++) {
         store_resource r;
-        if (store_get(s, type, ids[i], 0, &r, NULL) != 0)
+        if (store_get(s, k->type, ids[i], 0, &r, NULL) != 0)
             continue;
         json_t *o = r.deleted ? NULL
                   : json_loadb((const char *)r.body.data, r.body.len, 0, NULL);
-        found = o != NULL && names_relation(o, pat, status) &&
-                relationship_current(o, who_key, practitioner, now);
+        found = o != NULL && names_relation(k, o, pat) &&
+                relationship_current(k, o, practitioner, now);
         json_decref(o);
         store_resource_free(&r);
     }
@@ -197,10 +250,9 @@ static int care_relationship(void *ctx, const char *practitioner,
                              const char *patient, int64_t now)
 {
     mv_store *s = ctx;
-    int r = related_through(s, "CareTeam", "member", practitioner, patient, "active", now);
-    if (r == 0)
-        r = related_through(s, "Encounter", "individual", practitioner, patient,
-                            "in-progress", now);
+    int r = 0;
+    for (size_t i = 0; i < RELATION_KINDS && r == 0; i++)
+        r = related_through(s, &relation_kinds[i], practitioner, patient, now);
     return r;
 }
 
@@ -239,8 +291,9 @@ int fhir_patient_in_active_care(server *srv, const char *patient)
     char pat[128];
     snprintf(pat, sizeof pat, "Patient/%s", patient);
     static const char *const where[][2] = { { "Encounter", "in-progress" },
-                                            { "CareTeam", "active" } };
-    for (size_t i = 0; i < 2; i++) {
+                                            { "CareTeam", "active" },
+                                            { "ServiceRequest", "active" } };
+    for (size_t i = 0; i < sizeof where / sizeof *where; i++) {
         server_param p[] = { { "patient", NULL, pat }, { "status", NULL, where[i][1] } };
         char **ids = NULL;
         size_t n = 0;
@@ -294,18 +347,18 @@ void fhir_fact_batch_free(fhir_fact_batch *b)
  * the rows alone (store_owners): nothing is read or decrypted but index and
  * row keys, so this costs the caseload's rows.  A superset (any status, any period): the exact check comes
  * later, for the patients a listing actually matches. */
-static int load_related(fhir_fact_batch *b, const char *type)
+static int load_related(fhir_fact_batch *b, const relation_kind *k)
 {
     char prac[sizeof b->practitioner + 16];
     snprintf(prac, sizeof prac, "Practitioner/%s", b->practitioner);
-    store_term term = { "participant", prac,     /* whatever the status: one */
-                        fhir_param_bits(type, "participant") };   /* index query */
+    store_term term = { k->who_param, prac,     /* whatever the status: one */
+                        fhir_param_bits(k->type, k->who_param) };   /* index query */
     char **ids = NULL;
     size_t n = 0;
-    if (store_search(b->s, type, &term, 1, &ids, &n, NULL) != 0)
+    if (store_search(b->s, k->type, &term, 1, &ids, &n, NULL) != 0)
         return -1;
     char **owners = calloc(n ? n : 1, sizeof *owners);
-    int rc = owners && store_owners(b->s, type, ids, n, owners, NULL) == 0 ? 0 : -1;
+    int rc = owners && store_owners(b->s, k->type, ids, n, owners, NULL) == 0 ? 0 : -1;
     for (size_t i = 0; rc == 0 && i < n; i++)
         if (owners[i])
             json_object_set_new(b->related, owners[i], json_true());
@@ -337,7 +390,10 @@ static int64_t care_generation;
 
 int fhir_type_relates(const char *type)
 {
-    return type && (strcmp(type, "CareTeam") == 0 || strcmp(type, "Encounter") == 0);
+    for (size_t i = 0; type != NULL && i < RELATION_KINDS; i++)
+        if (strcmp(type, relation_kinds[i].type) == 0)
+            return 1;
+    return 0;
 }
 
 void fhir_care_changed(void)
@@ -387,9 +443,11 @@ static int load_caseload(fhir_fact_batch *b, int64_t now)
     if ((b->related = caseload_get(b->s, b->practitioner, now)) != NULL)
         return 0;
     b->related = json_object();
-    if (b->related == NULL || load_related(b, "CareTeam") != 0 ||
-        load_related(b, "Encounter") != 0)
+    if (b->related == NULL)
         return -1;
+    for (size_t i = 0; i < RELATION_KINDS; i++)
+        if (load_related(b, &relation_kinds[i]) != 0)
+            return -1;
     caseload_put(b->s, b->practitioner, gen, now, b->related);
     return 0;
 }
@@ -515,7 +573,7 @@ int fhir_grant_reason(server *srv, const char *purpose, char *out, size_t cap)
 static int is_relationship_type(const char *type)
 {
     static const char *const types[] = { "CareTeam", "Encounter", "EpisodeOfCare",
-                                         "PractitionerRole" };
+                                         "PractitionerRole", "ServiceRequest", "Task" };
     for (size_t i = 0; i < sizeof types / sizeof *types; i++)
         if (strcmp(type, types[i]) == 0)
             return 1;

@@ -10,7 +10,11 @@
 #     answered, no alert -- and the feed's 15 writes raise none either;
 #   - the same physician reading a 16th patient nobody assigned to it is
 #     hidden (the policy: break-the-glass is needed), so what is silent is
-#     the explained work, not everything.
+#     the explained work, not everything;
+#   - a new radiologist works a worklist of 40 patients assigned by active
+#     ServiceRequests naming it as performer, and a new pharmacist a queue of
+#     20 open verification Tasks it owns: every read answered, no alert; a
+#     patient whose order is completed, or outside the list, is hidden.
 . "$(dirname "$0")/lib.sh"
 
 new_store c
@@ -24,6 +28,15 @@ printf '%s\n' "$PW2" | "$MEDVAULT" user add --username ed-doc --role clinician \
 printf '%s\n' "$PW2" | "$MEDVAULT" user add --username adt-feed --role service \
     --scopes "system/Encounter.c" --json --data "$D" --key-file "$K" > "$WORK/adt.json" 2>/dev/null ||
     fail "the admission feed"
+printf '%s\n' "$PW2" | "$MEDVAULT" user add --username radiologist --role clinician \
+    --practitioner prac-rad-1 --json --data "$D" --key-file "$K" > "$WORK/rad.json" 2>/dev/null ||
+    fail "the radiologist"
+printf '%s\n' "$PW2" | "$MEDVAULT" user add --username pharmacist --role clinician \
+    --practitioner prac-pharm-1 --json --data "$D" --key-file "$K" > "$WORK/pharm.json" 2>/dev/null ||
+    fail "the pharmacist"
+printf '%s\n' "$PW2" | "$MEDVAULT" user add --username order-feed --role service \
+    --scopes "system/ServiceRequest.cu system/Task.cu" --json --data "$D" --key-file "$K" \
+    > "$WORK/orders.json" 2>/dev/null || fail "the order feed"
 printf 'detect = on\n' > "$WORK/on.conf"
 api_serve "$WORK/on.conf"
 trap 'kill $PID 2>/dev/null; rm -rf "$WORK"' EXIT
@@ -85,10 +98,54 @@ expect_eq "$refused" "0" "the new emergency physician reads its 15 arrivals: not
 s=$(status_of "$ED" "$BASE/fhir/Patient/$(sed -n 16p "$WORK/arrivals")")
 expect_eq "$s" "404" "a patient nobody assigned to it is hidden (break-the-glass needed)"
 
+# --- a radiology worklist and a pharmacy queue ----------------------------------------------
+FEED=$(login order-feed "$PW2" "$(json_get secret < "$WORK/orders.json")")
+RAD=$(login radiologist "$PW2" "$(json_get secret < "$WORK/rad.json")")
+PHARM=$(login pharmacist "$PW2" "$(json_get secret < "$WORK/pharm.json")")
+[ -n "$FEED" ] && [ -n "$RAD" ] && [ -n "$PHARM" ] && pass || fail "the order feed, radiologist and pharmacist log in"
+sqlite3 "$D/medvault.db" "SELECT DISTINCT id FROM resources WHERE type='Patient'" |
+    grep -v -x -F -f "$WORK/ward" | grep -v -x -F -f "$WORK/arrivals" | head -n 62 > "$WORK/others"
+head -n 40 "$WORK/others" > "$WORK/worklist"
+sed -n 41,60p "$WORK/others" > "$WORK/queue"
+failed=0
+while read -r p; do
+    as "$FEED" -H 'Content-Type: application/fhir+json' -d "{\"resourceType\":\"ServiceRequest\",\"status\":\"active\",\"intent\":\"order\",\"code\":{\"text\":\"chest X-ray\"},\"subject\":{\"reference\":\"Patient/$p\"},\"performer\":[{\"reference\":\"Practitioner/prac-rad-1\"}]}" "$BASE/fhir/ServiceRequest"
+    [ "$STATUS" = 201 ] || { failed=$((failed + 1)); echo "order: $STATUS $BODY" >&2; }
+    [ -s "$WORK/first-order" ] || printf '%s' "$BODY" | json_get id > "$WORK/first-order"
+done < "$WORK/worklist"
+while read -r p; do
+    as "$FEED" -H 'Content-Type: application/fhir+json' -d "{\"resourceType\":\"Task\",\"status\":\"requested\",\"intent\":\"order\",\"description\":\"verify the new prescription\",\"for\":{\"reference\":\"Patient/$p\"},\"owner\":{\"reference\":\"Practitioner/prac-pharm-1\"}}" "$BASE/fhir/Task"
+    [ "$STATUS" = 201 ] || { failed=$((failed + 1)); echo "task: $STATUS $BODY" >&2; }
+done < "$WORK/queue"
+expect_eq "$failed" "0" "40 orders and 20 tasks written by the order feed"
+refused=0
+while read -r p; do
+    [ "$(status_of "$RAD" "$BASE/fhir/Patient/$p")" = 200 ] || refused=$((refused + 1))
+    [ "$(status_of "$RAD" "$BASE/fhir/ServiceRequest?subject=Patient/$p")" = 200 ] || refused=$((refused + 1))
+done < "$WORK/worklist"
+expect_eq "$refused" "0" "the new radiologist reads its 40-patient worklist: nothing refused"
+refused=0
+while read -r p; do
+    [ "$(status_of "$PHARM" "$BASE/fhir/Patient/$p")" = 200 ] || refused=$((refused + 1))
+done < "$WORK/queue"
+expect_eq "$refused" "0" "the new pharmacist reads its 20 queued patients: nothing refused"
+s=$(status_of "$RAD" "$BASE/fhir/Patient/$(sed -n 61p "$WORK/others")")
+expect_eq "$s" "404" "a patient outside the worklist is hidden"
+s=$(status_of "$PHARM" "$BASE/fhir/Patient/$(head -n 1 "$WORK/worklist")")
+expect_eq "$s" "404" "the radiologist's order does not open the patient to the pharmacist"
+# an order completed explains nothing any more
+first=$(head -n 1 "$WORK/worklist")
+sr=$(cat "$WORK/first-order")
+as "$FEED" -X PUT -H 'Content-Type: application/fhir+json' -d "{\"resourceType\":\"ServiceRequest\",\"id\":\"$sr\",\"status\":\"completed\",\"intent\":\"order\",\"code\":{\"text\":\"chest X-ray\"},\"subject\":{\"reference\":\"Patient/$first\"},\"performer\":[{\"reference\":\"Practitioner/prac-rad-1\"}]}" "$BASE/fhir/ServiceRequest/$sr"
+expect_eq "$STATUS" "200" "the order feed completes an order"
+sleep 3
+s=$(status_of "$RAD" "$BASE/fhir/Patient/$first")
+expect_eq "$s" "404" "once its order is completed, the patient is hidden again"
+
 # --- and nobody was alerted on ------------------------------------------------------------
 as "$SEC" "$BASE/api/alerts"
 expect_eq "$STATUS" "200" "security reads the alerts"
-for who in demo-clinician ed-doc adt-feed; do
+for who in demo-clinician ed-doc adt-feed radiologist pharmacist order-feed; do
     expect_not_contains "$BODY" "\"actor_username\":\"$who\"" "no alert names $who"
 done
 
