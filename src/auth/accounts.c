@@ -96,6 +96,14 @@ static int scopes_ok(const char *scopes)
     return count > 0;
 }
 
+static int department_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n < AUTH_NAME_MAX &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                     "0123456789._- ") == n;
+}
+
 static int links_check(const auth_new_account *spec, mv_err *err)
 {
     auth_role r = spec->role;
@@ -112,6 +120,9 @@ static int links_check(const auth_new_account *spec, mv_err *err)
     if (is_set(spec->scopes) && !scopes_ok(spec->scopes))
         return mv_fail(err, MV_E_INVALID, "scopes must be SMART v2 scopes, "
                        "e.g. system/Patient.rs");
+    if (is_set(spec->department) && !department_ok(spec->department))
+        return mv_fail(err, MV_E_INVALID, "a department is 1 to 64 letters, digits, "
+                       "spaces, dots, dashes or underscores");
     return 0;
 }
 
@@ -129,6 +140,7 @@ static int spec_fill(const auth_new_account *spec, acct_rec *r, mv_err *err)
     acct_copy_text(r->pub.practitioner, sizeof r->pub.practitioner, spec->practitioner);
     acct_copy_text(r->pub.patient, sizeof r->pub.patient, spec->patient);
     acct_copy_text(r->pub.scopes, sizeof r->pub.scopes, spec->scopes);
+    acct_copy_text(r->pub.department, sizeof r->pub.department, spec->department);
     return 0;
 }
 

@@ -51,6 +51,8 @@ typedef struct auth_account {
     auth_role role;
     char practitioner[AUTH_NAME_MAX];  /* FHIR Practitioner id or ""          */
     char patient[AUTH_NAME_MAX];       /* FHIR Patient id or ""               */
+    char department[AUTH_NAME_MAX];    /* "emergency", "radiology", ... or "":
+                                          picks the detector's priors        */
     char scopes[AUTH_SCOPES_MAX];      /* service accounts: SMART v2 scopes   */
     int locked;                        /* by a person or the detector: only
                                           a person unlocks                    */
@@ -110,6 +112,7 @@ typedef struct auth_new_account {
     const char *practitioner;  /* only clinician / nurse                   */
     const char *patient;       /* only patient                             */
     const char *scopes;        /* only service; space-separated            */
+    const char *department;    /* optional: 1-64 of [A-Za-z0-9._ -]        */
     const char *pending_request; /* when set: the id of the approval request
                                   the account awaits, and until it is
                                   approved it opens nothing               */

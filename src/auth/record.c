@@ -103,6 +103,7 @@ static json_t *body_object(const acct_rec *r, json_t **secret)
         set_new(o, "practitioner", json_string(p->practitioner)) != 0 ||
         set_new(o, "patient", json_string(p->patient)) != 0 ||
         set_new(o, "scopes", json_string(p->scopes)) != 0 ||
+        set_new(o, "department", json_string(p->department)) != 0 ||
         set_new(o, "password_hash", json_string(r->pw_hash)) != 0 ||
         set_new(o, "totp_last_step", json_integer(r->totp_last_step)) != 0 ||
         set_new(o, "recovery", recovery_array(r->recovery)) != 0 ||
@@ -234,6 +235,10 @@ static int body_fields(json_t *o, acct_rec *r)
     /* Records written before the password lock was timed have none. */
     json_t *until = json_object_get(o, "password_locked_until_us");
     p->password_locked_until_us = json_is_integer(until) ? json_integer_value(until) : 0;
+    /* Records written before departments have none. */
+    json_t *dept = json_object_get(o, "department");
+    if (dept != NULL && get_text(o, "department", p->department, sizeof p->department))
+        bad = 1;
     return bad || (until != NULL && !json_is_integer(until)) ||
            get_two_person(o, r) != 0 ? -1 : 0;
 }

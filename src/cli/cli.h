@@ -39,6 +39,7 @@ extern const cli_command cli_cmd_alerts;
 extern const cli_command cli_cmd_approvals;
 extern const cli_command cli_cmd_leak;
 extern const cli_command cli_cmd_incident;
+extern const cli_command cli_cmd_detect;
 
 /* ---- Store options (every command that opens a store) -------------------- */
 

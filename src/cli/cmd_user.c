@@ -19,7 +19,8 @@
 
 static const char usage[] =
     "usage: medvault user add --username NAME --role ROLE [--practitioner ID |\n"
-    "                         --patient ID] [--scopes \"SCOPE ...\"] [--json]\n"
+    "                         --patient ID] [--scopes \"SCOPE ...\"]\n"
+    "                         [--department NAME] [--json]\n"
     "       medvault user list [--json]\n"
     "       medvault user show NAME [--json]\n"
     "       medvault user lock NAME [--reason TEXT]\n"
@@ -31,7 +32,9 @@ static const char usage[] =
     "Roles: clinician, nurse, admin, security, patient, service.  Passwords\n"
     "(add, reset-password) are read from stdin: at least 12 characters, no\n"
     "composition rules, refused when weak or common.  The TOTP enrollment and\n"
-    "recovery codes are shown once.\n";
+    "recovery codes are shown once.  The department (\"emergency\",\n"
+    "\"radiology\", ...) picks the detector's cold-start priors for it\n"
+    "(`medvault detect priors`).\n";
 
 static int run_user(int argc, char **argv);
 const cli_command cli_cmd_user = {
@@ -64,10 +67,11 @@ static json_t *account_json(const auth_account *a)
     char closed[MV_TIME_STR_MAX] = "";
     if (a->password_locked_until_us > mv_now_us())
         mv_time_format(a->password_locked_until_us, closed);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:i, s:s, s:i}",
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:i, s:s, s:i}",
                      "id", a->id, "username", a->username, "role",
                      auth_role_name(a->role), "practitioner", a->practitioner,
-                     "patient", a->patient, "scopes", a->scopes, "locked", a->locked,
+                     "patient", a->patient, "department", a->department,
+                     "scopes", a->scopes, "locked", a->locked,
                      "lock_reason", a->lock_reason, "failed_logins", a->failed_logins,
                      "password_locked_until", closed,
                      "recovery_codes_left", a->recovery_left);
@@ -75,10 +79,11 @@ static json_t *account_json(const auth_account *a)
 
 static void print_account(const auth_account *a)
 {
-    printf("%-20s %-10s %-8s failed=%d%s%s%s%s\n", a->username, auth_role_name(a->role),
+    printf("%-20s %-10s %-8s failed=%d%s%s%s%s%s%s\n", a->username, auth_role_name(a->role),
            a->locked ? "LOCKED" : "active", a->failed_logins,
            *a->practitioner ? " practitioner=" : "", a->practitioner,
-           *a->patient ? " patient=" : "", a->patient);
+           *a->patient ? " patient=" : "", a->patient,
+           *a->department ? " department=" : "", a->department);
 }
 
 /* ---- actions ---------------------------------------------------------------- */
@@ -255,7 +260,7 @@ static int known_action(const char *s)
 static int parse(int argc, char **argv, user_args *a)
 {
     enum { OPT_USERNAME = CLI_OPT_FIRST_FREE, OPT_ROLE, OPT_PRACT, OPT_PATIENT,
-           OPT_SCOPES, OPT_JSON, OPT_REASON };
+           OPT_SCOPES, OPT_JSON, OPT_REASON, OPT_DEPARTMENT };
     static const struct option longopts[] = {
         CLI_STORE_LONGOPTS,
         { "username", required_argument, NULL, OPT_USERNAME },
@@ -263,6 +268,7 @@ static int parse(int argc, char **argv, user_args *a)
         { "practitioner", required_argument, NULL, OPT_PRACT },
         { "patient", required_argument, NULL, OPT_PATIENT },
         { "scopes", required_argument, NULL, OPT_SCOPES },
+        { "department", required_argument, NULL, OPT_DEPARTMENT },
         { "json", no_argument, NULL, OPT_JSON },
         { "reason", required_argument, NULL, OPT_REASON },
         { 0, 0, 0, 0 }
@@ -279,6 +285,7 @@ static int parse(int argc, char **argv, user_args *a)
         case OPT_PRACT:    a->spec.practitioner = optarg; break;
         case OPT_PATIENT:  a->spec.patient = optarg; break;
         case OPT_SCOPES:   a->spec.scopes = optarg; break;
+        case OPT_DEPARTMENT: a->spec.department = optarg; break;
         case OPT_JSON:     a->json = 1; break;
         case OPT_REASON:   a->reason = optarg; break;
         default:

@@ -23,6 +23,7 @@ static const cli_command *const commands[] = {
     &cli_cmd_decoy,
     &cli_cmd_leak,
     &cli_cmd_incident,
+    &cli_cmd_detect,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

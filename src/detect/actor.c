@@ -327,12 +327,6 @@ int actor_has_baseline(const detect_engine *e, const actor *a)
     return a->active_days >= e->cfg.baseline_days;
 }
 
-static void new_actor_caps(const detect_config *c, int caps[WIN_COUNT])
-{
-    caps[WIN_5M] = c->new_actor_limit_5m;
-    caps[WIN_1H] = c->new_actor_limit_1h;
-    caps[WIN_24H] = c->new_actor_limit_24h;
-}
 
 /* The role's limit for window w: mean + 3 sd of its actors' daily maxima,
  * or 0 while the role has learned too little. */
@@ -347,12 +341,6 @@ static int role_limit(const detect_engine *e, int role, int w)
 /* The most a learned limit may reach without a declaration: the 5-minute
  * hard cap, and learned_ceiling times a new actor's hour and day.  A thief
  * who ratchets a stolen account up a little more each day meets it. */
-static int learned_ceiling(const detect_config *c, const int caps[WIN_COUNT], int w)
-{
-    if (w == WIN_5M && c->hard_cap_5m > 0)
-        return c->hard_cap_5m;
-    return (int)(c->learned_ceiling * caps[w]);
-}
 
 /* The week's reach without a declaration: 1.5 x a new actor's day until the
  * actor has a baseline (a new account reading a new actor's daily limit
@@ -361,7 +349,9 @@ static int learned_ceiling(const detect_config *c, const int caps[WIN_COUNT], in
  * (The estimate tops out near 3,200 patients: 512 bits a day.) */
 int actor_week_limit(const detect_engine *e, const actor *a)
 {
-    int floor = (int)ceil(1.5 * e->cfg.new_actor_limit_24h);
+    int caps[WIN_COUNT];
+    priors_caps(e, a->role, a->dept, caps);
+    int floor = (int)ceil(1.5 * caps[WIN_24H]);
     if (!actor_has_baseline(e, a))
         return floor;
     int own = (int)ceil(7.0 * a->usual_day * e->cfg.volume_margin + 2.0);
@@ -373,7 +363,7 @@ static void limits_for(const detect_engine *e, const actor *a,
                        int64_t declared, int limits[WIN_COUNT])
 {
     int caps[WIN_COUNT];
-    new_actor_caps(&e->cfg, caps);
+    priors_caps(e, a->role, a->dept, caps);
     for (int w = 0; w < WIN_COUNT; w++) {
         int rl = role_limit(e, a->role, w);
         int role_based = rl == 0 ? caps[w] : rl < caps[w] / 2 ? caps[w] / 2
@@ -389,7 +379,7 @@ static void limits_for(const detect_engine *e, const actor *a,
             limits[w] = own > floor ? own : floor;
             if (limits[w] < role_based)
                 limits[w] = role_based;
-            int ceiling = learned_ceiling(&e->cfg, caps, w);
+            int ceiling = priors_ceiling(e, w);
             if (declared == 0 && limits[w] > ceiling)
                 limits[w] = ceiling;      /* a baseline never drifts up unbounded;
                                              a declared export's is its own */

@@ -257,6 +257,8 @@ typedef struct detect_event {
                                   otherwise)                               */
     const char *role;          /* "clinician", "nurse", "admin", "security",
                                   "patient", "service"                      */
+    const char *department;    /* the account's department, or NULL: picks
+                                  its role-and-department prior            */
     const char *session;       /* session reference (never the token)       */
     const char *source;        /* source address, IPv4 or IPv6 text         */
     const char *action;        /* "fhir.read", "fhir.vread", "fhir.search",
@@ -371,6 +373,28 @@ void detect_withdraw_bulk(detect_engine *e, const char *actor);
  * list.  Outside them every request of the actor scores as context. */
 int detect_set_networks(detect_engine *e, const char *actor,
                         const char *cidrs, mv_err *err);
+
+/* ---- Priors: cold-start limits per role and department -------------------- */
+
+/* What an account of a role (in a department, or any) may touch before it
+ * has a baseline of its own, in place of new_actor_limit_*: distinct
+ * patients per 5 minutes, hour and day (for a care giver, of the patients
+ * its care does not explain).  Set by an administrator (`medvault detect
+ * priors`); a role-and-department prior wins over the role's. */
+#define DETECT_PRIORS_MAX 64
+typedef struct detect_prior {
+    const char *role;          /* clinician, nurse, admin, security, service */
+    const char *department;    /* NULL or "": the whole role                */
+    int limit_5m, limit_1h, limit_24h;
+} detect_prior;
+
+/* 0 when p is within bounds: each limit 1 .. learned_ceiling x the
+ * new-actor default (5 minutes: at most hard_cap_5m too), not shrinking
+ * with the window; -1 with err naming what is wrong. */
+int detect_prior_check(const detect_config *c, const detect_prior *p, mv_err *err);
+/* Replace every prior at once (n <= DETECT_PRIORS_MAX, each checked). */
+int detect_set_priors(detect_engine *e, const detect_prior *list, size_t n,
+                      mv_err *err);
 
 /* ---- Introspection (alerts API, tests, simulator) ------------------------ */
 

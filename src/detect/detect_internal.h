@@ -172,6 +172,7 @@ typedef struct model_state {
 typedef struct actor {
     lru_hdr h;
     int role;
+    uint64_t dept;             /* hash of its department, 0 when none known  */
     int64_t first_seen_us, last_seen_us;
     /* windows */
     recent_patient recent[RECENT_SETS][RECENT_WAYS];
@@ -295,6 +296,13 @@ typedef struct gate_contained {
 
 #define AUTH_GLOBAL_SLOTS AUTH_WINDOW_MIN   /* minutes of failures across accounts */
 
+/* A cold-start limit set by an administrator (priors.c). */
+typedef struct prior {
+    int used, role;
+    uint64_t dept;              /* 0: the whole role                          */
+    int limits[WIN_COUNT];
+} prior;
+
 /* Unexplained patients across every account, by hour (hospital.c). */
 #define HOSPITAL_HOURS 24
 typedef struct hospital_state {
@@ -320,6 +328,8 @@ struct detect_engine {
     uint32_t global_fail[AUTH_GLOBAL_SLOTS];
     int64_t global_alert_us;
     hospital_state hospital;
+    prior priors[DETECT_PRIORS_MAX];
+    int n_priors;
     uint64_t alert_counter;
     uint64_t events, alerts;
     int64_t latest_us;          /* the latest event time seen (expiry)       */
@@ -395,6 +405,14 @@ typedef struct context_facts {
 void actor_context(detect_engine *e, actor *a, const detect_event *ev,
                    int64_t now_us, context_facts *c);
 void actor_forget_windows(actor *a);
+
+/* ---- priors.c -------------------------------------------------------------------- */
+
+/* The cold-start limits of an actor of role in department dept (hash, 0
+ * none): the new-actor defaults unless a prior says otherwise. */
+void priors_caps(const detect_engine *e, int role, uint64_t dept, int caps[WIN_COUNT]);
+/* The most any prior or learned limit may reach in window w. */
+int priors_ceiling(const detect_engine *e, int w);
 
 /* ---- hospital.c ------------------------------------------------------------------ */
 

@@ -352,6 +352,8 @@ static actor *actor_for(detect_engine *e, const detect_event *ev)
     } else if (nonempty(ev->role)) {
         a->role = role_index(ev->role);
     }
+    if (nonempty(ev->department))
+        a->dept = detect_hash(e->cfg.hash_seed, ev->department);
     return a;
 }
 

@@ -251,7 +251,8 @@ int detection_open(server *srv, mv_err *err)
         detection_close(srv);
         return -1;
     }
-    if (replay(srv, &dc, err) != 0 || declarations_load(srv, err) != 0 ||
+    if (priors_load(srv, err) != 0 || replay(srv, &dc, err) != 0 ||
+        declarations_load(srv, err) != 0 ||
         notifier_start(srv->cfg.syslog, srv->cfg.alert_webhook, srv->cfg.http.access_log,
                        &srv->notify, err) != 0) {
         detection_close(srv);
@@ -478,6 +479,7 @@ void call_observe(call *c, const char *action, detect_outcome outcome,
         return;
     detect_event ev = { .time_us = mv_now_us(), .actor = c->who.account.id,
                         .role = auth_role_name(c->who.account.role),
+                        .department = c->who.account.department,
                         .session = c->session_ref, .source = c->req->source,
                         .action = action, .outcome = outcome, .resource_type = type,
                         .patients = patients, .n_patients = n, .page_size = page_size,
@@ -505,6 +507,7 @@ void call_observe_login(call *c, const char *username, int ok, const auth_sessio
     detect_event ev = { .time_us = mv_now_us(), .actor = actor[0] ? actor : NULL,
                         .claimed = pseudonym[0] ? pseudonym : NULL,
                         .role = ok ? auth_role_name(s->account.role) : NULL,
+                        .department = ok ? s->account.department : NULL,
                         .source = c->req->source,
                         .action = !ok && s->refused_password_ok
                                   ? "auth.login.second-factor-wrong" : "auth.login",
@@ -596,9 +599,11 @@ void call_apply_verdict(call *c)
     answer_standing(c, cv->response, cv->retry_after_s);
 }
 
-/* Whether a patient is in active care changes slowly and costs two index
+/* Whether a patient is in active care changes slowly and costs a few index
  * lookups: a small direct-mapped cache (one minute) keeps it off the hot
- * path of a service account's reads. */
+ * path of a service account's reads.  An answer is good only while no
+ * care relationship was written since (fhir_care_generation): an
+ * admission's Encounter or a new order explains the very next read. */
 #define CARE_CACHE_SLOTS 4096
 #define CARE_CACHE_TTL_US (60LL * 1000000)
 
@@ -606,6 +611,7 @@ typedef struct care_slot {
     char patient[65];
     int in_care;
     int64_t until_us;
+    int64_t generation;
 } care_slot;
 
 static size_t care_hash(const char *s)
@@ -661,10 +667,11 @@ int detection_in_active_care(server *srv, const char *patient)
     struct facts_cache *fc = srv->facts;
     if (fc == NULL || strlen(patient) >= sizeof fc->care[0].patient)
         return fhir_patient_in_active_care(srv, patient) == 1;
-    int64_t now = mv_now_us();
+    int64_t now = mv_now_us(), gen = fhir_care_generation();
     care_slot *slot = &fc->care[care_hash(patient)];
     pthread_mutex_lock(&fc->care_mu);
-    int hit = slot->until_us > now && strcmp(slot->patient, patient) == 0;
+    int hit = slot->until_us > now && slot->generation == gen &&
+              strcmp(slot->patient, patient) == 0;
     int answer = slot->in_care;
     pthread_mutex_unlock(&fc->care_mu);
     if (hit)
@@ -674,6 +681,7 @@ int detection_in_active_care(server *srv, const char *patient)
     snprintf(slot->patient, sizeof slot->patient, "%s", patient);
     slot->in_care = answer;
     slot->until_us = now + CARE_CACHE_TTL_US;
+    slot->generation = gen;
     pthread_mutex_unlock(&fc->care_mu);
     return answer;
 }

@@ -401,6 +401,11 @@ void fhir_care_changed(void)
     __atomic_add_fetch(&care_generation, 1, __ATOMIC_SEQ_CST);
 }
 
+int64_t fhir_care_generation(void)
+{
+    return __atomic_load_n(&care_generation, __ATOMIC_SEQ_CST);
+}
+
 static caseload_slot *caseload_slot_of(const mv_store *s, const char *practitioner)
 {
     size_t h = (size_t)(uintptr_t)s;

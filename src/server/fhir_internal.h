@@ -21,13 +21,16 @@ typedef struct fhir_fact_batch fhir_fact_batch;
 fhir_fact_batch *fhir_fact_batch_new(server *srv);
 void fhir_fact_batch_free(fhir_fact_batch *b);
 policy_facts fhir_facts_batch(fhir_fact_batch *b);
-/* A resource that can make a care relationship (CareTeam, Encounter) is
- * being written: cached caseloads are stale. */
+/* A resource that can make a care relationship (CareTeam, Encounter,
+ * ServiceRequest, Task) is being written: cached caseloads and care facts
+ * are stale.  The generation counts those writes: a cached fact is good
+ * only while it has not moved. */
 void fhir_care_changed(void);
+int64_t fhir_care_generation(void);
 /* 1 when type can make a care relationship. */
 int  fhir_type_relates(const char *type);
-/* 1 when the patient is in active care at all (an in-progress Encounter or
- * an active CareTeam): what explains a service account's access for the
+/* 1 when the patient is in active care at all (an in-progress Encounter,
+ * an active CareTeam or an active order): what explains a service account's access for the
  * detector.  0, or -1 on a storage error. */
 int fhir_patient_in_active_care(server *srv, const char *patient);
 

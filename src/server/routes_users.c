@@ -38,11 +38,12 @@ static json_t *account_json(const auth_account *a)
     mv_time_format(a->created_us, created);
     if (a->password_locked_until_us > mv_now_us())
         mv_time_format(a->password_locked_until_us, closed);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:i, s:s, s:i, s:s, "
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:i, s:s, s:i, s:s, "
                      "s:s, s:s, s:[s, s]}",
                      "id", a->id, "username", a->username,
                      "role", auth_role_name(a->role),
                      "practitioner", a->practitioner, "patient", a->patient,
+                     "department", a->department,
                      "scopes", a->scopes, "locked", a->locked,
                      "lock_reason", a->lock_reason,
                      "failed_logins", a->failed_logins,
@@ -100,6 +101,7 @@ static void create_user(call *c)
         .practitioner = json_str(body, "practitioner"),
         .patient = json_str(body, "patient"),
         .scopes = json_str(body, "scopes"),
+        .department = json_str(body, "department"),
     };
     const char *role = json_str(body, "role"), *password = json_str(body, "password");
     mv_err err;

@@ -372,6 +372,8 @@ static void purge_sessions(server *srv)
     store_txn_commit(t, &err);
 }
 
+#define PRIORS_EVERY_US (5 * 1000000LL)
+
 void server_tick(void *p)
 {
     server *srv = p;
@@ -383,6 +385,12 @@ void server_tick(void *p)
     if (blocklist_refresh(srv, &err) != 0)     /* so may incident open */
         fprintf(stderr, "medvault serve: reading the blocked addresses failed: %s\n",
                 err.msg);
+    if (mv_now_us() - srv->last_priors_us >= PRIORS_EVERY_US) {   /* the CLI sets them */
+        srv->last_priors_us = mv_now_us();
+        if (priors_load(srv, &err) != 0)
+            fprintf(stderr, "medvault serve: reading the detection priors failed: %s\n",
+                    err.msg);
+    }
     if (alerts_notify_pending(srv, &err) != 0)   /* alerts the CLI stored */
         fprintf(stderr, "medvault serve: sending stored alerts failed: %s\n", err.msg);
     purge_sessions(srv);

@@ -227,6 +227,22 @@ int server_alert_privilege(audit_trail *t, const char *actor, const char *source
  *   family, given, birth_date, nir          optional: how the operator
  *                 recognises the decoy in a leaked file */
 
+/* ---- Detection priors (`medvault detect priors`) ---------------------------
+ * A role's (or a role in a department's) limits for accounts without a
+ * baseline of their own, as sealed "_DetectPrior" records committed with
+ * their audit entries; the server reads them at start and at each tick.
+ * Checked against the detector's bounds (detect_prior_check) first. */
+struct detect_prior;
+int server_prior_save(audit_trail *trail, const struct detect_prior *p, const char *actor,
+                      const char *source, mv_err *err);
+/* MV_E_NOTFOUND when there is none for that role and department. */
+int server_prior_remove(mv_store *s, audit_trail *trail, const char *role,
+                        const char *department, const char *actor, const char *source,
+                        mv_err *err);
+/* A JSON array of the priors ({role, department, limit_5m, limit_1h,
+ * limit_24h, set_by, set_at}); free it. */
+int server_priors_list(mv_store *s, char **json_array_out, mv_err *err);
+
 /* Register a decoy: doc holds patient, purpose (default "decoy"), output
  * (required for a watermark) and the optional fields; planted_at/_us and
  * planted_by (= actor) are set here.  Audited as "decoy.plant" by actor

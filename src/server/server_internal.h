@@ -20,6 +20,7 @@ struct server {
     http_server *http;
     server_config cfg;
     int64_t last_purge_us;
+    int64_t last_priors_us;    /* detection priors last read (server_tick)  */
     detect_engine *detect;      /* sees every audited access (detection.c) */
     notifier *notify;           /* sends alerts out (notify.c)             */
     struct decoy_set *decoys;   /* honeytoken patient ids (decoys.c)        */
@@ -120,6 +121,8 @@ int  call_page_cap(call *c, int requested);
 /* Push every approved, unexpired bulk declaration and every service
  * network list into the detector (at start). */
 int  declarations_load(server *srv, mv_err *err);
+/* Push the stored detection priors into the detector (at start, each tick). */
+int  priors_load(server *srv, mv_err *err);
 /* POST /api/users/NAME/bulk-access, .../bulk-access/approve, .../networks:
  * 1 when action was one of them (and answered), else 0. */
 int  route_declarations(call *c, const char *name, const char *action);

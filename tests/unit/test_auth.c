@@ -270,7 +270,7 @@ static void expect_invalid(fixture *f, const char *name, auth_role role,
                            const char *practitioner, const char *patient,
                            const char *scopes)
 {
-    auth_new_account spec = { name, role, practitioner, patient, scopes, NULL };
+    auth_new_account spec = { name, role, practitioner, patient, scopes, NULL, NULL };
     auth_enrollment e;
     mv_err err;
     int rc = auth_account_create(f->a, &spec, PW_ALICE, strlen(PW_ALICE),

@@ -48,6 +48,7 @@ static detect_engine *engine_with(int model)
 typedef struct ev_spec {
     int64_t t;
     const char *actor, *role, *source, *session, *action;
+    const char *department;
     detect_outcome outcome;
     unsigned patient_flags;
     int page_size, page_index;
@@ -66,6 +67,7 @@ static detect_response see(detect_engine *e, const ev_spec *s, const char *prefi
     }
     detect_event ev = {
         .time_us = s->t, .actor = s->actor, .role = s->role,
+        .department = s->department,
         .session = s->session ? s->session : "sess-1",
         .source = s->source ? s->source : "10.1.0.5",
         .action = s->action ? s->action : "fhir.read",
@@ -438,6 +440,65 @@ static void test_outside_care_every_day_stopped_by_the_week(void **state)
     assert_true(alerted);
     assert_true(exposed < 20);
     detect_free(e);
+}
+
+/* Reads 10 new patients every 10 minutes for an hour as a new service
+ * account of that department; the worst response it met. */
+static detect_response new_feed_hour(detect_engine *e, const char *actor,
+                                     const char *department)
+{
+    detect_response worst = DETECT_NONE;
+    for (int i = 0; i < 70; i++) {
+        ev_spec s = { .t = T0 + 10 * HOUR_US + (i / 10) * 10 * MIN_US + (i % 10) * S_US,
+                      .actor = actor, .role = "service", .department = department,
+                      .source = "10.200.0.9", .action = "fhir.read",
+                      .patient_flags = DETECT_PAT_EXPLAINED };
+        detect_response r = see(e, &s, actor, i, 1, NULL);
+        if (r > worst)
+            worst = r;
+    }
+    return worst;
+}
+
+/* Cold start from priors: a department's prior (the laboratory's feeds
+ * read 70 patients in their first hour) wins over its role's, and is
+ * bounded so that priors cannot switch the detector off. */
+static void test_priors_set_cold_start_limits(void **state)
+{
+    (void)state;
+    mv_err err;
+    detect_engine *e = engine_with(0);
+    assert_true(new_feed_hour(e, "feed-0", "lab") >= DETECT_STEP_UP);   /* defaults */
+    detect_engine *p = engine_with(0);
+    detect_prior priors[] = { { "service", NULL, 6, 20, 60 },
+                              { "service", "lab", 20, 80, 240 } };
+    assert_int_equal(detect_set_priors(p, priors, 2, &err), 0);
+    assert_true(new_feed_hour(p, "feed-1", "lab") <= DETECT_ALERT);
+    assert_true(new_feed_hour(p, "feed-2", "billing") >= DETECT_STEP_UP);
+    detect_actor_info info;
+    detect_actor_state(p, "feed-2", T0 + 11 * HOUR_US, &info);
+    assert_int_equal(info.limit_1h, 20);
+    detect_actor_state(p, "feed-1", T0 + 11 * HOUR_US, &info);
+    assert_int_equal(info.limit_1h, 80);
+    /* bounds: not above learned_ceiling x the default, not for patients,
+     * not shrinking with the window */
+    detect_config c;
+    detect_config_default(&c);
+    detect_prior too_big = { "service", NULL, 12, 40, 1000 };
+    assert_int_equal(detect_prior_check(&c, &too_big, &err), -1);
+    assert_non_null(strstr(err.msg, "daily"));
+    detect_prior hard = { "admin", NULL, 30, 40, 120 };
+    assert_int_equal(detect_prior_check(&c, &hard, &err), -1);
+    detect_prior patient = { "patient", NULL, 1, 2, 3 };
+    assert_int_equal(detect_prior_check(&c, &patient, &err), -1);
+    detect_prior shrinking = { "nurse", NULL, 10, 5, 100 };
+    assert_int_equal(detect_prior_check(&c, &shrinking, &err), -1);
+    assert_int_equal(detect_set_priors(p, &too_big, 1, &err), -1);
+    /* a refused set leaves the priors as they were */
+    detect_actor_state(p, "feed-1", T0 + 11 * HOUR_US, &info);
+    assert_int_equal(info.limit_1h, 80);
+    detect_free(e);
+    detect_free(p);
 }
 
 /* A stolen session cannot answer a step-up; going on regardless contains. */
@@ -1145,6 +1206,7 @@ int main(void)
         cmocka_unit_test(test_spread_over_accounts_held_to_thirty),
         cmocka_unit_test(test_a_few_emergencies_across_the_hospital_are_silent),
         cmocka_unit_test(test_outside_care_every_day_stopped_by_the_week),
+        cmocka_unit_test(test_priors_set_cold_start_limits),
         cmocka_unit_test(test_ignored_step_up_contains),
         cmocka_unit_test(test_step_up_answered_once_a_shift),
         cmocka_unit_test(test_many_hidden_404s_contain),
