@@ -286,6 +286,7 @@ void actor_sums(const actor *a, int64_t now_us, window_sums *s)
             continue;
         s->patients[WIN_24H] += (int)b->patients;
         s->relation_24h += (int)b->relation;
+        s->off_hours_24h += (int)b->off_hours;
     }
     memcpy(s->seen, s->patients, sizeof s->seen);
     if (actor_care_giver(a)) {
@@ -436,6 +437,8 @@ static void close_day(detect_engine *e, actor *a, int64_t now_us)
     }
     float day = a->day_max[WIN_24H];
     a->usual_day = a->active_days == 0 ? day : 0.8f * a->usual_day + 0.2f * day;
+    float *rs = &e->role_seen[a->role];
+    *rs = *rs == 0 ? a->day_seen : 0.95f * *rs + 0.05f * a->day_seen;
     if (a->active_days < UINT16_MAX)
         a->active_days++;
     e->role_days[a->role]++;
@@ -449,6 +452,7 @@ void actor_roll_day(detect_engine *e, actor *a, int64_t now_us)
     if (a->day != 0 && (a->day_max[WIN_24H] > 0 || a->day_active))
         close_day(e, a, now_us);
     memset(a->day_max, 0, sizeof a->day_max);
+    a->day_seen = 0;
     a->day_active = 0;
     a->day = day;
 }
@@ -458,6 +462,8 @@ void actor_learn_day_max(actor *a, const window_sums *s,
 {
     if (s->seen[WIN_24H] > 0)
         a->day_active = 1;
+    if (s->seen[WIN_24H] > a->day_seen)
+        a->day_seen = (float)s->seen[WIN_24H];
     for (int w = 0; w < WIN_COUNT; w++) {
         float x = (float)s->patients[w];
         if (x > limits[w])
@@ -548,6 +554,19 @@ static int off_hours(const detect_engine *e, actor *a, int64_t now_us,
         a->hour_profile[h]++;
     }
     return unusual;
+}
+
+void actor_note_off_hours(const detect_engine *e, actor *a, int64_t now_us, int n,
+                          int unusual)
+{
+    if (n <= 0)
+        return;
+    uint32_t profile = 0;
+    for (int i = 0; i < 24; i++)
+        profile += a->hour_profile[i];
+    int known_hours = actor_has_baseline(e, a) && profile >= 60;   /* as off_hours() */
+    if (unusual || (!known_hours && local_hour(e, now_us) < 6))
+        hour_at(a, (int32_t)(now_us / US_PER_MIN) / 60)->off_hours += (uint32_t)n;
 }
 
 void actor_context(detect_engine *e, actor *a, const detect_event *ev,

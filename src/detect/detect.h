@@ -48,11 +48,12 @@
  * that exist; beyond it the least recently seen actor is evicted (its
  * baseline is lost: it is treated as new again, i.e. watched more tightly);
  * the same for max_sources and max_vip_patients.  detect_memory_bytes()
- * gives the exact worst case for a config: 4.1 KB an actor (its week of
+ * gives the exact worst case for a config: 4.2 KB an actor (its week of
  * distinct patients included), 440 B a source address, 376 B a VIP
- * patient, 368 B a declaration, 180 KB fixed; with the defaults (10,000
- * actors, 20,000 sources, 4,096 VIP patients, 256 declarations) 53.2 MB,
- * all allocated at detect_new().
+ * patient, 368 B a declaration, 184 KB fixed (the hospital's hours and 64
+ * priors included); with the defaults (10,000 actors, 20,000 sources,
+ * 4,096 VIP patients, 256 declarations) 54.4 MB, all allocated at
+ * detect_new().
  *
  * Restarts: the learned baselines need baseline_days of history (and the
  * model two days of each hour slot, weekend hours included), so the server
@@ -411,6 +412,28 @@ typedef struct detect_actor_info {
 
 void detect_actor_state(detect_engine *e, const char *actor, int64_t now_us,
                         detect_actor_info *out);
+
+/* The daily review: accounts (lineages left out) ranked by how far their
+ * last 24 hours stand from their role's usual daily reach, explained
+ * patients included, more so for patients touched off their hours (or,
+ * without a baseline, between midnight and 6) and for every unexplained
+ * one; a declared bulk reader counts a tenth.  What no alert said: a care
+ * giver reading its own patients is never refused, but reading far more
+ * of them than its role, at night, ranks first here.  Fills up to max
+ * rows, highest score first; returns how many.  Decides nothing. */
+typedef struct detect_review_row {
+    char actor[DETECT_ID_MAX];
+    char role[16];
+    int patients_24h;          /* distinct patients, explained included     */
+    int unexplained_24h;
+    int off_hours_24h;
+    int week;                  /* 7-day reach (care givers: unexplained)    */
+    int declared;
+    double score;
+    char explanation[320];
+} detect_review_row;
+size_t detect_review(detect_engine *e, int64_t now_us, detect_review_row *rows,
+                     size_t max);
 
 /* Counters for the benchmark and the simulator. */
 typedef struct detect_stats {

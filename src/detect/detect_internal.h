@@ -137,6 +137,7 @@ typedef struct hour_bucket {
     int32_t hour;
     uint32_t patients;
     uint32_t relation;
+    uint32_t off_hours;        /* new patients touched outside usual hours   */
 } hour_bucket;
 
 typedef struct actor_net {
@@ -185,6 +186,8 @@ typedef struct actor {
                                   giver's day_max counts only the ones no
                                   relationship explains)                   */
     float day_max[WIN_COUNT];  /* today's largest window counts              */
+    float day_seen;            /* today's largest 24-hour reach, explained
+                                  patients included (the daily review)     */
     float peak[WIN_COUNT];     /* decayed maximum over past days             */
     /* The distinct patients of each of the last WEEK_DAYS days, as bitmaps
      * (linear counting): their union tells how many patients the actor
@@ -322,6 +325,8 @@ struct detect_engine {
     model_state role_model[ROLE_COUNT];
     float role_peak[ROLE_COUNT][WIN_COUNT];   /* EWMA of actors' daily maxima */
     float role_peak_var[ROLE_COUNT][WIN_COUNT];
+    float role_seen[ROLE_COUNT];  /* EWMA of actors' daily reach, explained
+                                     patients included (the daily review)  */
     uint32_t role_days[ROLE_COUNT];
     /* failed logins across all accounts (credential stuffing) */
     int32_t global_minute[AUTH_GLOBAL_SLOTS];
@@ -372,6 +377,7 @@ typedef struct window_sums {
                                   the last 7 days (estimated; actor_week,
                                   filled where a decision needs it)        */
     int relation_1h, relation_24h;
+    int off_hours_24h;         /* patients first touched outside usual hours */
     int denials_5m, searches_5m, broad_5m, big_pages_5m, everything_1h;
     int auth_failures_15m;
 } window_sums;
@@ -405,6 +411,11 @@ typedef struct context_facts {
 void actor_context(detect_engine *e, actor *a, const detect_event *ev,
                    int64_t now_us, context_facts *c);
 void actor_forget_windows(actor *a);
+/* Count n new patients of this event as touched off hours (outside the
+ * actor's usual hours once it has learned them, else between midnight and
+ * 6). */
+void actor_note_off_hours(const detect_engine *e, actor *a, int64_t now_us, int n,
+                          int unusual);
 
 /* ---- priors.c -------------------------------------------------------------------- */
 

@@ -411,6 +411,7 @@ static void gather_actor_facts(detect_engine *e, actor *a, const detect_event *e
         f->approved_by = c ? c->approved_by : NULL;
     }
     actor_context(e, a, ev, now_us, &f->ctx);
+    actor_note_off_hours(e, a, now_us, f->touch.new_patients, f->ctx.off_hours);
     f->role = a->role;
     f->has_baseline = actor_has_baseline(e, a);
     f->factor_wrong_run = a->factor_wrong_run;

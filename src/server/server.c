@@ -191,6 +191,8 @@ static void route(call *c)
         route_approvals(c, p + 14);
     else if (strncmp(p, "/api/alerts", 11) == 0 && (p[11] == '\0' || p[11] == '/'))
         route_alerts(c, p + 11);
+    else if (strcmp(p, "/api/review") == 0)
+        route_review(c);
     else if (strncmp(p, "/api/incidents", 14) == 0 && (p[14] == '\0' || p[14] == '/'))
         route_incidents(c, p + 14);
     else if (strncmp(p, "/fhir", 5) == 0 && (p[5] == '\0' || p[5] == '/'))

@@ -174,6 +174,7 @@ int  notify_syslog_line(const char *alert_json, char *out, size_t cap);
 int  alerts_notify_pending(server *srv, mv_err *err);
 
 /* ---- routes_alerts.c ---- */
+void route_review(call *c);
 void route_alerts(call *c, const char *path_rest);
 
 /* ---- routes_approvals.c ---- */

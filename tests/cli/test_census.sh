@@ -14,7 +14,9 @@
 #   - a new radiologist works a worklist of 40 patients assigned by active
 #     ServiceRequests naming it as performer, and a new pharmacist a queue of
 #     20 open verification Tasks it owns: every read answered, no alert; a
-#     patient whose order is completed, or outside the list, is hidden.
+#     patient whose order is completed, or outside the list, is hidden;
+#   - the daily review (GET /api/review) lists the day's reading with its
+#     reasons, for security officers only.
 . "$(dirname "$0")/lib.sh"
 
 new_store c
@@ -141,6 +143,18 @@ expect_eq "$STATUS" "200" "the order feed completes an order"
 sleep 3
 s=$(status_of "$RAD" "$BASE/fhir/Patient/$first")
 expect_eq "$s" "404" "once its order is completed, the patient is hidden again"
+
+# --- the daily review ranks the day's reading, refusing nothing -------------------------------
+as "$SEC" "$BASE/api/review?count=50"
+expect_eq "$STATUS" "200" "security reads the daily review"
+rad=$(printf '%s' "$BODY" | grep -o '{"actor":"[^}]*"username":"radiologist"[^}]*}')
+expect_contains "$rad" '"patients_24h":40' "the radiologist's 40 worklist patients are in the review"
+expect_contains "$rad" "times its role's usual" "with the reason in words"
+expect_not_contains "$BODY" '"username":"order-feed"' "writes are no reading"
+as "$SEC" "$BASE/api/review?count=0"
+expect_eq "$STATUS" "400" "count out of range"
+as "$DOC" "$BASE/api/review"
+expect_eq "$STATUS" "403" "the review is for security officers"
 
 # --- and nobody was alerted on ------------------------------------------------------------
 as "$SEC" "$BASE/api/alerts"

@@ -501,6 +501,45 @@ static void test_priors_set_cold_start_limits(void **state)
     detect_free(p);
 }
 
+/* The daily review: a clinician session paging through its own patients
+ * around the clock is never refused (they are its care) but ranks first,
+ * with the reasons in words; its colleagues' ordinary days do not. */
+static void test_review_ranks_paced_in_care_reading(void **state)
+{
+    (void)state;
+    detect_engine *e = engine_with(0);
+    char names[6][16];
+    for (int k = 0; k < 6; k++) {
+        snprintf(names[k], sizeof names[k], "doc%d", k);
+        ordinary_days(e, names[k], 5);
+    }
+    int refused = 0;
+    for (int i = 0; i < 130; i++) {        /* day 5, from 01:00, one every 10 min */
+        ev_spec s = { .t = T0 + 5 * DAY_US + 1 * HOUR_US + i * 10 * MIN_US,
+                      .actor = "doc0", .role = "clinician",
+                      .patient_flags = DETECT_PAT_EXPLAINED };
+        refused += see(e, &s, "caseload", i, 1, NULL) >= DETECT_STEP_UP;
+    }
+    for (int k = 1; k < 6; k++)
+        for (int i = 0; i < 8; i++) {
+            ev_spec s = { .t = T0 + 5 * DAY_US + 9 * HOUR_US + i * 6 * MIN_US,
+                          .actor = names[k], .role = "clinician",
+                          .patient_flags = DETECT_PAT_EXPLAINED };
+            see(e, &s, names[k], 100 + i, 1, NULL);
+        }
+    assert_int_equal(refused, 0);
+    detect_review_row rows[4];
+    size_t n = detect_review(e, T0 + 5 * DAY_US + 23 * HOUR_US, rows, 4);
+    assert_int_equal(n, 4);
+    assert_string_equal(rows[0].actor, "doc0");
+    assert_int_equal(rows[0].patients_24h, 130);
+    assert_true(rows[0].off_hours_24h >= 30);        /* 01:00 to 06:00 */
+    assert_true(rows[0].score > 3 * rows[1].score);
+    assert_non_null(strstr(rows[0].explanation, "times its role's usual"));
+    assert_true(rows[1].patients_24h <= 8);
+    detect_free(e);
+}
+
 /* A stolen session cannot answer a step-up; going on regardless contains. */
 static void test_ignored_step_up_contains(void **state)
 {
@@ -1207,6 +1246,7 @@ int main(void)
         cmocka_unit_test(test_a_few_emergencies_across_the_hospital_are_silent),
         cmocka_unit_test(test_outside_care_every_day_stopped_by_the_week),
         cmocka_unit_test(test_priors_set_cold_start_limits),
+        cmocka_unit_test(test_review_ranks_paced_in_care_reading),
         cmocka_unit_test(test_ignored_step_up_contains),
         cmocka_unit_test(test_step_up_answered_once_a_shift),
         cmocka_unit_test(test_many_hidden_404s_contain),
