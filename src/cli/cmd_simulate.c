@@ -447,8 +447,9 @@ static double per_100(long n, long days)
 
 static void print_suite_row(int row, int model, const sim_suite_row *r)
 {
-    printf("| %s | %s | %ld | %.2f (%ld) | %.2f (%ld of %ld days) | %ld | %ld | %ld | %s |\n",
+    printf("| %s | %s | %ld | %.0f | %.2f (%ld) | %.2f (%ld of %ld days) | %ld | %ld | %ld | %s |\n",
            suite_row_name(row), mode_name(model), r->user_days,
+           r->user_days ? (double)r->requests / (double)r->user_days : 0,
            per_100(r->alerts, r->user_days), r->alerts,
            per_100(r->explained_step_ups, r->explained_days), r->explained_step_ups,
            r->explained_days, r->step_ups, r->refused, r->lockouts,
@@ -457,9 +458,10 @@ static void print_suite_row(int row, int model, const sim_suite_row *r)
 
 static void json_suite_row(int row, int model, const sim_suite_row *r)
 {
-    json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:b}",
+    json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:b}",
         "suite", suite_row_name(row), "model", model,
-        "user_days", (json_int_t)r->user_days, "alerts", (json_int_t)r->alerts,
+        "user_days", (json_int_t)r->user_days, "requests", (json_int_t)r->requests,
+        "alerts", (json_int_t)r->alerts,
         "step_ups", (json_int_t)r->step_ups, "explained_days", (json_int_t)r->explained_days,
         "explained_step_ups", (json_int_t)r->explained_step_ups,
         "refused", (json_int_t)r->refused, "lockouts", (json_int_t)r->lockouts,
@@ -480,9 +482,10 @@ static int run_suite(const sim_args *a)
     if (!a->json) {
         printf("medvault simulate --suite --days %d --staff %d --seed %" PRIu64 "%s\n\n",
                a->cfg.days, a->cfg.staff, a->cfg.seed, a->rules_only ? " --rules-only" : "");
-        printf("| workload | detection | user-days | alerts / 100 user-days | "
+        printf("| workload | detection | user-days | requests / user-day | "
+               "alerts / 100 user-days | "
                "step-ups / 100 user-days reading only explained patients | step-ups, all | "
-               "refused requests | lockouts | met |\n|---|---|---|---|---|---|---|---|---|\n");
+               "refused requests | lockouts | met |\n|---|---|---|---|---|---|---|---|---|---|\n");
     }
     int missed = 0;
     for (int model = 0; model <= (a->rules_only ? 0 : 1); model++) {

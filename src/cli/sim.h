@@ -227,7 +227,7 @@ enum { SIM_SUITE_FIRST_STAFF_DAY = SIM_WL_COUNT, SIM_SUITE_FIRST_HOSPITAL_DAY,
        SIM_SUITE_ALL, SIM_SUITE_ROWS };
 
 typedef struct sim_suite_row {
-    long user_days, alerts, step_ups, refused, lockouts;
+    long user_days, requests, alerts, step_ups, refused, lockouts;
     long explained_days;      /* user-days without any unexplained patient */
     long explained_step_ups;  /* step-ups on those days                     */
 } sim_suite_row;

@@ -649,6 +649,7 @@ static void convert(const sim_suite *h, const sev *x, conv *c)
 typedef struct tally {
     uint8_t active, unexplained;
     uint16_t alerts, step_ups, refused, lockouts;
+    uint32_t requests;
 } tally;
 
 typedef struct run {
@@ -689,6 +690,7 @@ static void play(run *r, const sev *x)
     convert(r->h, x, &c);
     tally *t = &r->t[x->day & 1][x->staff];
     t->active = 1;
+    t->requests++;
     if (x->unexplained)
         t->unexplained = 1;
     int64_t retry;
@@ -728,6 +730,7 @@ static void play(run *r, const sev *x)
 static void add_to(sim_suite_row *row, const tally *t)
 {
     row->user_days++;
+    row->requests += t->requests;
     row->alerts += t->alerts;
     row->step_ups += t->step_ups;
     row->refused += t->refused;
