@@ -73,7 +73,7 @@ static int list(cli_session *cs, const detect_args *a)
                "day", "set");
     json_array_foreach(arr, i, doc) {
         if (a->json) {
-            cli_print_json_line(json_incref(doc));
+            cli_print_json_line(doc);
             continue;
         }
         const char *dept = json_string_value(json_object_get(doc, "department"));

@@ -94,10 +94,23 @@ static uint8_t *week_today(actor *a, int32_t minute)
     return a->week_bits[slot];
 }
 
+/* This calendar week's bitmap of the month, cleared when it held another. */
+static uint8_t *month_this_week(actor *a, int32_t minute)
+{
+    int32_t week = minute / MINUTES_PER_DAY / 7;
+    int slot = (int)(week % MONTH_WEEKS);
+    if (a->month_week[slot] != week) {
+        memset(a->month_bits[slot], 0, WEEK_BYTES);
+        a->month_week[slot] = week;
+    }
+    return a->month_bits[slot];
+}
+
 static void week_mark(actor *a, uint64_t h, int32_t minute)
 {
     unsigned bit = (unsigned)((h >> 17) % (WEEK_BYTES * 8));
     week_today(a, minute)[bit / 8] |= (uint8_t)(1u << (bit % 8));
+    month_this_week(a, minute)[bit / 8] |= (uint8_t)(1u << (bit % 8));
 }
 
 /* Count one patient of a granted response. */
@@ -237,21 +250,43 @@ int actor_care_giver(const actor *a)
 
 /* Distinct patients marked in the last WEEK_DAYS days: the union of the
  * days' bitmaps, by linear counting (n = -m ln(zero bits / m)). */
+/* Linear counting over the union of some bitmaps. */
+static int union_count(const uint8_t all[WEEK_BYTES])
+{
+    int zero = 0;
+    for (int i = 0; i < WEEK_BYTES; i++)
+        zero += 8 - __builtin_popcount(all[i]);
+    double m = WEEK_BYTES * 8.0;
+    return (int)lround(-m * log((zero > 0 ? zero : 0.5) / m));
+}
+
 int actor_week(const actor *a, int64_t now_us)
 {
-    int32_t now_min = (int32_t)(now_us / US_PER_MIN);
-    int32_t today = now_min / MINUTES_PER_DAY;
+    int32_t today = (int32_t)(now_us / US_PER_MIN) / MINUTES_PER_DAY;
     uint8_t all[WEEK_BYTES] = {0};
     for (int d = 0; d < WEEK_DAYS; d++)
         if (a->week_day[d] != 0 && today - a->week_day[d] < WEEK_DAYS &&
             today >= a->week_day[d])
             for (int i = 0; i < WEEK_BYTES; i++)
                 all[i] |= a->week_bits[d][i];
-    int zero = 0;
-    for (int i = 0; i < WEEK_BYTES; i++)
-        zero += 8 - __builtin_popcount(all[i]);
-    double m = WEEK_BYTES * 8.0;
-    return (int)lround(-m * log((zero > 0 ? zero : 0.5) / m));
+    return union_count(all);
+}
+
+int actor_month(const actor *a, int64_t now_us)
+{
+    int32_t week = (int32_t)(now_us / US_PER_MIN) / MINUTES_PER_DAY / 7;
+    uint8_t all[WEEK_BYTES] = {0};
+    for (int w = 0; w < MONTH_WEEKS; w++)
+        if (a->month_week[w] != 0 && week - a->month_week[w] < MONTH_WEEKS &&
+            week >= a->month_week[w])
+            for (int i = 0; i < WEEK_BYTES; i++)
+                all[i] |= a->month_bits[w][i];
+    return union_count(all);
+}
+
+int actor_month_limit(const detect_engine *e, const actor *a)
+{
+    return 3 * actor_week_limit(e, a);
 }
 
 void actor_sums(const actor *a, int64_t now_us, window_sums *s)
@@ -356,7 +391,7 @@ int actor_week_limit(const detect_engine *e, const actor *a)
     if (!actor_has_baseline(e, a))
         return floor;
     int own = (int)ceil(7.0 * a->usual_day * e->cfg.volume_margin + 2.0);
-    int ceiling = (int)(e->cfg.learned_ceiling * 7 * e->cfg.new_actor_limit_24h);
+    int ceiling = (int)(e->cfg.learned_ceiling * 7 * caps[WIN_24H]);
     return own < floor ? floor : own > ceiling ? ceiling : own;
 }
 
@@ -380,7 +415,7 @@ static void limits_for(const detect_engine *e, const actor *a,
             limits[w] = own > floor ? own : floor;
             if (limits[w] < role_based)
                 limits[w] = role_based;
-            int ceiling = priors_ceiling(e, w);
+            int ceiling = priors_ceiling(e, caps, w);
             if (declared == 0 && limits[w] > ceiling)
                 limits[w] = ceiling;      /* a baseline never drifts up unbounded;
                                              a declared export's is its own */

@@ -72,6 +72,10 @@ static void explain_volume(text *t, const detect_facts *f)
     else
         say(t, "touched %d distinct patients in %s; the limit for this account is %d",
             f->sums.patients[w], window_words[w], f->limits[w]);
+    const char *why = f->why[IX_VOLUME];
+    if (why && (strstr(why, "in a week") || strstr(why, "in a month")))
+        say(t, "about %d distinct patients in 7 days (its limit %d) and %d in a month "
+            "(its limit %d)", f->sums.week, f->week_limit, f->sums.month, f->month_limit);
     if (f->has_baseline)
         say(t, "its usual is at most %.0f per 5 minutes and about %.0f per day",
             f->usual_peak_5m, f->usual_day);
@@ -87,7 +91,7 @@ static void explain_relationship(text *t, const detect_facts *f)
     say(t, "%d patients without care relationship (break-the-glass) in the last "
         "hour, %d in 24 hours", f->sums.relation_1h, f->sums.relation_24h);
     if (f->role == ROLE_CLINICIAN || f->role == ROLE_NURSE)
-        say(t, "about %d in 7 days", f->sums.week);
+        say(t, "about %d in 7 days and %d in a month", f->sums.week, f->sums.month);
     if (f->hospital.wave)
         say(t, "across the hospital, every account together reached %d such patients "
             "in the last hour and %d in 24 hours, beyond its usual %d and %d: many "

@@ -48,11 +48,11 @@
  * that exist; beyond it the least recently seen actor is evicted (its
  * baseline is lost: it is treated as new again, i.e. watched more tightly);
  * the same for max_sources and max_vip_patients.  detect_memory_bytes()
- * gives the exact worst case for a config: 4.2 KB an actor (its week of
- * distinct patients included), 440 B a source address, 376 B a VIP
- * patient, 368 B a declaration, 184 KB fixed (the hospital's hours and 64
- * priors included); with the defaults (10,000 actors, 20,000 sources,
- * 4,096 VIP patients, 256 declarations) 54.4 MB, all allocated at
+ * gives the exact worst case for a config: 4.6 KB an actor (its week and
+ * month of distinct patients included), 440 B a source address, 376 B a
+ * VIP patient, 368 B a declaration, 184 KB fixed (the hospital's hours and
+ * 64 priors included); with the defaults (10,000 actors, 20,000 sources,
+ * 4,096 VIP patients, 256 declarations) 57.8 MB, all allocated at
  * detect_new().
  *
  * Restarts: the learned baselines need baseline_days of history (and the

@@ -112,6 +112,7 @@ enum { WIN_5M, WIN_1H, WIN_24H, WIN_COUNT };
 
 #define WEEK_DAYS  7
 #define WEEK_BYTES 64          /* 512 bits a day: exact enough to ~1,500   */
+#define MONTH_WEEKS 5          /* weekly bitmaps: the last 29 to 35 days   */
 
 /* A patient this actor touched, and what has been counted for it: 32 bits
  * of its hash with the two low bits holding SEEN_* (8 bytes a patient). */
@@ -193,6 +194,9 @@ typedef struct actor {
      * (linear counting): their union tells how many patients the actor
      * reached in a week however it paced itself. */
     uint8_t week_bits[WEEK_DAYS][WEEK_BYTES];
+    /* The same patients by calendar week, for the month's reach. */
+    uint8_t month_bits[MONTH_WEEKS][WEEK_BYTES];
+    int32_t month_week[MONTH_WEEKS];  /* the week each bitmap holds (day / 7) */
     int32_t week_day[WEEK_DAYS];   /* the day each bitmap holds              */
     float usual_day;           /* EWMA of distinct patients per active day   */
     uint16_t hour_profile[24]; /* active 10-minute buckets per local hour    */
@@ -312,6 +316,7 @@ typedef struct hospital_state {
     int32_t hour[HOSPITAL_HOURS];
     uint32_t count[HOSPITAL_HOURS];
     int32_t day;                /* the day being counted                      */
+    int32_t latest_hour;        /* the latest hour counted                    */
     uint32_t days;              /* days learned                               */
     float peak_1h, peak_24h;    /* the usual largest hour and day             */
 } hospital_state;
@@ -376,6 +381,8 @@ typedef struct window_sums {
     int week;                  /* distinct patients held to the limits in
                                   the last 7 days (estimated; actor_week,
                                   filled where a decision needs it)        */
+    int month;                 /* the same over the last 29-35 days
+                                  (actor_month)                            */
     int relation_1h, relation_24h;
     int off_hours_24h;         /* patients first touched outside usual hours */
     int denials_5m, searches_5m, broad_5m, big_pages_5m, everything_1h;
@@ -394,6 +401,11 @@ void actor_limits(detect_engine *e, actor *a, int64_t now_us,
 int  actor_week_limit(const detect_engine *e, const actor *a);
 /* The distinct patients marked in the last 7 days (estimated). */
 int  actor_week(const actor *a, int64_t now_us);
+/* ... in the last 29 to 35 days (five calendar weeks), and what the actor
+ * may reach in them without a declaration: three weeks' limits (a month at
+ * more than 70% of its week, week after week, is a read-out too). */
+int  actor_month(const actor *a, int64_t now_us);
+int  actor_month_limit(const detect_engine *e, const actor *a);
 /* Raise today's maxima with the windows now (each at most its limit). */
 void actor_learn_day_max(actor *a, const window_sums *s,
                          const int limits[WIN_COUNT]);
@@ -422,8 +434,10 @@ void actor_note_off_hours(const detect_engine *e, actor *a, int64_t now_us, int 
 /* The cold-start limits of an actor of role in department dept (hash, 0
  * none): the new-actor defaults unless a prior says otherwise. */
 void priors_caps(const detect_engine *e, int role, uint64_t dept, int caps[WIN_COUNT]);
-/* The most any prior or learned limit may reach in window w. */
-int priors_ceiling(const detect_engine *e, int w);
+/* The most a learned limit may reach in window w for an actor whose
+ * cold-start limits are caps: learned_ceiling x caps (5 minutes: the hard
+ * cap). */
+int priors_ceiling(const detect_engine *e, const int caps[WIN_COUNT], int w);
 
 /* ---- hospital.c ------------------------------------------------------------------ */
 
@@ -464,6 +478,7 @@ typedef struct detect_facts {
     window_sums sums;
     int limits[WIN_COUNT];
     int week_limit;                   /* distinct patients in 7 days        */
+    int month_limit;                  /* ... in about 30 days               */
     touch_result touch;
     context_facts ctx;
     hospital_facts hospital;

@@ -405,6 +405,8 @@ static void gather_actor_facts(detect_engine *e, actor *a, const detect_event *e
     hospital_count(e, now_us, counts ? f->touch.new_unexplained : 0, &f->hospital);
     f->week_limit = actor_week_limit(e, a);
     f->sums.week = actor_week(a, now_us);
+    f->month_limit = actor_month_limit(e, a);
+    f->sums.month = actor_month(a, now_us);
     f->declared = f->declared_per_day > 0;
     if (f->declared) {
         const account_cfg *c = actor_cfg(e, a);

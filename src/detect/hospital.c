@@ -79,6 +79,9 @@ void hospital_count(detect_engine *e, int64_t now_us, int unexplained,
 {
     hospital_state *h = &e->hospital;
     int32_t hour = (int32_t)(now_us / US_PER_HOUR);
+    if (hour < h->latest_hour)
+        hour = h->latest_hour;      /* a late event counts in the current hour */
+    h->latest_hour = hour;
     roll(e, hour);
     h->count[hour % HOSPITAL_HOURS] += (uint32_t)(unexplained > 0 ? unexplained : 0);
     memset(out, 0, sizeof *out);

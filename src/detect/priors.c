@@ -10,8 +10,9 @@
  * department breaks the glass more often, a medical secretary's office
  * should be held tighter.  A prior replaces them for its role, or for its
  * role in one department (the more precise one wins), until the account's
- * own rhythm is learned -- and the learned rhythm is then capped as always
- * (learned_ceiling).
+ * own rhythm is learned -- and the learned rhythm is then capped at
+ * learned_ceiling times them: the ceiling is the role's and department's
+ * too (the 5-minute one stays the hard cap).
  *
  * What it must never do: loosen the detector beyond its bounds.  A prior is
  * at least 1 and at most learned_ceiling x the new-actor default in each
@@ -114,7 +115,9 @@ void priors_caps(const detect_engine *e, int role, uint64_t dept, int caps[WIN_C
         memcpy(caps, use->limits, sizeof use->limits);
 }
 
-int priors_ceiling(const detect_engine *e, int w)
+int priors_ceiling(const detect_engine *e, const int caps[WIN_COUNT], int w)
 {
-    return bound(&e->cfg, w);
+    if (w == WIN_5M && e->cfg.hard_cap_5m > 0)
+        return e->cfg.hard_cap_5m;
+    return (int)(e->cfg.learned_ceiling * caps[w]);
 }

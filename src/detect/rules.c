@@ -17,13 +17,15 @@
  *                 giver (clinician, nurse) is held to the limits on the
  *                 patients its care relationships do not explain; its own
  *                 patients only beyond ten times the limit, and then at most
- *                 an alert for review.  A week's distinct patients (7 days):
+ *                 an alert for review.  A week's distinct patients (7 days),
+ *                 and a month's (29-35 days, against three weeks' limits):
  *                 over 80% of its limit 45, over it 65, x1.25 80, x2 95;
  *                 learned limits never pass their ceilings and grow at most
  *                 25% a day (actor.c)
  *   relationship  one unexplained / break-the-glass patient this hour 20,
  *                 3 45, 4 65, 6 80, 8 95; in 24 hours 5 45, 7 65, 10 95;
- *                 a care giver's week 8 45, 11 65, 14 80, 18 95; while
+ *                 a care giver's week 8 45, 11 65, 14 80, 18 95, its month
+ *                 16 45, 22 65, 28 80, 36 95; while
  *                 the hospital's unexplained patients are far above usual
  *                 (hospital.c), an account's next one 65, its second of
  *                 the day 80, its third 95
@@ -92,6 +94,14 @@ static double window_points(int count, int limit, int hard_cap, int w)
     return 0;
 }
 
+/* A reach over days against its limit: 80% alerts, beyond it steps up,
+ * x1.25 throttles, x2 contains. */
+static double reach_points(int n, int limit)
+{
+    return n > 2 * limit ? 95 : 4 * n > 5 * limit ? 80 : n > limit ? 65
+         : 5 * n > 4 * limit ? 45 : 0;
+}
+
 static void score_volume(const detect_config *c, detect_facts *f)
 {
     int windows = WIN_COUNT;
@@ -115,11 +125,13 @@ static void score_volume(const detect_config *c, detect_facts *f)
     /* The week's reach: a read-out paced over days, or ratcheted up a
      * little more each day, still adds up to patients. */
     int wk = f->sums.week, wl = f->week_limit;
-    double week_pts = wk > 2 * wl ? 95 : 4 * wk > 5 * wl ? 80 : wk > wl ? 65
-                    : 5 * wk > 4 * wl ? 45 : 0;
     if (wl > 0 && !f->declared)
-        raise_to(f, IX_VOLUME, week_pts, "distinct patients in a week beyond what the "
-                 "account needs");
+        raise_to(f, IX_VOLUME, reach_points(wk, wl), "distinct patients in a week "
+                 "beyond what the account needs");
+    int mo = f->sums.month, ml = f->month_limit;
+    if (ml > 0 && !f->declared)
+        raise_to(f, IX_VOLUME, reach_points(mo, ml), "distinct patients in a month "
+                 "beyond what the account needs");
     if (!care_giver(f))
         return;
     /* Its own patients: many more than its limit in an hour or a day are
@@ -153,10 +165,13 @@ static void score_relationship(const detect_config *c, detect_facts *f)
     /* A care giver's week counts only the patients its care does not
      * explain (actor.c): a few a day, every day, is a read-out too. */
     if (care_giver(f)) {
-        int wk = f->sums.week, a = c->btg_alert_24h;
+        int wk = f->sums.week, mo = f->sums.month, a = c->btg_alert_24h;
         pts = wk >= 3 * a + 3 ? 95 : wk >= 3 * a - 1 ? 80 : wk >= 2 * a + 1 ? 65
             : wk >= a + 3 ? 45 : 0;
         raise_to(f, IX_RELATIONSHIP, pts, "patients without care relationship in a week");
+        pts = mo >= 7 * a + 1 ? 95 : mo >= 5 * a + 3 ? 80 : mo >= 4 * a + 2 ? 65
+            : mo >= 3 * a + 1 ? 45 : 0;
+        raise_to(f, IX_RELATIONSHIP, pts, "patients without care relationship in a month");
     }
     /* Many accounts, each under its own limits: the hospital's wave
      * (hospital.c) costs each account one more patient at most. */

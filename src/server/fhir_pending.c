@@ -237,6 +237,11 @@ int fhir_pending_commit(fhir_pending *p, audit_trail *trail, int events_only,
     }
     commit_ctx cc = { p, events_only };
     int rc = audit_record(trail, ev, n, apply_all, &cc, NULL, err);
+    for (size_t i = 0; rc == 0 && !events_only && i < p->n; i++)
+        if (p->items[i].has_write && fhir_type_relates(p->items[i].type)) {
+            fhir_care_changed();       /* after the commit too (routes_fhir.c) */
+            break;
+        }
     if (rc != 0 && failed_entry)
         *failed_entry = p->items[p->failed].entry;
     free(ev);

@@ -256,6 +256,10 @@ static int record(const access *a, const char *outcome, mv_err *err)
     int rc = c->pending ? collect(&r, &ev, granted, err)
                         : audit_record(c->srv->trail, &ev, 1, granted ? apply_access : NULL,
                                        &r, NULL, err);
+    /* once more after the commit: a fact cached between the bump inside the
+     * transaction and the commit would hold the old relationship */
+    if (rc == 0 && granted && a->write && fhir_type_relates(a->write->w.type))
+        fhir_care_changed();
     if (rc == 0)
         observe_access(a, granted);
     return rc;

@@ -5,6 +5,9 @@
 #   - a clinician loads its ward census (its care teams' patients) and reads
 #     each of up to 25 of them, three rounds in about half a minute, as an
 #     EHR client does at the start of rounds: every read answered, no alert;
+#   - a nurse hands over her unit (up to 60 of her patients, listed in full
+#     pages of 50 and each read) at the start and at the end of her shift:
+#     nothing refused, no alert;
 #   - an emergency physician, new, reads 15 patients who just arrived, whose
 #     in-progress Encounters an admission feed wrote naming it: every read
 #     answered, no alert -- and the feed's 15 writes raise none either;
@@ -77,6 +80,36 @@ for round in 1 2 3; do
     sleep 5
 done
 expect_eq "$refused" "0" "$N patients x 3 rounds and the lists: nothing refused"
+
+# --- a nurse's shift handover: her whole unit, twice -------------------------------------
+NURSE=$(login demo-nurse "$(account demo-nurse password)" "$(account demo-nurse secret)")
+[ -n "$NURSE" ] && pass || fail "the seeded nurse logs in"
+unit() {  # pages of Patient?_count=50: her patients (the policy lists only those)
+    local url="$BASE/fhir/Patient?_count=50" pages=0
+    : > "$WORK/unit.json"
+    while [ -n "$url" ] && [ $pages -lt 20 ]; do
+        as "$NURSE" "$url"
+        [ "$STATUS" = 200 ] || { echo "unit page: $STATUS" >&2; return 1; }
+        printf '%s\n' "$BODY" >> "$WORK/unit.json"
+        [ $pages -eq 0 ] && printf '%s' "$BODY" | grep -o '"fullUrl"' | wc -l > "$WORK/first-page"
+        url=$(printf '%s' "$BODY" | grep -o '"relation":"next","url":"[^"]*"' | sed 's/.*"url":"//; s/"$//')
+        pages=$((pages + 1))
+    done
+}
+refused=0
+for handover in start end; do
+    unit || refused=$((refused + 1))
+    grep -o '"fullUrl":"[^"]*Patient/[^"]*"' "$WORK/unit.json" |
+        sed 's/.*Patient\///; s/"$//' | sort -u | head -n 60 > "$WORK/unit"
+    while read -r p; do
+        [ "$(status_of "$NURSE" "$BASE/fhir/Patient/$p")" = 200 ] || refused=$((refused + 1))
+    done < "$WORK/unit"
+done
+U=$(grep -c . "$WORK/unit")
+[ "$U" -ge 20 ] && pass || fail "too few patients in the demo nurse's unit: $U"
+expect_eq "$refused" "0" "the nurse's handover of $U patients, twice: nothing refused"
+want=$(( U < 50 ? U : 50 ))
+expect_eq "$(tr -d ' ' < "$WORK/first-page")" "$want" "full pages of her own patients, from her first day"
 
 # --- the emergency department ------------------------------------------------------------
 ADT=$(login adt-feed "$PW2" "$(json_get secret < "$WORK/adt.json")")
@@ -159,7 +192,7 @@ expect_eq "$STATUS" "403" "the review is for security officers"
 # --- and nobody was alerted on ------------------------------------------------------------
 as "$SEC" "$BASE/api/alerts"
 expect_eq "$STATUS" "200" "security reads the alerts"
-for who in demo-clinician ed-doc adt-feed radiologist pharmacist order-feed; do
+for who in demo-clinician demo-nurse ed-doc adt-feed radiologist pharmacist order-feed; do
     expect_not_contains "$BODY" "\"actor_username\":\"$who\"" "no alert names $who"
 done
 

@@ -460,6 +460,45 @@ static detect_response new_feed_hour(detect_engine *e, const char *actor,
     return worst;
 }
 
+/* One patient outside its care a day, every day for two months: under
+ * every hour's, day's and week's limit, and still a read-out -- the month
+ * sees it. */
+static void test_one_a_day_outside_care_seen_by_the_month(void **state)
+{
+    (void)state;
+    detect_engine *e = engine_with(0);
+    ordinary_days(e, "slow", 4);
+    int exposed = 0, alerted_at = -1;
+    detect_response r = DETECT_NONE;
+    for (int d = 0; d < 60 && r != DETECT_CONTAIN; d++) {
+        ev_spec s = { .t = T0 + (4 + d) * DAY_US + 10 * HOUR_US, .actor = "slow",
+                      .role = "clinician", .patient_flags = DETECT_PAT_BTG };
+        detect_verdict v;
+        r = see(e, &s, "month", d, 1, &v);
+        if (alerted_at < 0 && has_alert_with(&v, DETECT_SIG_RELATIONSHIP))
+            alerted_at = exposed;
+        detect_verdict_clear(&v);
+        if (r == DETECT_STEP_UP) {
+            ev_spec up = s;
+            up.action = "auth.step-up";
+            see(e, &up, "none", 0, 0, NULL);
+            r = see(e, &s, "month", d, 1, NULL);
+        }
+        if (r == DETECT_THROTTLE) {      /* it waits, and comes back tomorrow */
+            r = DETECT_NONE;
+            continue;
+        }
+        if (r <= DETECT_ALERT)
+            exposed++;
+    }
+    /* alerted by its 16th, held back from its 28th: two months give it
+     * fewer than 30 (each day's next one is throttled, and asking again is
+     * no free pass) */
+    assert_true(alerted_at >= 0 && alerted_at <= 16);
+    assert_true(exposed < 30);
+    detect_free(e);
+}
+
 /* Cold start from priors: a department's prior (the laboratory's feeds
  * read 70 patients in their first hour) wins over its role's, and is
  * bounded so that priors cannot switch the detector off. */
@@ -1245,6 +1284,7 @@ int main(void)
         cmocka_unit_test(test_spread_over_accounts_held_to_thirty),
         cmocka_unit_test(test_a_few_emergencies_across_the_hospital_are_silent),
         cmocka_unit_test(test_outside_care_every_day_stopped_by_the_week),
+        cmocka_unit_test(test_one_a_day_outside_care_seen_by_the_month),
         cmocka_unit_test(test_priors_set_cold_start_limits),
         cmocka_unit_test(test_review_ranks_paced_in_care_reading),
         cmocka_unit_test(test_ignored_step_up_contains),
