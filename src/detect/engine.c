@@ -400,8 +400,12 @@ static void gather_actor_facts(detect_engine *e, actor *a, const detect_event *e
     }
     actor_sums(a, now_us, &f->sums);
     actor_limits(e, a, now_us, f->limits, &f->declared_per_day);
-    /* a declaration is its own explanation; a patient reads its own record */
-    int counts = f->declared_per_day == 0 && a->role != ROLE_PATIENT;
+    /* a declaration is its own explanation; a patient reads its own record;
+     * an account already at its own hour's or day's alert is its own
+     * rules' to stop (one runaway account is no hospital-wide wave) */
+    int counts = f->declared_per_day == 0 && a->role != ROLE_PATIENT &&
+                 f->sums.relation_1h < e->cfg.btg_alert_1h &&
+                 f->sums.relation_24h <= e->cfg.btg_alert_24h;
     hospital_count(e, now_us, counts ? f->touch.new_unexplained : 0, &f->hospital);
     f->week_limit = actor_week_limit(e, a);
     f->sums.week = actor_week(a, now_us);

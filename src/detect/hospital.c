@@ -13,7 +13,10 @@
  * back at its second of the day and contained at its third
  * (rules.c), so the wave costs each stolen account one patient at most.
  * Explained work (a ward, a census, an emergency on its Encounter) never
- * counts: a busy hospital is not a wave.
+ * counts: a busy hospital is not a wave; nor does an account once at its
+ * own hour's or day's alert (btg_alert_1h, btg_alert_24h): its own rules
+ * stop it, and one runaway account must not put every clinician's
+ * emergencies under a wave.
  *
  * Learning: at each day's end the day's largest hour and its total update
  * the usual peaks (a slow decay down, growth capped at 25% + 2 a day, so a

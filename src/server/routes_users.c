@@ -115,14 +115,16 @@ static void create_user(call *c)
         /* Two-person control: the account exists, inert, until a security
          * officer approves it; its enrollment is shown now, once. */
         auth_enrollment e;
-        char id[33] = "", summary[AUTH_SCOPES_MAX + 200];
+        char id[33] = "", summary[AUTH_SCOPES_MAX + 400];
         crypto_random_id(id);
         spec.pending_request = id;
-        snprintf(summary, sizeof summary, "create the %s account %s%s%s%s%s%s%s",
+        snprintf(summary, sizeof summary, "create the %s account %s%s%s%s%s%s%s%s%s",
                  role, spec.username,
                  spec.practitioner ? ", Practitioner/" : "", spec.practitioner ? spec.practitioner : "",
                  spec.patient ? ", Patient/" : "", spec.patient ? spec.patient : "",
-                 spec.scopes ? ", scopes " : "", spec.scopes ? spec.scopes : "");
+                 spec.scopes ? ", scopes " : "", spec.scopes ? spec.scopes : "",
+                 spec.department ? ", department " : "",
+                 spec.department ? spec.department : "");
         auth_account made;
         if (auth_account_create(c->srv->auth, &spec, password,
                                 json_string_length(json_object_get(body, "password")),
