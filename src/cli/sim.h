@@ -1,7 +1,8 @@
 /*
  * sim.h -- what the files of `medvault simulate` share: a synthetic
- * hospital's day-to-day accesses, the attacks of issue 5, and the driver
- * that feeds both to the real detector (src/detect/) in simulated time.
+ * hospital's day-to-day accesses, the attacks of issues 5 and 13, the
+ * driver that feeds both to the real detector (src/detect/) in simulated
+ * time, and the frozen benign suite of clinical work it was never tuned on.
  *
  * Why it exists: the detector's targets (a bulk read-out contained at 20
  * patients, a break-the-glass spree at 10, a decoy at the first read,
@@ -18,6 +19,8 @@
  *   sim_run.c     the driver: events -> detect_observe(), verdicts, metrics;
  *   sim_live.c    the --url mode: the attacks against a live server,
  *                 through its API (accounts, logins, reads), in real time;
+ *   sim_suite.c   --suite: the frozen benign suite (its own hospital and
+ *                 nine clinical workloads; never edited to fit the detector);
  * cmd_simulate.c owns the command line and prints the table.
  *
  * What the in-process files must never do: touch a store, the network or a
