@@ -99,7 +99,7 @@ static int dispatch(cli_session *cs, const void *arg)
     if (cs->trail == NULL)
         return cli_error("detect", "the audit trail refuses new entries");
     int rc = strcmp(a->verb, "set") == 0
-           ? server_prior_save(cs->trail, &a->prior, cs->actor, "cli", &err)
+           ? server_prior_save(cs->store, cs->trail, &a->prior, cs->actor, "cli", &err)
            : server_prior_remove(cs->store, cs->trail, a->prior.role, a->prior.department,
                                  cs->actor, "cli", &err);
     if (rc != 0)

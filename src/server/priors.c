@@ -58,8 +58,32 @@ static int record(audit_trail *trail, const char *id, json_t *doc, const char *a
     return audit_record(trail, &ev, 1, apply_prior, &pw, NULL, err);
 }
 
-int server_prior_save(audit_trail *trail, const detect_prior *p, const char *actor,
-                      const char *source, mv_err *err)
+/* 1 when a prior with this id is stored, 0 when not, -1 on an error. */
+static int stored(mv_store *s, const char *id)
+{
+    store_resource r;
+    mv_err err;
+    if (store_get(s, PRIOR_TYPE, id, 0, &r, &err) != 0)
+        return err.code == MV_E_NOTFOUND ? 0 : -1;
+    int here = !r.deleted;
+    store_resource_free(&r);
+    return here;
+}
+
+/* How many priors are stored (the detector holds DETECT_PRIORS_MAX). */
+static int count(mv_store *s, size_t *n, mv_err *err)
+{
+    store_term term = { "kind", PRIOR_TYPE, 0 };
+    char **ids = NULL;
+    *n = 0;
+    if (store_search(s, PRIOR_TYPE, &term, 1, &ids, n, err) != 0)
+        return -1;
+    store_ids_free(ids, *n);
+    return 0;
+}
+
+int server_prior_save(mv_store *s, audit_trail *trail, const detect_prior *p,
+                      const char *actor, const char *source, mv_err *err)
 {
     detect_config c;
     detect_config_default(&c);
@@ -67,6 +91,13 @@ int server_prior_save(audit_trail *trail, const detect_prior *p, const char *act
         return -1;
     char id[160], when[MV_TIME_STR_MAX];
     prior_id(p->role, p->department, id, sizeof id);
+    size_t n;
+    int here = stored(s, id);
+    if (here < 0 || count(s, &n, err) != 0)
+        return here < 0 ? mv_fail(err, MV_E_IO, "reading the priors failed") : -1;
+    if (!here && n >= DETECT_PRIORS_MAX)
+        return mv_fail(err, MV_E_INVALID, "at most %d priors: unset one first",
+                       DETECT_PRIORS_MAX);
     mv_time_format(mv_now_us(), when);
     json_t *doc = json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:s}", "role", p->role,
                             "department", p->department ? p->department : "",
@@ -85,12 +116,10 @@ int server_prior_remove(mv_store *s, audit_trail *trail, const char *role,
 {
     char id[160];
     prior_id(role, department, id, sizeof id);
-    store_resource r;
-    if (store_get(s, PRIOR_TYPE, id, 0, &r, NULL) != 0)
-        return mv_fail(err, MV_E_NOTFOUND, "no prior for %s", id);
-    int gone = r.deleted;
-    store_resource_free(&r);
-    if (gone)
+    int here = stored(s, id);
+    if (here < 0)
+        return mv_fail(err, MV_E_IO, "reading the priors failed");
+    if (!here)
         return mv_fail(err, MV_E_NOTFOUND, "no prior for %s", id);
     return record(trail, id, NULL, "detect.prior.remove", actor, source, err);
 }

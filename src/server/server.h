@@ -231,10 +231,11 @@ int server_alert_privilege(audit_trail *t, const char *actor, const char *source
  * A role's (or a role in a department's) limits for accounts without a
  * baseline of their own, as sealed "_DetectPrior" records committed with
  * their audit entries; the server reads them at start and at each tick.
- * Checked against the detector's bounds (detect_prior_check) first. */
+ * Checked against the detector's bounds (detect_prior_check) first; at
+ * most DETECT_PRIORS_MAX (64) are kept. */
 struct detect_prior;
-int server_prior_save(audit_trail *trail, const struct detect_prior *p, const char *actor,
-                      const char *source, mv_err *err);
+int server_prior_save(mv_store *s, audit_trail *trail, const struct detect_prior *p,
+                      const char *actor, const char *source, mv_err *err);
 /* MV_E_NOTFOUND when there is none for that role and department. */
 int server_prior_remove(mv_store *s, audit_trail *trail, const char *role,
                         const char *department, const char *actor, const char *source,

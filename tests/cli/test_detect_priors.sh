@@ -2,6 +2,7 @@
 # medvault detect priors (issue 13): an administrator sets what a role, or a
 # role in one department, may touch before it has a baseline of its own.
 #   - set, list (text and JSON), unset; each change in the audit trail;
+#     at most 64 (what the detector holds);
 #   - bounds: no prior above twice the default (the 5-minute one at most the
 #     hard cap of 20), none for patients, none shrinking with the window:
 #     usage errors, one line, status 2, nothing stored;
@@ -51,6 +52,21 @@ expect_eq "$n" "2" "nothing stored by a refused prior"
 run 0 "$MEDVAULT" detect priors unset --role nurse --data "$D" --key-file "$K"
 run 1 "$MEDVAULT" detect priors unset --role nurse --data "$D" --key-file "$K"
 expect_one_line "$ERR" "unset twice"
+# the detector holds 64: the 65th is refused, changing a stored one is not
+for i in $(seq 1 63); do
+    "$MEDVAULT" detect priors set --role clinician --department "ward $i" --limit-5m 6 \
+        --limit-1h 20 --limit-24h 60 --data "$D" --key-file "$K" > /dev/null ||
+        fail "prior $i"
+done
+run 1 "$MEDVAULT" detect priors set --role clinician --department "ward 64" --limit-5m 6 \
+    --limit-1h 20 --limit-24h 60 --data "$D" --key-file "$K"
+expect_contains "$ERR" "at most 64 priors" "the 65th prior refused"
+run 0 "$MEDVAULT" detect priors set --role clinician --department "ward 7" --limit-5m 8 \
+    --limit-1h 24 --limit-24h 80 --data "$D" --key-file "$K"
+for i in $(seq 1 63); do
+    "$MEDVAULT" detect priors unset --role clinician --department "ward $i" \
+        --data "$D" --key-file "$K" > /dev/null || fail "unset prior $i"
+done
 run 0 "$MEDVAULT" detect priors --data "$D" --key-file "$K"
 expect_not_contains "$OUT" "(any)" "unset"
 
