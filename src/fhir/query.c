@@ -9,7 +9,9 @@
  * caseload lookups, the decoy planter, leak tracing -- finds candidates in
  * the index and keeps only those whose body, indexed again here exactly as
  * the write side indexed it, holds one of each parameter's canonical values.
- * One definition of "matches" for every caller.
+ * One definition of "matches" for every caller.  A comma-separated value
+ * ("gender=female,male") is an OR of its values (FHIR's "\," is a literal
+ * comma); repeating a parameter is an AND.
  *
  * Ownership: a fhir_query owns its parameters' terms and folded strings.
  */
@@ -19,13 +21,21 @@
 #include "fhir/fhir.h"
 #include "fhir/index_internal.h"
 
-typedef struct query_param {
-    fhir_term *terms;            /* canonical values, ORed; sorted */
+/* One value of a parameter: "a,b" is two, either of which matches. */
+typedef struct query_alt {
+    fhir_term *terms;            /* canonical values, ORed */
     size_t n;
-    int bits;                    /* fhir_param_bits: 0 = not indexed */
     char *phrase;                /* a string query the index saw only the
                                     start of: folded, matched at a word start
                                     of a whole value; NULL otherwise */
+} query_alt;
+
+typedef struct query_param {
+    query_alt *alt;              /* the comma-separated values, ORed */
+    size_t n_alt;
+    fhir_term *all;              /* every alternative's terms: the candidates */
+    size_t n_all;
+    int bits;                    /* fhir_param_bits: 0 = not indexed */
     char *name;
 } query_param;
 
@@ -34,6 +44,18 @@ struct fhir_query {
     query_param *p;
     size_t n, cap;
 };
+
+static void param_free(query_param *p)
+{
+    for (size_t k = 0; k < p->n_alt; k++) {
+        fhir_terms_free(p->alt[k].terms, p->alt[k].n);
+        free(p->alt[k].phrase);
+    }
+    free(p->alt);
+    free(p->all);               /* its strings belong to the alternatives */
+    free(p->name);
+    memset(p, 0, sizeof *p);
+}
 
 fhir_query *fhir_query_new(const char *type)
 {
@@ -49,11 +71,8 @@ void fhir_query_free(fhir_query *q)
 {
     if (q == NULL)
         return;
-    for (size_t i = 0; i < q->n; i++) {
-        fhir_terms_free(q->p[i].terms, q->p[i].n);
-        free(q->p[i].phrase);
-        free(q->p[i].name);
-    }
+    for (size_t i = 0; i < q->n; i++)
+        param_free(&q->p[i]);
     free(q->p);
     free(q->type);
     free(q);
@@ -67,8 +86,8 @@ size_t fhir_query_size(const fhir_query *q)
 const fhir_term *fhir_query_terms_of(const fhir_query *q, size_t i, int *bits, size_t *n)
 {
     *bits = q->p[i].bits;
-    *n = q->p[i].n;
-    return q->p[i].terms;
+    *n = q->p[i].n_all;
+    return q->p[i].all;
 }
 
 /* A string query of several words, or longer than an indexed prefix, was
@@ -92,6 +111,65 @@ static int phrase_of(const char *type, const char *name, const char *modifier,
     return 0;
 }
 
+/* The next comma-separated value of v (FHIR escapes a literal comma as
+ * "\,"), unescaped into a new string at *out; the rest after it, or NULL
+ * at the end.  An empty value is refused by the caller. */
+static const char *next_value(const char *v, char **out)
+{
+    size_t len = strlen(v), k = 0;
+    char *s = malloc(len + 1);
+    *out = s;
+    if (s == NULL)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] == '\\' && v[i + 1] == ',') {
+            s[k++] = ',';
+            i++;
+        } else if (v[i] == ',') {
+            s[k] = '\0';
+            return v + i + 1;
+        } else {
+            s[k++] = v[i];
+        }
+    }
+    s[k] = '\0';
+    return NULL;
+}
+
+static int add_alt(query_param *p, const char *type, const char *name,
+                   const char *modifier, const char *value, mv_err *err)
+{
+    query_alt *grown = realloc(p->alt, (p->n_alt + 1) * sizeof *grown);
+    if (grown == NULL)
+        return mv_fail(err, MV_E_NOMEM, "out of memory");
+    p->alt = grown;
+    query_alt *a = &p->alt[p->n_alt];
+    memset(a, 0, sizeof *a);
+    if (fhir_query_terms(type, name, modifier, value, &a->terms, &a->n, err) != 0)
+        return -1;
+    if (phrase_of(type, name, modifier, value, &a->phrase, err) != 0) {
+        fhir_terms_free(a->terms, a->n);
+        return -1;
+    }
+    p->n_alt++;
+    return 0;
+}
+
+/* Every alternative's terms in one list (borrowed strings). */
+static int gather_all(query_param *p, mv_err *err)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < p->n_alt; k++)
+        n += p->alt[k].n;
+    p->all = calloc(n ? n : 1, sizeof *p->all);
+    if (p->all == NULL)
+        return mv_fail(err, MV_E_NOMEM, "out of memory");
+    for (size_t k = 0; k < p->n_alt; k++)
+        for (size_t i = 0; i < p->alt[k].n; i++)
+            p->all[p->n_all++] = p->alt[k].terms[i];
+    return 0;
+}
+
 int fhir_query_add(fhir_query *q, const char *name, const char *modifier,
                    const char *value, mv_err *err)
 {
@@ -105,14 +183,25 @@ int fhir_query_add(fhir_query *q, const char *name, const char *modifier,
     }
     query_param *p = &q->p[q->n];
     memset(p, 0, sizeof *p);
-    if (fhir_query_terms(q->type, name, modifier && *modifier ? modifier : NULL, value,
-                         &p->terms, &p->n, err) != 0)
+    const char *mod = modifier && *modifier ? modifier : NULL;
+    int rc = (p->name = strdup(name)) == NULL ? mv_fail(err, MV_E_NOMEM, "out of memory") : 0;
+    for (const char *rest = value; rc == 0 && rest != NULL;) {
+        char *one = NULL;
+        rest = next_value(rest, &one);
+        if (one == NULL)
+            rc = mv_fail(err, MV_E_NOMEM, "out of memory");
+        else if (one[0] == '\0')
+            rc = mv_fail(err, MV_E_INVALID, "%s: an empty value in a comma-separated list",
+                         name);
+        else
+            rc = add_alt(p, q->type, name, mod, one, err);
+        free(one);
+    }
+    if (rc == 0)
+        rc = gather_all(p, err);
+    if (rc != 0) {
+        param_free(p);
         return -1;
-    if (phrase_of(q->type, name, modifier, value, &p->phrase, err) != 0 ||
-        (p->name = strdup(name)) == NULL) {
-        fhir_terms_free(p->terms, p->n);
-        free(p->phrase);
-        return p->name ? -1 : mv_fail(err, MV_E_NOMEM, "out of memory");
     }
     p->bits = fhir_param_bits(q->type, name);
     q->n++;
@@ -147,12 +236,22 @@ static int phrase_found(const fhir_term *have, size_t n, const char *param,
     return 0;
 }
 
-static int param_holds(const query_param *p, const fhir_term *have, size_t n)
+static int alt_holds(const query_alt *a, const char *name, const fhir_term *have,
+                     size_t n)
 {
     int any = 0;
-    for (size_t i = 0; i < p->n && !any; i++)
-        any = has_term(have, n, &p->terms[i]);
-    return any && (p->phrase == NULL || phrase_found(have, n, p->name, p->phrase));
+    for (size_t i = 0; i < a->n && !any; i++)
+        any = has_term(have, n, &a->terms[i]);
+    return any && (a->phrase == NULL || phrase_found(have, n, name, a->phrase));
+}
+
+/* One of the parameter's values (a comma list is an OR) holds. */
+static int param_holds(const query_param *p, const fhir_term *have, size_t n)
+{
+    for (size_t k = 0; k < p->n_alt; k++)
+        if (alt_holds(&p->alt[k], p->name, have, n))
+            return 1;
+    return 0;
 }
 
 int fhir_query_matches(const fhir_query *q, const char *json, size_t len)

@@ -12,6 +12,7 @@
 #include "fhir_internal.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -814,12 +815,14 @@ static json_t *everything_entries(call *c, char **refs, size_t from, size_t to,
 
 static void fhir_everything(call *c, const fhir_path *p)
 {
-    long count = query_long(c, "_count", EVERYTHING_DEFAULT_COUNT, 1, EVERYTHING_MAX_COUNT);
+    long count = query_long(c, "_count", EVERYTHING_DEFAULT_COUNT, 1, LONG_MAX);
+    if (count > EVERYTHING_MAX_COUNT)
+        count = EVERYTHING_MAX_COUNT;             /* the maximum, with a next link */
     if (count > 0)
         count = call_page_cap(c, (int)count);     /* the detector's allowance */
     long offset = query_long(c, "_offset", 0, 0, 1000000);
     if (count < 0 || offset < 0) {
-        call_fail(c, 400, "invalid", "_count must be 1..100 and _offset >= 0");
+        call_fail(c, 400, "invalid", "_count must be a number >= 1 and _offset >= 0");
         return;
     }
     policy_decision d;

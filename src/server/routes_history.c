@@ -13,6 +13,7 @@
  */
 #include "fhir_internal.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -60,12 +61,15 @@ static int collect_param(const char *name, const char *value, void *ctx)
     history_query *q = ctx;
     if (strcmp(name, "_since") == 0)
         return parse_since(q, value);
-    if (strcmp(name, "_count") == 0 && parse_long(value, 0, MAX_COUNT, &q->count) == 0)
+    if (strcmp(name, "_count") == 0 && parse_long(value, 0, LONG_MAX, &q->count) == 0) {
+        if (q->count > MAX_COUNT)
+            q->count = MAX_COUNT;          /* the maximum, with a next link */
         return 0;
+    }
     if (strcmp(name, "_offset") == 0 && parse_long(value, 0, MAX_VERSIONS, &q->offset) == 0)
         return 0;
     if (strcmp(name, "_count") == 0)
-        snprintf(q->error, sizeof q->error, "_count must be 0..%d", MAX_COUNT);
+        snprintf(q->error, sizeof q->error, "_count must be a number >= 0");
     else if (strcmp(name, "_offset") == 0)
         snprintf(q->error, sizeof q->error, "_offset must be 0..%d", MAX_VERSIONS);
     else

@@ -18,6 +18,7 @@
 #include "fhir_internal.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -59,8 +60,14 @@ static int parse_long(const char *v, long lo, long hi, long *out)
 
 static int control_param(query *q, const char *name, const char *value)
 {
-    if (strcmp(name, "_count") == 0)
-        return parse_long(value, 0, MAX_COUNT, &q->count) == 0 ? 1 : -1;
+    if (strcmp(name, "_count") == 0) {      /* more than the maximum: the maximum,
+                                              with a next link (R4 3.1.1.5.6) */
+        if (parse_long(value, 0, LONG_MAX, &q->count) != 0)
+            return -1;
+        if (q->count > MAX_COUNT)
+            q->count = MAX_COUNT;
+        return 1;
+    }
     if (strcmp(name, "_offset") == 0)
         return parse_long(value, 0, MAX_MATCHES, &q->offset) == 0 ? 1 : -1;
     if (strcmp(name, "_summary") == 0)

@@ -147,7 +147,10 @@ REG_RID=$(request_id)
 
 # --- refused queries ---------------------------------------------------------------------------
 as "$REG" "$BASE/fhir/Observation/_history?_count=101"
-expect_eq "$STATUS" "400" "_count above the cap"
+expect_eq "$STATUS" "200" "_count above the maximum is served (issue 12)"
+expect_contains "$BODY" "_count=100" "capped at the maximum page"
+as "$REG" "$BASE/fhir/Observation/_history?_count=ten"
+expect_eq "$STATUS" "400" "a _count that is no number"
 as "$REG" "$BASE/fhir/Observation/_history?_since=yesterday"
 expect_eq "$STATUS" "400" "a malformed _since"
 expect_contains "$BODY" '"resourceType":"OperationOutcome"' "an OperationOutcome"

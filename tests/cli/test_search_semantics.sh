@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Search semantics of R4 (issue 12), checked against what each resource
+# really holds, on resources written for the purpose:
+#   - a comma-separated value is an OR of its values, for tokens
+#     (gender=female,male; a coded clinical status with and without its
+#     system) and strings (family=A,B), combined with other parameters as an
+#     AND; "\," is a literal comma; an empty value in the list is a 400
+#     naming the parameter.
+. "$(dirname "$0")/lib.sh"
+
+api_server s
+REG=$(adduser registrar service ',"scopes":"system/Patient.cruds system/Condition.cruds"')
+FJ=(-H 'Content-Type: application/fhir+json')
+as() { local t=$1; shift; req -H "Authorization: Bearer $t" "$@"; }
+total() { printf '%s' "$BODY" | sed -n 's/.*"total":\([0-9]*\).*/\1/p'; }
+ids() { printf '%s' "$BODY" | grep -o '"fullUrl":"[^"]*"' | sed 's/.*\///; s/"$//' | sort | tr '\n' ' '; }
+sorted() { printf '%s\n' "$@" | sort | tr '\n' ' '; }
+patient() {  # FAMILY GENDER -> prints the id
+    as "$REG" "${FJ[@]}" -d "{\"resourceType\":\"Patient\",\"gender\":\"$2\",\"name\":[{\"family\":\"$1\"}]}" "$BASE/fhir/Patient"
+    [ "$STATUS" = 201 ] || fail "patient $1: $STATUS $BODY"
+    printf '%s' "$BODY" | json_get id
+}
+condition() {  # PATIENT STATUS -> prints the id
+    as "$REG" "${FJ[@]}" -d "{\"resourceType\":\"Condition\",\"clinicalStatus\":{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/condition-clinical\",\"code\":\"$2\"}]},\"code\":{\"text\":\"asthma\"},\"subject\":{\"reference\":\"Patient/$1\"}}" "$BASE/fhir/Condition"
+    [ "$STATUS" = 201 ] || fail "condition $2: $STATUS $BODY"
+    printf '%s' "$BODY" | json_get id
+}
+
+F1=$(patient Orvalle female); F2=$(patient Brisemont female)
+M1=$(patient Orvalle male); O1=$(patient Quintard other); U1=$(patient Brisemont unknown)
+C_ACT=$(condition "$F1" active); C_REC=$(condition "$F1" recurrence)
+C_RES=$(condition "$M1" resolved); C_INA=$(condition "$O1" inactive)
+
+# --- comma OR lists ----------------------------------------------------------------------
+as "$REG" "$BASE/fhir/Patient?gender=female,male&_count=50"
+expect_eq "$STATUS" "200" "gender=female,male"
+expect_eq "$(ids)" "$(sorted "$F1" "$F2" "$M1")" "female or male: exactly those three"
+expect_eq "$(total)" "3" "the total counts the OR"
+as "$REG" "$BASE/fhir/Patient?gender=male,other,unknown&_count=50"
+expect_eq "$(ids)" "$(sorted "$M1" "$O1" "$U1")" "three alternatives"
+as "$REG" "$BASE/fhir/Patient?family=Orvalle,Quintard&_count=50"
+expect_eq "$(ids)" "$(sorted "$F1" "$M1" "$O1")" "strings: family A or B"
+as "$REG" "$BASE/fhir/Patient?family=Orvalle,Brisemont&gender=female&_count=50"
+expect_eq "$(ids)" "$(sorted "$F1" "$F2")" "an OR list ANDed with another parameter"
+as "$REG" "$BASE/fhir/Condition?clinical-status=active,recurrence&_count=50"
+expect_eq "$(ids)" "$(sorted "$C_ACT" "$C_REC")" "clinical-status=active,recurrence"
+as "$REG" "$BASE/fhir/Condition?clinical-status=http://terminology.hl7.org/CodeSystem/condition-clinical%7Cresolved,inactive&_count=50"
+expect_eq "$(ids)" "$(sorted "$C_RES" "$C_INA")" "with and without a system in one list"
+as "$REG" "$BASE/fhir/Patient?gender=female&gender=male"
+expect_eq "$(total)" "0" "a repeated parameter is an AND"
+
+# --- escapes and errors ------------------------------------------------------------------------
+C_COMMA=$(patient 'Dupont,Durand' female)
+as "$REG" "$BASE/fhir/Patient?family=Dupont%5C,Durand&_count=50"
+expect_eq "$(ids)" "$(sorted "$C_COMMA")" "\\, is a literal comma, not an OR"
+as "$REG" "$BASE/fhir/Patient?gender=female,"
+expect_eq "$STATUS" "400" "an empty value in a list"
+expect_contains "$BODY" "gender" "the 400 names the parameter"
+expect_contains "$BODY" "OperationOutcome" "as an OperationOutcome"
+
+finish
