@@ -34,6 +34,8 @@ typedef struct term_list {
     fhir_term *t;
     size_t n;
     size_t cap;
+    int exact_values;          /* also "e:<raw>" for strings: verification
+                                  of :exact only, never stored            */
 } term_list;
 
 void fhir_terms_free(fhir_term *t, size_t n)
@@ -600,6 +602,8 @@ static int index_text(index_ctx *c, const char *raw, mv_err *err)
     }
     const char *p = c->param->code;
     int rc = terms_addf(c->terms, p, err, "x:%s", folded);
+    if (rc == 0 && c->terms->exact_values)
+        rc = terms_addf(c->terms, p, err, "e:%s", raw);
     for (const char *w = folded; rc == 0 && *w; ) {
         size_t wlen = strcspn(w, " ");
         for (size_t k = 1; rc == 0 && k <= PREFIX_MAX_CHARS; k++) {
@@ -835,7 +839,22 @@ static int index_resource(term_list *l, json_t *root, mv_err *err)
     return index_row(l, root, type, common_row(), err);
 }
 
+static int index_terms(const char *json, size_t len, int exact_values, fhir_term **out,
+                       size_t *n, mv_err *err);
+
 int fhir_index_terms(const char *json, size_t len, fhir_term **out, size_t *n, mv_err *err)
+{
+    return index_terms(json, len, 0, out, n, err);
+}
+
+int fhir_index_terms_verify(const char *json, size_t len, fhir_term **out, size_t *n,
+                            mv_err *err)
+{
+    return index_terms(json, len, 1, out, n, err);
+}
+
+static int index_terms(const char *json, size_t len, int exact_values, fhir_term **out,
+                       size_t *n, mv_err *err)
 {
     *out = NULL;
     *n = 0;
@@ -846,7 +865,7 @@ int fhir_index_terms(const char *json, size_t len, fhir_term **out, size_t *n, m
     if (root == NULL)
         return mv_fail(err, MV_E_INVALID, "body is not valid JSON (line %d, column %d)",
                        jerr.line, jerr.column);
-    term_list l = {NULL, 0, 0};
+    term_list l = {NULL, 0, 0, exact_values};
     int rc = index_resource(&l, root, err);
     json_decref(root);
     if (rc != 0) {
@@ -1036,7 +1055,7 @@ int fhir_query_terms(const char *type, const char *name, const char *modifier,
                        name ? name : "(none)", type ? type : "(none)");
     if (value == NULL || *value == '\0')
         return mv_fail(err, MV_E_INVALID, "search parameter %s: empty value", p->code);
-    term_list l = {NULL, 0, 0};
+    term_list l = {NULL, 0, 0, 0};
     if (query_dispatch(&l, p, modifier, value, err) != 0) {
         fhir_terms_free(l.t, l.n);
         return -1;

@@ -25,9 +25,12 @@
 typedef struct query_alt {
     fhir_term *terms;            /* canonical values, ORed */
     size_t n;
-    char *phrase;                /* a string query the index saw only the
-                                    start of: folded, matched at a word start
-                                    of a whole value; NULL otherwise */
+    char *phrase;                /* a string query, folded: some whole value
+                                    of the parameter starts with it (R4: a
+                                    string matches at the start of the
+                                    value); NULL otherwise */
+    char *exact;                 /* :exact: the raw value, case and accents
+                                    kept, that some value must equal */
 } query_alt;
 
 typedef struct query_param {
@@ -50,6 +53,7 @@ static void param_free(query_param *p)
     for (size_t k = 0; k < p->n_alt; k++) {
         fhir_terms_free(p->alt[k].terms, p->alt[k].n);
         free(p->alt[k].phrase);
+        free(p->alt[k].exact);
     }
     free(p->alt);
     free(p->all);               /* its strings belong to the alternatives */
@@ -90,25 +94,18 @@ const fhir_term *fhir_query_terms_of(const fhir_query *q, size_t i, int *bits, s
     return q->p[i].all;
 }
 
-/* A string query of several words, or longer than an indexed prefix, was
- * looked up by the start of its first word only: the folded phrase, else
- * NULL (one short word, and :exact, are whole terms already). */
+/* A string query was looked up by the start of its first word (any word
+ * of a value has its prefixes indexed): the folded query, which a whole
+ * value must start with; :exact is looked up whole and checked raw. */
 static int phrase_of(const char *type, const char *name, const char *modifier,
-                     const char *value, char **out, mv_err *err)
+                     const char *value, query_alt *a, mv_err *err)
 {
-    *out = NULL;
     fhir_param_type pt;
-    if (fhir_search_param(type, name, &pt) != 0 || pt != FHIR_PARAM_STRING ||
-        (modifier && strcmp(modifier, "exact") == 0))
+    if (fhir_search_param(type, name, &pt) != 0 || pt != FHIR_PARAM_STRING)
         return 0;
-    char *folded = NULL;
-    if (fhir_index_fold(value, &folded, err) != 0)
-        return -1;
-    if (folded && (strchr(folded, ' ') || strlen(folded) > PREFIX_MAX_CHARS))
-        *out = folded;
-    else
-        free(folded);
-    return 0;
+    if (modifier && strcmp(modifier, "exact") == 0)
+        return (a->exact = strdup(value)) ? 0 : mv_fail(err, MV_E_NOMEM, "out of memory");
+    return fhir_index_fold(value, &a->phrase, err);
 }
 
 /* The next comma-separated value of v (FHIR escapes a literal comma as
@@ -147,8 +144,10 @@ static int add_alt(query_param *p, const char *type, const char *name,
     memset(a, 0, sizeof *a);
     if (fhir_query_terms(type, name, modifier, value, &a->terms, &a->n, err) != 0)
         return -1;
-    if (phrase_of(type, name, modifier, value, &a->phrase, err) != 0) {
+    if (phrase_of(type, name, modifier, value, a, err) != 0) {
         fhir_terms_free(a->terms, a->n);
+        free(a->phrase);
+        free(a->exact);
         return -1;
     }
     p->n_alt++;
@@ -220,19 +219,27 @@ static int has_term(const fhir_term *have, size_t n, const fhir_term *t)
     return n > 0 && bsearch(t, have, n, sizeof *have, term_cmp) != NULL;
 }
 
-/* 1 when some whole value ("x:...") of the parameter holds the phrase at
- * the start of one of its words. */
+/* 1 when some whole value ("x:...") of the parameter starts with the
+ * phrase (folded both). */
 static int phrase_found(const fhir_term *have, size_t n, const char *param,
                         const char *phrase)
 {
     size_t len = strlen(phrase);
-    for (size_t k = 0; k < n; k++) {
-        if (strcmp(have[k].param, param) != 0 || strncmp(have[k].value, "x:", 2) != 0)
-            continue;
-        for (const char *w = have[k].value + 2; w; w = strchr(w, ' ') ? strchr(w, ' ') + 1 : NULL)
-            if (strncmp(w, phrase, len) == 0)
-                return 1;
-    }
+    for (size_t k = 0; k < n; k++)
+        if (strcmp(have[k].param, param) == 0 && strncmp(have[k].value, "x:", 2) == 0 &&
+            strncmp(have[k].value + 2, phrase, len) == 0)
+            return 1;
+    return 0;
+}
+
+/* 1 when some raw value ("e:...") of the parameter equals value exactly. */
+static int exact_found(const fhir_term *have, size_t n, const char *param,
+                       const char *value)
+{
+    for (size_t k = 0; k < n; k++)
+        if (strcmp(have[k].param, param) == 0 && strncmp(have[k].value, "e:", 2) == 0 &&
+            strcmp(have[k].value + 2, value) == 0)
+            return 1;
     return 0;
 }
 
@@ -242,7 +249,8 @@ static int alt_holds(const query_alt *a, const char *name, const fhir_term *have
     int any = 0;
     for (size_t i = 0; i < a->n && !any; i++)
         any = has_term(have, n, &a->terms[i]);
-    return any && (a->phrase == NULL || phrase_found(have, n, name, a->phrase));
+    return any && (a->phrase == NULL || phrase_found(have, n, name, a->phrase)) &&
+           (a->exact == NULL || exact_found(have, n, name, a->exact));
 }
 
 /* One of the parameter's values (a comma list is an OR) holds. */
@@ -260,7 +268,7 @@ int fhir_query_matches(const fhir_query *q, const char *json, size_t len)
         return 1;
     fhir_term *have = NULL;
     size_t n = 0;
-    if (fhir_index_terms(json, len, &have, &n, NULL) != 0)
+    if (fhir_index_terms_verify(json, len, &have, &n, NULL) != 0)
         return -1;
     int ok = 1;
     for (size_t i = 0; i < q->n && ok; i++)

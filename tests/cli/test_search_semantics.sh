@@ -5,7 +5,10 @@
 #     (gender=female,male; a coded clinical status with and without its
 #     system) and strings (family=A,B), combined with other parameters as an
 #     AND; "\," is a literal comma; an empty value in the list is a 400
-#     naming the parameter.
+#     naming the parameter;
+#   - a string matches at the start of the value (not of any word in it),
+#     ignoring case and accents; :exact is the whole value, case and accents
+#     kept.
 . "$(dirname "$0")/lib.sh"
 
 api_server s
@@ -48,6 +51,33 @@ as "$REG" "$BASE/fhir/Condition?clinical-status=http://terminology.hl7.org/CodeS
 expect_eq "$(ids)" "$(sorted "$C_RES" "$C_INA")" "with and without a system in one list"
 as "$REG" "$BASE/fhir/Patient?gender=female&gender=male"
 expect_eq "$(total)" "0" "a repeated parameter is an AND"
+
+# --- strings: the start of the value; :exact is exact ---------------------------------------------
+address() {  # CITY FAMILY -> prints the id
+    as "$REG" "${FJ[@]}" -d "{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"$2\"}],\"address\":[{\"city\":\"$1\"}]}" "$BASE/fhir/Patient"
+    [ "$STATUS" = 201 ] || fail "patient in $1: $STATUS $BODY"
+    printf '%s' "$BODY" | json_get id
+}
+KC=$(address "Kansas City" Pfeffer420); CP=$(address "City of Angels" Pfeffer421)
+ST=$(address "Saint-Étienne" "Lefèvre"); SL=$(address "Saint-Lô" "Lefevre")
+as "$REG" "$BASE/fhir/Patient?address-city=city&_count=50"
+expect_eq "$(ids)" "$(sorted "$CP")" "a string matches at the start of the value, not of any word"
+as "$REG" "$BASE/fhir/Patient?address-city=kansas%20ci&_count=50"
+expect_eq "$(ids)" "$(sorted "$KC")" "several words: the start of the value"
+as "$REG" "$BASE/fhir/Patient?address-city=saint&_count=50"
+expect_eq "$(ids)" "$(sorted "$ST" "$SL")" "case and accents ignored without :exact"
+as "$REG" "$BASE/fhir/Patient?address-city=saint-etienne&_count=50"
+expect_eq "$(ids)" "$(sorted "$ST")" "accents ignored: saint-etienne"
+as "$REG" "$BASE/fhir/Patient?family:exact=pfeffer420&_count=50"
+expect_eq "$(total)" "0" ":exact is case-sensitive"
+as "$REG" "$BASE/fhir/Patient?family:exact=Pfeffer420&_count=50"
+expect_eq "$(ids)" "$(sorted "$KC")" ":exact finds the exact value"
+as "$REG" "$BASE/fhir/Patient?family:exact=Pfeffer&_count=50"
+expect_eq "$(total)" "0" ":exact is the whole value, not its start"
+as "$REG" "$BASE/fhir/Patient?family:exact=Lefevre&_count=50"
+expect_eq "$(ids)" "$(sorted "$SL")" ":exact keeps accents: Lefevre is not Lefèvre"
+as "$REG" "$BASE/fhir/Patient?family:exact=Lef%C3%A8vre,Lefevre&_count=50"
+expect_eq "$(ids)" "$(sorted "$ST" "$SL")" ":exact in an OR list"
 
 # --- escapes and errors ------------------------------------------------------------------------
 C_COMMA=$(patient 'Dupont,Durand' female)
