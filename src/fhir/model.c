@@ -8,6 +8,7 @@
  * known in one place only.
  */
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fhir/fhir.h"
@@ -174,4 +175,50 @@ int32_t fhir_model_child(int32_t parent, const char *key, int *type_out)
     }
     *type_out = -1;
     return -1;
+}
+
+/* ---- Required bindings ----------------------------------------------------- */
+
+const fhir_valueset *fhir_model_binding(int32_t elem)
+{
+    size_t lo = 0, hi = fhir_r4_n_bindings;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (fhir_r4_bindings[mid].elem == elem)
+            return &fhir_r4_valuesets[fhir_r4_bindings[mid].valueset];
+        if (fhir_r4_bindings[mid].elem < elem)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static int cmp_code(const void *key, const void *member)
+{
+    return strcmp(key, *(const char *const *)member);
+}
+
+static int system_has(const fhir_vs_system *s, const char *code)
+{
+    return bsearch(code, &fhir_r4_vs_codes[s->first_code], s->n_codes,
+                   sizeof fhir_r4_vs_codes[0], cmp_code) != NULL;
+}
+
+int fhir_valueset_has(const fhir_valueset *vs, const char *system, const char *code)
+{
+    for (uint32_t i = 0; i < vs->n_systems; i++) {
+        const fhir_vs_system *s = &fhir_r4_vs_systems[vs->first_system + i];
+        if ((system == NULL || strcmp(system, s->system) == 0) && system_has(s, code))
+            return 1;
+    }
+    return 0;
+}
+
+int fhir_valueset_draws_on(const fhir_valueset *vs, const char *system)
+{
+    for (uint32_t i = 0; i < vs->n_systems; i++)
+        if (strcmp(system, fhir_r4_vs_systems[vs->first_system + i].system) == 0)
+            return 1;
+    return 0;
 }

@@ -7,7 +7,8 @@
  * is the one contract between that generator and the hand-written validator
  * and compartment code.  Internal to src/fhir: nothing outside may include it.
  *
- * The search parameter tables follow the same rules (fhir_sp_*, below).
+ * The search parameter and binding tables follow the same rules (fhir_sp_*,
+ * fhir_binding, below).
  *
  * Layout: every type (resource, complex data type, primitive) is one row of
  * fhir_r4_types, sorted by name (strcmp order) for binary search.  Resources
@@ -108,6 +109,27 @@ typedef struct fhir_sp_resource {
     uint16_t n_params;
 } fhir_sp_resource;
 
+/* Required bindings (only those the package expands exactly: a ValueSet
+ * with filters, excludes or an external system such as BCP-47 is left
+ * unchecked).  A value set is a list of systems, each a sorted list of
+ * codes; bindings are sorted by element index. */
+typedef struct fhir_vs_system {
+    const char *system;      /* "http://hl7.org/fhir/administrative-gender" */
+    uint32_t first_code;     /* range in fhir_r4_vs_codes, sorted by strcmp */
+    uint32_t n_codes;
+} fhir_vs_system;
+
+typedef struct fhir_valueset {
+    const char *url;
+    uint32_t first_system;   /* range in fhir_r4_vs_systems */
+    uint32_t n_systems;
+} fhir_valueset;
+
+typedef struct fhir_binding {
+    int32_t elem;            /* index in fhir_r4_elems */
+    uint32_t valueset;       /* index in fhir_r4_valuesets */
+} fhir_binding;
+
 extern const fhir_type_def fhir_r4_types[];
 extern const size_t fhir_r4_n_types;
 extern const fhir_elem_def fhir_r4_elems[];
@@ -123,6 +145,11 @@ extern const fhir_sp_alt fhir_r4_sp_alts[];
 extern const fhir_sp_param fhir_r4_sp_params[];
 extern const fhir_sp_resource fhir_r4_sp_resources[];
 extern const size_t fhir_r4_n_sp_resources;    /* sorted by type index */
+extern const char *const fhir_r4_vs_codes[];
+extern const fhir_vs_system fhir_r4_vs_systems[];
+extern const fhir_valueset fhir_r4_valuesets[];
+extern const fhir_binding fhir_r4_bindings[];
+extern const size_t fhir_r4_n_bindings;         /* sorted by element */
 
 /* ---- Lookups over the tables (model.c) ---------------------------------- */
 
@@ -142,5 +169,13 @@ int32_t fhir_model_child(int32_t parent, const char *key, int *type_out);
 /* The Patient-compartment row / search-parameter row of a type, or NULL. */
 const fhir_cpt_resource *fhir_model_cpt_row(int type);
 const fhir_sp_resource *fhir_model_sp_row(int type);
+
+/* The ValueSet element elem is bound to with strength required, or NULL
+ * (none, or one the package does not expand). */
+const fhir_valueset *fhir_model_binding(int32_t elem);
+/* 1 when vs holds code in system (NULL: in any of its systems). */
+int fhir_valueset_has(const fhir_valueset *vs, const char *system, const char *code);
+/* 1 when system is one of the code systems vs draws on. */
+int fhir_valueset_draws_on(const fhir_valueset *vs, const char *system);
 
 #endif /* MV_FHIR_R4_MODEL_H */

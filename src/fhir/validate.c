@@ -7,8 +7,9 @@
  * and that must hold for all 146 R4 resource types without per-type code.
  * The walk is bounded (depth and element count), and its errors name the
  * element path (Patient.name[0].given[1]) but never a value: values are
- * health data.  Not checked here: terminology bindings, invariants,
- * profiles, reference targets.
+ * health data.  Codes with a required binding are checked against the
+ * ValueSets the package expands.  Not checked here: other bindings,
+ * invariants, profiles, reference targets.
  */
 #include <jansson.h>
 #include <stdarg.h>
@@ -172,6 +173,42 @@ static int choice_present(const choices *seen, int32_t elem)
 
 /* ---- Values ------------------------------------------------------------------ */
 
+/* ---- Required bindings --------------------------------------------------------
+ * A code bound with strength required SHALL come from its ValueSet (R4
+ * terminologies.html#required).  A code element is checked as it is; a
+ * Coding, or each coding of a CodeableConcept, is checked when its system
+ * is one the ValueSet draws on -- a translation into another system (a
+ * SNOMED CT code beside the FHIR one) is left as it is.  The message names
+ * the element and the ValueSet, never the value. */
+
+static int coding_bound(const fhir_valueset *vs, json_t *coding)
+{
+    const char *system = json_string_value(json_object_get(coding, "system"));
+    const char *code = json_string_value(json_object_get(coding, "code"));
+    return system == NULL || code == NULL || !fhir_valueset_draws_on(vs, system) ||
+           fhir_valueset_has(vs, system, code);
+}
+
+static int check_binding(vctx *c, int32_t elem, int type, json_t *v)
+{
+    const fhir_valueset *vs = fhir_model_binding(elem);
+    const char *name = type >= 0 ? fhir_r4_types[type].name : "";
+    int ok = 1;
+    if (vs == NULL)
+        return 0;
+    if (strcmp(name, "code") == 0) {
+        ok = fhir_valueset_has(vs, NULL, json_string_value(v));
+    } else if (strcmp(name, "Coding") == 0) {
+        ok = coding_bound(vs, v);
+    } else if (strcmp(name, "CodeableConcept") == 0) {
+        size_t i;
+        json_t *coding;
+        json_array_foreach(json_object_get(v, "coding"), i, coding)
+            ok = ok && coding_bound(vs, coding);
+    }
+    return ok ? 0 : fail_at(c, "code not in the required ValueSet %s", vs->url);
+}
+
 /* One value (not an array) of element elem with type type. */
 static int validate_one(vctx *c, int32_t elem, int type, json_t *v, int shadow, int depth)
 {
@@ -184,7 +221,7 @@ static int validate_one(vctx *c, int32_t elem, int type, json_t *v, int shadow, 
     }
     if (is_primitive(type)) {
         const char *problem = fhir_prim_check((fhir_prim)type_def(type)->prim, v);
-        return problem ? fail_at(c, "%s", problem) : 0;
+        return problem ? fail_at(c, "%s", problem) : check_binding(c, elem, type, v);
     }
     if (is_resource_type(type))
         return validate_resource(c, v, depth + 1);
@@ -193,7 +230,9 @@ static int validate_one(vctx *c, int32_t elem, int type, json_t *v, int shadow, 
         return mv_fail(c->err, MV_E_INTERNAL, "%s: element has no structure", c->path);
     if (!json_is_object(v))
         return fail_at(c, "expected an object");
-    return validate_object(c, v, structure, depth + 1, 0);
+    if (validate_object(c, v, structure, depth + 1, 0) != 0)
+        return -1;
+    return check_binding(c, elem, type, v);
 }
 
 /* A null in a primitive array is allowed where the "_" array has a value. */

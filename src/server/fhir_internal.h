@@ -77,8 +77,22 @@ void id_set_intersect(id_set *a, const id_set *b);
 int fhir_candidates(mv_store *s, const char *type, const fhir_query *q, id_set *out,
                     int *every, mv_err *err);
 
+/* Formats (fhir_format.c).  1 when a Content-Type names FHIR JSON. */
+int fhir_is_json_type(const char *content_type);
+/* 1 when the request's Accept and _format admit JSON; otherwise answers
+ * 406 and returns 0. */
+int fhir_acceptable(call *c);
+
 /* GET /fhir/Type?...: search over the blind indexes (routes_search.c). */
 void fhir_search(call *c, const char *type);
+
+/* Conditional interactions: how many resources of type that the caller may
+ * see match the search condition ("identifier=sys|123", the query string of
+ * If-None-Exist), and the id of the one when there is exactly one.
+ * MV_E_INVALID naming the problem when the condition is no valid search
+ * (routes_search.c). */
+int fhir_conditional_match(call *c, const char *type, const char *condition,
+                           char *id, size_t cap, size_t *count, mv_err *err);
 
 /* The base of absolute links in Bundles, "http[s]://HOST/fhir": the scheme
  * the server listens with and the request's Host header; "/fhir" when the

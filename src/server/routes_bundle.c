@@ -19,9 +19,11 @@
  * transaction with that entry's status and nothing is stored; the denials
  * it met are still recorded.
  *
- * Not supported (refused with 400, never ignored): conditional create,
- * update and delete (ifNoneExist, ifNoneMatch, "Type?search" URLs), PATCH,
- * and Bundles nested in entries.
+ * A conditional create (ifNoneExist) is resolved before the ids are given,
+ * so a transaction's references point at the resource it finds.  Not
+ * supported (refused with 400, never ignored): conditional update and
+ * delete (ifNoneMatch, "Type?search" URLs), PATCH, and Bundles nested in
+ * entries.
  */
 #include "fhir_internal.h"
 
@@ -51,6 +53,7 @@ typedef struct entry_plan {
     char url[URL_MAX];          /* relative: "Patient", "Patient/1", "Obs?x=" */
     char preset_id[33];         /* a transaction's POST: its id, given ahead  */
     const char *if_match;       /* borrowed                                   */
+    const char *if_none_exist;  /* borrowed: a conditional create's search    */
     enum phase phase;
     /* the answer */
     int status;
@@ -72,17 +75,6 @@ typedef struct bundle_run {
 } bundle_run;
 
 /* ---- Reading the Bundle -------------------------------------------------------- */
-
-static int is_fhir_json(const char *ct)
-{
-    if (ct == NULL)
-        return 0;
-    size_t n = strcspn(ct, ";");
-    while (n > 0 && ct[n - 1] == ' ')
-        n--;
-    return (n == 21 && strncmp(ct, FHIR_JSON, 21) == 0) ||
-           (n == 16 && strncmp(ct, "application/json", 16) == 0);
-}
 
 /* Answer 400 naming entry i. */
 static void fail_entry(call *c, size_t i, const char *what)
@@ -124,6 +116,39 @@ static int phase_of(const char *method, enum phase *out)
     return -1;
 }
 
+/* A transaction's POST gets its id ahead, so references to its fullUrl can
+ * be rewritten: a new one, or -- a conditional create that finds its
+ * resource -- the id of the one it found, which the entry then answers. */
+static int preset_id(bundle_run *b, size_t i, entry_plan *e)
+{
+    if (e->if_none_exist == NULL) {
+        crypto_random_id(e->preset_id);
+        return 0;
+    }
+    size_t count;
+    mv_err err;
+    char msg[300];
+    if (fhir_conditional_match(b->c, e->url, e->if_none_exist, e->preset_id,
+                               sizeof e->preset_id, &count, &err) != 0) {
+        if (err.code != MV_E_INVALID) {
+            call_internal(b->c, &err);
+            return -1;
+        }
+        snprintf(msg, sizeof msg, "ifNoneExist: %s", err.msg);
+        fail_entry(b->c, i, msg);
+        return -1;
+    }
+    if (count > 1) {
+        snprintf(msg, sizeof msg, "Bundle.entry[%zu]: ifNoneExist matches more than one "
+                 "resource", i);
+        call_fail(b->c, 412, "duplicate", msg);
+        return -1;
+    }
+    if (count == 0)
+        crypto_random_id(e->preset_id);
+    return 0;
+}
+
 /* Check and plan entry i; answers 400 and returns -1 when it cannot run. */
 static int plan_entry(bundle_run *b, size_t i, json_t *entry)
 {
@@ -145,12 +170,17 @@ static int plan_entry(bundle_run *b, size_t i, json_t *entry)
                    "a search (nested Bundles are not supported)");
         return -1;
     }
-    if (json_object_get(req, "ifNoneExist") || json_object_get(req, "ifNoneMatch") ||
-        json_object_get(req, "ifModifiedSince") ||
+    if (json_object_get(req, "ifNoneMatch") || json_object_get(req, "ifModifiedSince") ||
         (e->phase != PHASE_GET && strchr(e->url, '?'))) {
-        fail_entry(b->c, i, "conditional create, update and delete are not supported");
+        fail_entry(b->c, i, "conditional update and delete are not supported");
         return -1;
     }
+    json_t *none = json_object_get(req, "ifNoneExist");
+    if (none && (e->phase != PHASE_POST || !json_is_string(none))) {
+        fail_entry(b->c, i, "ifNoneExist is a search string, on a POST only");
+        return -1;
+    }
+    e->if_none_exist = json_string_value(none);
     int needs_body = e->phase == PHASE_POST || e->phase == PHASE_PUT;
     if (needs_body != json_is_object(json_object_get(entry, "resource"))) {
         fail_entry(b->c, i, needs_body ? "a POST or PUT entry needs a resource"
@@ -159,7 +189,7 @@ static int plan_entry(bundle_run *b, size_t i, json_t *entry)
     }
     e->if_match = json_string_value(json_object_get(req, "ifMatch"));
     if (b->transaction && e->phase == PHASE_POST)
-        crypto_random_id(e->preset_id);
+        return preset_id(b, i, e);
     return 0;
 }
 
@@ -301,11 +331,13 @@ static void run_entry(bundle_run *b, entry_plan *e)
         free(body);
         return;
     }
-    http_pair headers[4];
+    http_pair headers[5];
     size_t nh = 0;
     headers[nh++] = (http_pair){ "Content-Type", FHIR_JSON };
     if (e->if_match)
         headers[nh++] = (http_pair){ "If-Match", e->if_match };
+    if (e->if_none_exist)
+        headers[nh++] = (http_pair){ "If-None-Exist", e->if_none_exist };
     const char *btg = http_header(c->req, "X-Break-Glass-Reason");
     if (btg)
         headers[nh++] = (http_pair){ "X-Break-Glass-Reason", btg };
@@ -532,7 +564,7 @@ static int validate_envelope(call *c, json_t *doc)
  * answering. */
 static json_t *read_bundle(call *c)
 {
-    if (!is_fhir_json(http_header(c->req, "Content-Type"))) {
+    if (!fhir_is_json_type(http_header(c->req, "Content-Type"))) {
         call_fail(c, 415, "not-supported", "send application/fhir+json");
         return NULL;
     }

@@ -13,6 +13,7 @@
 
 #include <ctype.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -501,23 +502,12 @@ static void fhir_history(call *c, const fhir_path *p)
 
 /* ---- create / update / delete --------------------------------------------------------- */
 
-static int is_fhir_json(const char *ct)
-{
-    if (ct == NULL)
-        return 0;
-    size_t n = strcspn(ct, ";");
-    while (n > 0 && ct[n - 1] == ' ')
-        n--;
-    return (n == 21 && strncmp(ct, FHIR_JSON, 21) == 0) ||
-           (n == 16 && strncmp(ct, "application/json", 16) == 0);
-}
-
 /* The body, validated and of the URL's type, with id and meta set; NULL
  * after answering the error. */
 static char *prepared_body(call *c, const fhir_path *p, const char *id,
                            int64_t version, int64_t now)
 {
-    if (!is_fhir_json(http_header(c->req, "Content-Type"))) {
+    if (!fhir_is_json_type(http_header(c->req, "Content-Type"))) {
         call_fail(c, 415, "not-supported", "send application/fhir+json");
         return NULL;
     }
@@ -698,7 +688,7 @@ done:
     free(labelled);
 }
 
-static void fhir_create(call *c, const fhir_path *p)
+static void fhir_create_new(call *c, const fhir_path *p)
 {
     char id[FHIR_ID_MAX + 1];
     if (c->preset_id)
@@ -711,6 +701,60 @@ static void fhir_create(call *c, const fhir_path *p)
         return;
     write_version(c, p, id, text, 1, 0, POLICY_CREATE, 1, NULL, 0, now);
     free(text);
+}
+
+/* Conditional creates are serialised, so two retries of one create racing
+ * each other cannot both find nothing and both create.  (Within one
+ * process; a transaction's create commits after the lock is released.) */
+static pthread_mutex_t conditional_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* If-None-Exist (R4 3.1.0.8.1): no match creates; one match the caller may
+ * see is answered as a read of it (200, audited as a read); more are 412. */
+static void fhir_create_if_none(call *c, const fhir_path *p, const char *condition)
+{
+    char found[FHIR_ID_MAX + 1];
+    size_t count;
+    mv_err e;
+    pthread_mutex_lock(&conditional_lock);
+    if (fhir_conditional_match(c, p->type, condition, found, sizeof found, &count, &e) != 0) {
+        if (e.code == MV_E_INVALID) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "If-None-Exist: %s", e.msg);
+            call_fail(c, 400, "invalid", msg);
+        } else {
+            call_internal(c, &e);
+        }
+    } else if (count > 1) {
+        call_fail(c, 412, "duplicate", "If-None-Exist matches more than one resource");
+    } else if (count == 1) {
+        fhir_path at = *p;
+        snprintf(at.id, sizeof at.id, "%s", found);
+        at.vid = 0;
+        store_resource head;
+        int64_t version = store_head(c->srv->store, p->type, found, 0, &head, NULL) == 0
+                          ? head.version : 0;
+        if (version)
+            store_resource_free(&head);
+        fhir_read(c, &at);
+        if (c->res->status == 200 && version) {
+            char location[200];
+            snprintf(location, sizeof location, "/fhir/%s/%s/_history/%lld", p->type, found,
+                     (long long)version);
+            http_response_header(c->res, "Location", location);
+        }
+    } else {
+        fhir_create_new(c, p);
+    }
+    pthread_mutex_unlock(&conditional_lock);
+}
+
+static void fhir_create(call *c, const fhir_path *p)
+{
+    const char *condition = http_header(c->req, "If-None-Exist");
+    if (condition != NULL)
+        fhir_create_if_none(c, p, condition);
+    else
+        fhir_create_new(c, p);
 }
 
 static void fhir_update(call *c, const fhir_path *p)
@@ -887,8 +931,19 @@ static void add_search_param(const char *name, fhir_param_type t, void *ctx)
                                          (unsigned)t < 4 ? kinds[t] : "special"));
 }
 
+/* Resource types medvault refuses to store because storing them would
+ * promise something it does not do: a Subscription asks the server to send
+ * notifications, and medvault sends none (its data leaves only through
+ * audited, policy-checked requests).  Not listed in the CapabilityStatement. */
+static int type_refused(const char *type)
+{
+    return strcmp(type, "Subscription") == 0;
+}
+
 static void add_type(const char *type, void *ctx)
 {
+    if (type_refused(type))
+        return;
     if (strcmp(type, "AuditEvent") == 0) {
         json_array_append_new(ctx, json_pack("{s:s, s:[{s:s}], s:[{s:s, s:s}]}", "type",
                                              type, "interaction", "code", "search-type",
@@ -922,13 +977,13 @@ static void fhir_metadata(call *c)
     char now[MV_TIME_STR_MAX];
     mv_time_format(mv_now_us(), now);
     json_t *cs = json_pack(
-        "{s:s, s:s, s:s, s:s, s:{s:s}, s:s, s:[s], s:[{s:s, s:{s:[{s:[{s:s, s:s}]}]}, s:o,"
+        "{s:s, s:s, s:s, s:s, s:{s:s}, s:s, s:[s], s:[{s:s, s:{s:s}, s:o,"
         " s:[{s:s}, {s:s}]}]}",
         "resourceType", "CapabilityStatement", "status", "active", "date", now,
         "kind", "instance", "software", "name", "medvault", "fhirVersion", "4.0.1",
-        "format", FHIR_JSON, "rest", "mode", "server", "security", "service",
-        "coding", "system", "http://terminology.hl7.org/CodeSystem/restful-security-service",
-        "code", "OAuth", "resource", types,
+        "format", FHIR_JSON, "rest", "mode", "server", "security", "description",
+        "Bearer session tokens from POST /auth/login (password and a TOTP code); "
+        "no OAuth or SMART endpoint", "resource", types,
         "interaction", "code", "transaction", "code", "batch");
     char *text = cs ? json_text(cs) : NULL;
     json_decref(cs);
@@ -945,6 +1000,8 @@ static void fhir_metadata(call *c)
 void route_fhir(call *c, const char *rest)
 {
     const char *m = c->req->method;
+    if (!fhir_acceptable(c))
+        return;
     if (strcmp(rest, "/metadata") == 0 || strcmp(rest, "/metadata/") == 0) {
         if (strcmp(m, "GET") == 0)
             fhir_metadata(c);
@@ -967,6 +1024,11 @@ void route_fhir(call *c, const char *rest)
     }
     if (call_authenticate(c) != 0)
         return;
+    if (type_refused(p.type)) {
+        call_fail(c, 405, "not-supported", "Subscription is not supported: medvault "
+                  "sends no notifications");
+        return;
+    }
     int get = strcmp(m, "GET") == 0;
     if (strcmp(p.type, "AuditEvent") == 0) {
         /* AuditEvents are the trail itself, never stored resources. */

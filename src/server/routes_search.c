@@ -20,6 +20,7 @@
 #include <ctype.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 
@@ -72,6 +73,8 @@ static int control_param(query *q, const char *name, const char *value)
         return parse_long(value, 0, MAX_MATCHES, &q->offset) == 0 ? 1 : -1;
     if (strcmp(name, "_summary") == 0)
         return strcmp(value, "count") == 0 ? (q->summary_count = 1) : -1;
+    if (strcmp(name, "_format") == 0 || strcmp(name, "_pretty") == 0)
+        return 1;                           /* the format: fhir_acceptable */
     if (strcmp(name, "_sort") == 0) {
         if (strcmp(value, "_lastUpdated") == 0) q->sort = 1;
         else if (strcmp(value, "-_lastUpdated") == 0) q->sort = -1;
@@ -595,6 +598,59 @@ static const char **existence_beyond(call *c, const hit *v, size_t n, size_t fro
             out[u++] = out[i];
     *count = u;
     return out;
+}
+
+/* ---- Conditional interactions ------------------------------------------------------
+ * If-None-Exist and its Bundle twin ifNoneExist name a search; the write
+ * depends on how many resources it finds.  Only what the caller may see is
+ * counted, through the same decision a search takes: counting hidden
+ * resources would answer "does a patient with this social security number
+ * exist here?" to anyone allowed to create one. */
+
+static int collect_pair(query *q, const http_target *t, mv_err *err)
+{
+    for (size_t i = 0; i < t->n_query; i++)
+        if (collect_param(t->query[i].name, t->query[i].value, q) != 0)
+            return mv_fail(err, MV_E_INVALID, "the condition: %s", q->error);
+    if (q->n == 0)
+        return mv_fail(err, MV_E_INVALID, "the condition names no search parameter");
+    return 0;
+}
+
+int fhir_conditional_match(call *c, const char *type, const char *condition,
+                           char *id, size_t cap, size_t *count, mv_err *err)
+{
+    *count = 0;
+    id[0] = '\0';
+    size_t len = strlen(condition);
+    char *target = malloc(len + 3);
+    if (target == NULL)
+        return mv_fail(err, MV_E_NOMEM, "out of memory");
+    snprintf(target, len + 3, "/?%s", condition[0] == '?' ? condition + 1 : condition);
+    http_target t;
+    int rc = http_target_parse(target, &t, err);
+    free(target);
+    if (rc != 0)
+        return mv_fail(err, MV_E_INVALID, "the condition is not a query string");
+    query q = { .type = type, .count = DEFAULT_COUNT };
+    id_set ids = {0};
+    hit *v = NULL;
+    size_t n = 0;
+    rc = collect_pair(&q, &t, err);
+    if (rc == 0)
+        rc = compile_query(&q, err) != 0 || matching_ids(c->srv->store, &q, &ids, err) != 0
+             ? -1 : 0;
+    if (rc == 0 && visible_hits(c, &q, &ids, &v, &n) != 0)
+        rc = mv_fail(err, MV_E_NOMEM, "out of memory");
+    if (rc == 0 && n == 1)
+        snprintf(id, cap, "%s", v[0].r.id);
+    if (rc == 0)
+        *count = n;
+    hits_free(v, n);
+    id_set_free(&ids);
+    fhir_query_free(q.match);
+    http_target_free(&t);
+    return rc;
 }
 
 void fhir_search(call *c, const char *type)

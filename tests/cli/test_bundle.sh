@@ -136,7 +136,9 @@ tx_error() {  # WHAT BUNDLE EXPECTED-STATUS NEEDLE
     expect_contains "$BODY" '"resourceType":"OperationOutcome"' "$1: OperationOutcome"
 }
 tx_error "dangling urn:uuid" '{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"urn:uuid:0f4b6c1e-0000-4000-8000-00000000dead"}},"request":{"method":"POST","url":"Observation"}}]}' 400 "names no entry"
-tx_error "conditional create" '{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient","ifNoneExist":"identifier=x|1"}}]}' 400 "conditional"
+tx_error "conditional update" '{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient"},"request":{"method":"PUT","url":"Patient?identifier=x|1"}}]}' 400 "conditional"
+tx_error "ifNoneExist on a PUT" '{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient","id":"p1"},"request":{"method":"PUT","url":"Patient/p1","ifNoneExist":"identifier=x|1"}}]}' 400 "ifNoneExist"
+tx_error "ifNoneExist naming no parameter" '{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient","ifNoneExist":"nosuch=1"}}]}' 400 "nosuch"
 tx_error "same resource twice" '{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient","id":"twice"},"request":{"method":"PUT","url":"Patient/twice"}},{"request":{"method":"DELETE","url":"Patient/twice"}}]}' 400 "twice"
 tx_error "PATCH" '{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"PATCH","url":"Patient/x"}}]}' 400 "request.method"
 tx_error "collection Bundle" '{"resourceType":"Bundle","type":"collection"}' 400 "transaction or batch"
