@@ -5,9 +5,9 @@
  * Why this exists: to know within minutes whether a dump for sale is this
  * hospital's, without opening a single record.  Each row's values are
  * canonicalised exactly as the blind index is written (search/ and
- * fhir/index.c: an Identifier "*|<VALUE>", a name "x:<folded>", a birth date
- * "D:YYYY-MM-DD", a ContactPoint "*|<value as stored>") and looked up in the
- * Patient tokens loaded once (store_lookup).  A row is recognised, strongest
+ * fhir/index.c: an Identifier "*|<VALUE>", a name "x:<folded>", a birth
+ * date its day token (fhir_index_day_term), a ContactPoint "*|<value as
+ * stored>") and looked up in the Patient tokens loaded once (store_lookup).  A row is recognised, strongest
  * first, by its NIR, by a Patient id (FHIR dumps), by family name AND birth
  * date together, and -- only when it has no valid NIR, since a valid NIR
  * that is not ours names someone else -- by e-mail or phone.
@@ -267,8 +267,7 @@ static int canon_birth(const char *raw, char *term, size_t cap)
     char day[11];
     if (leak_date(raw, day) != 0)
         return -1;
-    snprintf(term, cap, "D:%s", day);
-    return 0;
+    return fhir_index_day_term(day, term, cap);
 }
 
 /* Ids in both sorted lists, into out (capacity na). */

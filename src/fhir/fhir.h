@@ -77,12 +77,14 @@ void fhir_ids_free(char **ids, size_t n);
  *              values without white space, upper-cased); _id: "|<id>" only.
  *   string     folded like a name (search_fold_name); "p:<prefix>" for every
  *              prefix (1..24 characters) of every word and "x:<whole value>".
- *   date       "D:YYYY-MM-DD", "M:YYYY-MM", "Y:YYYY" at the value's precision.
- *              A Period of at most 62 days emits every day, month and year it
- *              covers; a longer one only its start's and end's tokens and the
- *              whole years in between (clamped to 1900..2100): an
- *              approximation, a day or month query inside a long period does
- *              not find it.
+ *   date       the value's range of instants (its precision, its offset; a
+ *              Period start to end, an absent end open) covered, in UTC
+ *              days, by the fewest calendar nodes: "cD:YYYY-MM-DD",
+ *              "cM:YYYY-MM", "cY:YYYY", "cZ:YYY" (a decade), "c<" / "c>"
+ *              before 1900 / from 2100, and "a..." for each ancestor of a
+ *              covering node.  No order is kept; a query looks up the nodes
+ *              of the range its prefix can accept (index.c) and the exact
+ *              ranges decide.
  *   reference  "Type/id" for relative references; absolute URLs, urn: and
  *              contained references are not indexed.
  */
@@ -111,14 +113,20 @@ int fhir_index_terms(const char *json, size_t len, fhir_term **out, size_t *n, m
 void fhir_terms_free(fhir_term *t, size_t n);
 
 /* The canonical value(s) a query "NAME=VALUE" (with an optional :modifier and, for
- * dates, a prefix eq|ge|le|gt|lt) must look up; for dates, the covering set of
- * tokens (at most ~250), ORed by the caller.  Modifiers: string "exact";
- * reference a resource type ("subject:Patient=p1"); none for tokens and dates.
+ * dates, a prefix eq ne gt lt ge le sa eb ap) must look up, ORed by the
+ * caller; for dates, the calendar nodes of the range the prefix can accept
+ * (none for ne: it cannot narrow).  Modifiers: string "exact"; reference a
+ * resource type ("subject:Patient=p1"); none for tokens and dates.
  * A string query matches word prefixes: a multi-word value looks up its first
  * word and one longer than 24 characters its first 24, so the caller must
  * post-filter the decrypted matches.  MV_E_INVALID names the parameter. */
 int fhir_query_terms(const char *type, const char *name, const char *modifier,
                      const char *value, fhir_term **out, size_t *n, mv_err *err);
+
+/* The date token of one whole UTC day "YYYY-MM-DD", as a day-precision
+ * date is stored (leak tracing looks birth dates up by it); -1 when the
+ * value is not one day or does not fit cap. */
+int fhir_index_day_term(const char *yyyy_mm_dd, char *out, size_t cap);
 
 /* ---- What a stolen index shows, and verified matching (index.c, query.c) ----
  *
@@ -138,7 +146,7 @@ int fhir_query_terms(const char *type, const char *name, const char *modifier,
  * fhir_query_matches before it is used: the index finds, the body decides.
  * FHIR_INDEX_VERSION changes whenever what is indexed or how wide changes;
  * a store indexed under another version is re-indexed before use. */
-#define FHIR_INDEX_VERSION 2
+#define FHIR_INDEX_VERSION 3
 
 /* The token width for (type, param), in bits; 0: not indexed. */
 int fhir_param_bits(const char *type, const char *param);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fhir/fhir.h"
 #include "fhir/index_internal.h"
@@ -24,9 +25,6 @@
 #include "search/search.h"
 
 #define KEY_MAX          128 /* a JSON key or path segment */
-#define YEAR_MIN         1900
-#define YEAR_MAX         2100
-#define SHORT_PERIOD_DAYS 62
 
 /* ==== Term lists ========================================================== */
 
@@ -340,181 +338,137 @@ static size_t utf8_prefix_bytes(const char *s, size_t n, size_t max_chars)
     return i;
 }
 
-/* ==== Dates =============================================================== */
+/* ==== Dates ===============================================================
+ *
+ * A date value names a range of instants [lo, hi) in UTC microseconds
+ * (fhir_instant_parse: as wide as its precision, its offset applied, no
+ * offset read as UTC), a Period from its start's lo to its end's hi (an
+ * absent end is open: the Period goes on), a Timing each of its events.
+ *
+ * The index keeps no order: a range's UTC days are covered by the fewest
+ * calendar nodes -- decades, years, months, days of 1900..2099, "<" and ">"
+ * for before and after -- and each becomes a token: "c<node>" for a
+ * covering node, "a<node>" for each of their ancestors ("cD:2020-07-01",
+ * "aM:2020-07", "aY:2020", "aZ:202").  Two ranges share a day exactly when
+ * a covering node of one is the other's covering node or an ancestor or a
+ * descendant of one, so a query range looks up "c" of its covering nodes
+ * and their ancestors and "a" of its covering nodes: every stored range
+ * that shares a day with it is a candidate.  The prefix then decides on the
+ * exact ranges, kept for verification only ("r:<lo>:<hi>", never stored).
+ * ========================================================================= */
 
-typedef struct fdate {
+#define US_PER_DAY   86400000000LL
+#define DOMAIN_FIRST_YEAR 1900
+#define DOMAIN_END_YEAR   2100          /* exclusive */
+
+typedef struct civil {
     int y, m, d;
-    int prec; /* 1 year, 2 month, 3 day */
-} fdate;
+} civil;
 
-static int is_leap(int y)
+/* Days since 1970-01-01 of a proleptic Gregorian date (month may be 13). */
+static int64_t days_from_civil(int y, int m, int d)
 {
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static int days_in_month(int y, int m)
-{
-    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && is_leap(y) ? 29 : days[m - 1];
-}
-
-static int digits(const char *s, int n)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)s[i]))
-            return -1;
-        v = v * 10 + (s[i] - '0');
+    if (m > 12) {
+        y += (m - 1) / 12;
+        m = (m - 1) % 12 + 1;
     }
-    return v;
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
 }
 
-/* "YYYY", "YYYY-MM", "YYYY-MM-DD" and dateTime/instant (time ignored). */
-static int parse_fdate(const char *s, fdate *d)
+static civil civil_from_days(int64_t z)
 {
-    size_t len = strlen(s);
-    d->y = len >= 4 ? digits(s, 4) : -1;
-    d->m = d->d = 1;
-    d->prec = 1;
-    if (d->y < 0 || (len > 4 && s[4] != '-'))
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    civil c;
+    c.d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    c.m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    c.y = (int)(yoe + era * 400 + (c.m <= 2));
+    return c;
+}
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+enum { NODE_DECADE, NODE_YEAR, NODE_MONTH, NODE_DAY };
+
+static int emit_node(term_list *l, const char *param, char role, int level, civil c,
+                     mv_err *err)
+{
+    switch (level) {
+    case NODE_DECADE: return terms_addf(l, param, err, "%cZ:%03d", role, c.y / 10);
+    case NODE_YEAR:   return terms_addf(l, param, err, "%cY:%04d", role, c.y);
+    case NODE_MONTH:  return terms_addf(l, param, err, "%cM:%04d-%02d", role, c.y, c.m);
+    default:          return terms_addf(l, param, err, "%cD:%04d-%02d-%02d", role, c.y,
+                                        c.m, c.d);
+    }
+}
+
+/* The node that starts on day d and ends by day last, as large as fits:
+ * its level, and its last day in *end. */
+static int node_at(int64_t d, int64_t last, int64_t *end)
+{
+    civil c = civil_from_days(d);
+    if (c.m == 1 && c.d == 1) {
+        if (c.y % 10 == 0 && (*end = days_from_civil(c.y + 10, 1, 1) - 1) <= last)
+            return NODE_DECADE;
+        if ((*end = days_from_civil(c.y + 1, 1, 1) - 1) <= last)
+            return NODE_YEAR;
+    }
+    if (c.d == 1 && (*end = days_from_civil(c.y, c.m + 1, 1) - 1) <= last)
+        return NODE_MONTH;
+    *end = d;
+    return NODE_DAY;
+}
+
+/* The tokens of the range [lo, hi): a stored value's (query 0) or what a
+ * query looks up to find every stored range sharing a day with it. */
+static int emit_cover(term_list *l, const char *param, int64_t lo, int64_t hi, int query,
+                      mv_err *err)
+{
+    int64_t first = floor_div(lo, US_PER_DAY);
+    int64_t last = floor_div(hi > lo ? hi - 1 : lo, US_PER_DAY);
+    int64_t domain_first = days_from_civil(DOMAIN_FIRST_YEAR, 1, 1);
+    int64_t domain_end = days_from_civil(DOMAIN_END_YEAR, 1, 1);
+    if (first < domain_first && terms_add(l, param, "c<", err) != 0)
         return -1;
-    if (len > 4) {
-        d->m = len >= 7 ? digits(s + 5, 2) : -1;
-        d->prec = 2;
-        if (d->m < 1 || d->m > 12 || (len > 7 && s[7] != '-'))
+    if (last >= domain_end && terms_add(l, param, "c>", err) != 0)
+        return -1;
+    if (first < domain_first)
+        first = domain_first;
+    if (last >= domain_end)
+        last = domain_end - 1;
+    for (int64_t d = first, end; d <= last; d = end + 1) {
+        int level = node_at(d, last, &end);
+        civil c = civil_from_days(d);
+        if (emit_node(l, param, 'c', level, c, err) != 0 ||
+            (query && emit_node(l, param, 'a', level, c, err) != 0))
             return -1;
-    }
-    if (len > 7) {
-        d->d = len >= 10 ? digits(s + 8, 2) : -1;
-        d->prec = 3;
-        if (d->d < 1 || d->d > days_in_month(d->y, d->m) || (len > 10 && s[10] != 'T'))
-            return -1;
+        for (int up = NODE_DECADE; up < level; up++)
+            if (emit_node(l, param, query ? 'c' : 'a', up, c, err) != 0)
+                return -1;
     }
     return 0;
 }
 
-static int emit_day(term_list *l, const char *param, int y, int m, int d, mv_err *err)
+/* A stored range: its tokens, and in verification its exact bounds. */
+static int emit_range(term_list *l, const char *param, int64_t lo, int64_t hi, mv_err *err)
 {
-    return terms_addf(l, param, err, "D:%04d-%02d-%02d", y, m, d);
-}
-
-static int emit_month(term_list *l, const char *param, int y, int m, mv_err *err)
-{
-    return terms_addf(l, param, err, "M:%04d-%02d", y, m);
-}
-
-static int emit_year(term_list *l, const char *param, int y, mv_err *err)
-{
-    return terms_addf(l, param, err, "Y:%04d", y);
-}
-
-/* The tokens of one date at its precision. */
-static int emit_fdate(term_list *l, const char *param, const fdate *d, mv_err *err)
-{
-    if (emit_year(l, param, d->y, err) != 0)
+    if (emit_cover(l, param, lo, hi, 0, err) != 0)
         return -1;
-    if (d->prec >= 2 && emit_month(l, param, d->y, d->m, err) != 0)
-        return -1;
-    if (d->prec >= 3 && emit_day(l, param, d->y, d->m, d->d, err) != 0)
-        return -1;
-    return 0;
-}
-
-/* The one token of a date at its own precision (an eq query). */
-static int emit_at_precision(term_list *l, const char *param, const fdate *d, mv_err *err)
-{
-    if (d->prec == 3)
-        return emit_day(l, param, d->y, d->m, d->d, err);
-    if (d->prec == 2)
-        return emit_month(l, param, d->y, d->m, err);
-    return emit_year(l, param, d->y, err);
-}
-
-static void next_day(fdate *d)
-{
-    if (++d->d <= days_in_month(d->y, d->m))
-        return;
-    d->d = 1;
-    if (++d->m > 12) {
-        d->m = 1;
-        d->y++;
-    }
-}
-
-static void prev_day(fdate *d)
-{
-    if (--d->d >= 1)
-        return;
-    if (--d->m < 1) {
-        d->m = 12;
-        d->y--;
-    }
-    d->d = days_in_month(d->y, d->m);
-}
-
-/* The next (step 1) or previous (step -1) date at d's precision. */
-static void step_fdate(fdate *d, int step)
-{
-    if (d->prec == 3) {
-        if (step > 0)
-            next_day(d);
-        else
-            prev_day(d);
-    } else if (d->prec == 2) {
-        d->m += step;
-        if (d->m > 12 || d->m < 1) {
-            d->y += step;
-            d->m = step > 0 ? 1 : 12;
-        }
-    } else {
-        d->y += step;
-    }
-}
-
-static int fdate_cmp(const fdate *a, const fdate *b)
-{
-    if (a->y != b->y)
-        return a->y < b->y ? -1 : 1;
-    if (a->m != b->m)
-        return a->m < b->m ? -1 : 1;
-    return a->d < b->d ? -1 : a->d > b->d;
-}
-
-static int emit_years_between(term_list *l, const char *param, int from, int to, mv_err *err)
-{
-    if (from < YEAR_MIN)
-        from = YEAR_MIN;
-    if (to > YEAR_MAX)
-        to = YEAR_MAX;
-    for (int y = from; y <= to; y++) {
-        if (emit_year(l, param, y, err) != 0)
-            return -1;
-    }
-    return 0;
-}
-
-/* Every day of a short period; its ends and the years between otherwise. */
-static int emit_period(term_list *l, const char *param, const fdate *start, const fdate *end,
-                       mv_err *err)
-{
-    if (start->prec == 3 && end->prec == 3 && fdate_cmp(start, end) <= 0) {
-        fdate d = *start;
-        int days = 0;
-        while (fdate_cmp(&d, end) < 0 && days <= SHORT_PERIOD_DAYS) {
-            next_day(&d);
-            days++;
-        }
-        if (days <= SHORT_PERIOD_DAYS) {
-            for (d = *start; fdate_cmp(&d, end) <= 0; next_day(&d)) {
-                if (emit_fdate(l, param, &d, err) != 0)
-                    return -1;
-            }
-            return 0;
-        }
-    }
-    if (emit_fdate(l, param, start, err) != 0 || emit_fdate(l, param, end, err) != 0)
-        return -1;
-    return emit_years_between(l, param, start->y + 1, end->y - 1, err);
+    return l->exact_values ? terms_addf(l, param, err, "r:%lld:%lld", (long long)lo,
+                                        (long long)hi) : 0;
 }
 
 /* ==== The write side: walking a resource along a parameter's paths ======= */
@@ -650,25 +604,41 @@ static int index_string(index_ctx *c, json_t *v, const char *type, mv_err *err)
     return 0;
 }
 
+/* The range a stored date names; -1 when it is no date (skipped). */
+static int stored_range(const char *s, int64_t *lo, int64_t *hi)
+{
+    return s != NULL && fhir_instant_parse("date", s, lo, hi, NULL) == 0 ? 0 : -1;
+}
+
 static int index_date_string(index_ctx *c, const char *s, mv_err *err)
 {
-    fdate d;
-    if (s == NULL || parse_fdate(s, &d) != 0)
+    int64_t lo, hi;
+    if (stored_range(s, &lo, &hi) != 0)
         return 0;
-    return emit_fdate(c->terms, c->param->code, &d, err);
+    return emit_range(c->terms, c->param->code, lo, hi, err);
+}
+
+/* A Period: from its start to the end of its end; an absent end is open
+ * (the period is ongoing), an absent start unbounded before. */
+static int index_period(index_ctx *c, json_t *v, mv_err *err)
+{
+    int64_t slo, shi, elo, ehi;
+    int has_start = stored_range(member_str(v, "start"), &slo, &shi) == 0;
+    int has_end = stored_range(member_str(v, "end"), &elo, &ehi) == 0;
+    if (!has_start && !has_end)
+        return 0;
+    int64_t lo = has_start ? slo : INT64_MIN, hi = has_end ? ehi : INT64_MAX;
+    if (has_start && has_end && hi <= lo) {       /* an end before its start */
+        lo = slo < elo ? slo : elo;
+        hi = shi > ehi ? shi : ehi;
+    }
+    return emit_range(c->terms, c->param->code, lo, hi, err);
 }
 
 static int index_date(index_ctx *c, json_t *v, const char *type, mv_err *err)
 {
-    if (strcmp(type, "Period") == 0) {
-        const char *s = member_str(v, "start"), *e = member_str(v, "end");
-        fdate start, end;
-        int has_start = s && parse_fdate(s, &start) == 0;
-        int has_end = e && parse_fdate(e, &end) == 0;
-        if (has_start && has_end)
-            return emit_period(c->terms, c->param->code, &start, &end, err);
-        return index_date_string(c, has_start ? s : has_end ? e : NULL, err);
-    }
+    if (strcmp(type, "Period") == 0)
+        return index_period(c, v, err);
     if (strcmp(type, "Timing") == 0) {
         size_t i;
         json_t *event;
@@ -949,63 +919,92 @@ static int query_string(term_list *l, const fhir_sp_param *p, const char *modifi
     return rc;
 }
 
-/* Days to the end of the month, months to the end of the year, years to 2100. */
-static int cover_from(term_list *l, const char *p, const fdate *d, mv_err *err)
+/* ---- Date queries ---------------------------------------------------------- */
+
+static const char *const date_prefixes[] = {
+    [FHIR_DATE_EQ] = "eq", [FHIR_DATE_NE] = "ne", [FHIR_DATE_GT] = "gt",
+    [FHIR_DATE_LT] = "lt", [FHIR_DATE_GE] = "ge", [FHIR_DATE_LE] = "le",
+    [FHIR_DATE_SA] = "sa", [FHIR_DATE_EB] = "eb", [FHIR_DATE_AP] = "ap",
+};
+
+/* ap: approximately, 10% of the gap between now and the value (R4's
+ * recommendation), at least a day. */
+static void widen_approximately(fhir_date_query *q)
 {
-    int rc = 0;
-    if (d->prec == 1)
-        return emit_years_between(l, p, d->y, YEAR_MAX, err);
-    for (int day = d->d; rc == 0 && d->prec == 3 && day <= days_in_month(d->y, d->m); day++)
-        rc = emit_day(l, p, d->y, d->m, day, err);
-    for (int m = d->prec == 3 ? d->m + 1 : d->m; rc == 0 && m <= 12; m++)
-        rc = emit_month(l, p, d->y, m, err);
-    return rc ? -1 : emit_years_between(l, p, d->y + 1, YEAR_MAX, err);
+    int64_t now = (int64_t)time(NULL) * 1000000;
+    int64_t gap = now > q->lo ? now - q->lo : q->lo - now;
+    int64_t tolerance = gap / 10 > US_PER_DAY ? gap / 10 : US_PER_DAY;
+    q->lo = q->lo > INT64_MIN + tolerance ? q->lo - tolerance : INT64_MIN;
+    q->hi = q->hi < INT64_MAX - tolerance ? q->hi + tolerance : INT64_MAX;
 }
 
-/* Days from the start of the month, months from January, years from 1900. */
-static int cover_to(term_list *l, const char *p, const fdate *d, mv_err *err)
+int fhir_date_query_parse(const char *name, const char *value, fhir_date_query *q,
+                          mv_err *err)
 {
-    int rc = 0;
-    if (d->prec == 1)
-        return emit_years_between(l, p, YEAR_MIN, d->y, err);
-    for (int day = 1; rc == 0 && d->prec == 3 && day <= d->d; day++)
-        rc = emit_day(l, p, d->y, d->m, day, err);
-    for (int m = 1; rc == 0 && m < (d->prec == 3 ? d->m : d->m + 1); m++)
-        rc = emit_month(l, p, d->y, m, err);
-    return rc ? -1 : emit_years_between(l, p, YEAR_MIN, d->y - 1, err);
-}
-
-static int query_date(term_list *l, const fhir_sp_param *p, const char *value, mv_err *err)
-{
-    static const char *const prefixes[] = {"eq", "ge", "gt", "le", "lt"};
-    char prefix[3] = "eq";
+    q->prefix = FHIR_DATE_EQ;
     if (isalpha((unsigned char)value[0])) {
-        size_t i = 0;
-        while (i < 5 && strncmp(value, prefixes[i], 2) != 0)
-            i++;
-        if (i == 5)
-            return mv_fail(err, MV_E_INVALID, "search parameter %s: unsupported date prefix",
-                           p->code);
-        memcpy(prefix, value, 2);
+        size_t k = 0, n = sizeof date_prefixes / sizeof date_prefixes[0];
+        while (k < n && strncmp(value, date_prefixes[k], 2) != 0)
+            k++;
+        if (k == n)
+            return mv_fail(err, MV_E_INVALID, "search parameter %s: unknown date prefix "
+                           "(eq ne gt lt ge le sa eb ap)", name);
+        q->prefix = (fhir_date_prefix)k;
         value += 2;
     }
-    char day[11];
-    size_t n = strcspn(value, "T");
-    if (n >= sizeof day)
-        n = sizeof day - 1;
-    memcpy(day, value, n);
-    day[n] = '\0';
-    char *canon = NULL;
-    fdate d;
-    int ok = search_date(day, &canon, NULL) == 0 && parse_fdate(canon, &d) == 0;
-    free(canon);
-    if (!ok)
-        return mv_fail(err, MV_E_INVALID, "search parameter %s: malformed date", p->code);
-    if (strcmp(prefix, "eq") == 0)
-        return emit_at_precision(l, p->code, &d, err);
-    if (prefix[1] == 't')
-        step_fdate(&d, prefix[0] == 'g' ? 1 : -1);
-    return prefix[0] == 'g' ? cover_from(l, p->code, &d, err) : cover_to(l, p->code, &d, err);
+    if (fhir_instant_parse(name, value, &q->lo, &q->hi, err) != 0)
+        return -1;
+    if (q->prefix == FHIR_DATE_AP)
+        widen_approximately(q);
+    return 0;
+}
+
+int fhir_date_query_holds(const fhir_date_query *q, int64_t lo, int64_t hi)
+{
+    int within = q->lo <= lo && hi <= q->hi;
+    switch (q->prefix) {
+    case FHIR_DATE_EQ: return within;
+    case FHIR_DATE_NE: return !within;
+    case FHIR_DATE_GT: return hi > q->hi;
+    case FHIR_DATE_LT: return lo < q->lo;
+    case FHIR_DATE_GE: return hi > q->hi || within;
+    case FHIR_DATE_LE: return lo < q->lo || within;
+    case FHIR_DATE_SA: return lo >= q->hi;
+    case FHIR_DATE_EB: return hi <= q->lo;
+    case FHIR_DATE_AP: return lo < q->hi && hi > q->lo;
+    }
+    return 0;
+}
+
+/* The stored ranges a query's candidates must share a day with: every
+ * range the prefix can accept overlaps it.  ne accepts ranges anywhere: it
+ * looks nothing up (the caller scans, fhir_query_terms_of). */
+static int query_date(term_list *l, const fhir_sp_param *p, const char *value, mv_err *err)
+{
+    fhir_date_query q;
+    if (fhir_date_query_parse(p->code, value, &q, err) != 0)
+        return -1;
+    int64_t lo = q.lo, hi = q.hi;
+    switch (q.prefix) {
+    case FHIR_DATE_NE: return 0;
+    case FHIR_DATE_GT: case FHIR_DATE_SA: lo = q.hi; hi = INT64_MAX; break;
+    case FHIR_DATE_LT: case FHIR_DATE_EB: lo = INT64_MIN; hi = q.lo; break;
+    case FHIR_DATE_GE: hi = INT64_MAX; break;
+    case FHIR_DATE_LE: lo = INT64_MIN; break;
+    default: break;
+    }
+    return emit_cover(l, p->code, lo, hi, 1, err);
+}
+
+int fhir_index_day_term(const char *yyyy_mm_dd, char *out, size_t cap)
+{
+    int64_t lo, hi;
+    if (fhir_instant_parse("date", yyyy_mm_dd, &lo, &hi, NULL) != 0 ||
+        hi - lo != US_PER_DAY)
+        return -1;
+    civil c = civil_from_days(floor_div(lo, US_PER_DAY));
+    int n = snprintf(out, cap, "cD:%04d-%02d-%02d", c.y, c.m, c.d);
+    return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 
 static int query_reference(term_list *l, const fhir_sp_param *p, const char *modifier,

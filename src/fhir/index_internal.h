@@ -16,9 +16,33 @@
  * ("75001") gets the same treatment.  *out is NULL when nothing is left. */
 int fhir_index_fold(const char *in, char **out, mv_err *err);
 
-/* fhir_index_terms, plus "e:<raw value>" for every string: what a query's
- * :exact is checked against (case and accents kept).  Never stored. */
+/* fhir_index_terms, plus "e:<raw value>" for every string (what a query's
+ * :exact is checked against, case and accents kept) and "r:<lo>:<hi>" for
+ * every date (its exact range, what a prefix decides on).  Never stored. */
 int fhir_index_terms_verify(const char *json, size_t len, fhir_term **out, size_t *n,
                             mv_err *err);
+
+/* A date query: its prefix and the range its value names ([lo, hi) in UTC
+ * microseconds; ap already widened by its tolerance). */
+typedef enum fhir_date_prefix {
+    FHIR_DATE_EQ, FHIR_DATE_NE, FHIR_DATE_GT, FHIR_DATE_LT, FHIR_DATE_GE,
+    FHIR_DATE_LE, FHIR_DATE_SA, FHIR_DATE_EB, FHIR_DATE_AP
+} fhir_date_prefix;
+
+typedef struct fhir_date_query {
+    fhir_date_prefix prefix;
+    int64_t lo, hi;
+} fhir_date_query;
+
+/* "[prefix]YYYY[-MM[-DD[Thh:mm[:ss[.f]][zone]]]]"; MV_E_INVALID names the
+ * parameter. */
+int fhir_date_query_parse(const char *name, const char *value, fhir_date_query *q,
+                          mv_err *err);
+/* 1 when a stored range [lo, hi) satisfies the query, R4's rules
+ * (search.html#prefix): eq the value's range contains it, ne it does not,
+ * gt/lt it reaches beyond/before the value's range, ge/le either of those
+ * or contained, sa/eb it starts after/ends before, ap it overlaps the
+ * widened range. */
+int fhir_date_query_holds(const fhir_date_query *q, int64_t lo, int64_t hi);
 
 #endif /* MV_FHIR_INDEX_INTERNAL_H */

@@ -11,10 +11,12 @@
  * the write side indexed it, holds one of each parameter's canonical values.
  * One definition of "matches" for every caller.  A comma-separated value
  * ("gender=female,male") is an OR of its values (FHIR's "\," is a literal
- * comma); repeating a parameter is an AND.
+ * comma); repeating a parameter is an AND.  A date is decided on the exact
+ * range each stored value names, by its prefix's rule.
  *
  * Ownership: a fhir_query owns its parameters' terms and folded strings.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +33,8 @@ typedef struct query_alt {
                                     value); NULL otherwise */
     char *exact;                 /* :exact: the raw value, case and accents
                                     kept, that some value must equal */
+    int is_date;                 /* a date: some stored range satisfies date */
+    fhir_date_query date;
 } query_alt;
 
 typedef struct query_param {
@@ -39,6 +43,8 @@ typedef struct query_param {
     fhir_term *all;              /* every alternative's terms: the candidates */
     size_t n_all;
     int bits;                    /* fhir_param_bits: 0 = not indexed */
+    int scan;                    /* some value cannot narrow (a date's ne):
+                                    the bodies decide alone */
     char *name;
 } query_param;
 
@@ -89,7 +95,7 @@ size_t fhir_query_size(const fhir_query *q)
 
 const fhir_term *fhir_query_terms_of(const fhir_query *q, size_t i, int *bits, size_t *n)
 {
-    *bits = q->p[i].bits;
+    *bits = q->p[i].scan ? 0 : q->p[i].bits;
     *n = q->p[i].n_all;
     return q->p[i].all;
 }
@@ -101,7 +107,13 @@ static int phrase_of(const char *type, const char *name, const char *modifier,
                      const char *value, query_alt *a, mv_err *err)
 {
     fhir_param_type pt;
-    if (fhir_search_param(type, name, &pt) != 0 || pt != FHIR_PARAM_STRING)
+    if (fhir_search_param(type, name, &pt) != 0)
+        return 0;
+    if (pt == FHIR_PARAM_DATE) {
+        a->is_date = 1;
+        return fhir_date_query_parse(name, value, &a->date, err);
+    }
+    if (pt != FHIR_PARAM_STRING)
         return 0;
     if (modifier && strcmp(modifier, "exact") == 0)
         return (a->exact = strdup(value)) ? 0 : mv_fail(err, MV_E_NOMEM, "out of memory");
@@ -151,6 +163,8 @@ static int add_alt(query_param *p, const char *type, const char *name,
         return -1;
     }
     p->n_alt++;
+    if (a->is_date && a->n == 0)
+        p->scan = 1;
     return 0;
 }
 
@@ -243,9 +257,25 @@ static int exact_found(const fhir_term *have, size_t n, const char *param,
     return 0;
 }
 
+/* 1 when some stored range ("r:lo:hi") of the parameter satisfies q. */
+static int date_found(const fhir_term *have, size_t n, const char *param,
+                      const fhir_date_query *q)
+{
+    for (size_t k = 0; k < n; k++) {
+        long long lo, hi;
+        if (strcmp(have[k].param, param) == 0 && strncmp(have[k].value, "r:", 2) == 0 &&
+            sscanf(have[k].value + 2, "%lld:%lld", &lo, &hi) == 2 &&
+            fhir_date_query_holds(q, lo, hi))
+            return 1;
+    }
+    return 0;
+}
+
 static int alt_holds(const query_alt *a, const char *name, const fhir_term *have,
                      size_t n)
 {
+    if (a->is_date)
+        return date_found(have, n, name, &a->date);
     int any = 0;
     for (size_t i = 0; i < a->n && !any; i++)
         any = has_term(have, n, &a->terms[i]);

@@ -111,9 +111,9 @@ expect_contains "$OUT" '"matched_rows":200' "the 200 right pairs name their pati
 api_stop
 q "DELETE FROM search_index WHERE type NOT LIKE '\_%' ESCAPE '\'; DELETE FROM meta WHERE key = 'fhir_index_version'"
 api_serve "$WORK/nodetect.conf"
-grep_q "search index rebuilt (format 2, 350 resources)" "$WORK/serve.err" && pass ||
-    fail "no rebuild notice: $(cat "$WORK/serve.err")"
-expect_eq "$(q "SELECT value FROM meta WHERE key = 'fhir_index_version'")" "2" "the format is recorded"
+FORMAT=$(sed -n 's/.*search index rebuilt (format \([0-9]*\), 350 resources).*/\1/p' "$WORK/serve.err")
+[ -n "$FORMAT" ] && pass || fail "no rebuild notice: $(cat "$WORK/serve.err")"
+expect_eq "$(q "SELECT value FROM meta WHERE key = 'fhir_index_version'")" "$FORMAT" "the format is recorded"
 as "$REG" "$BASE/fhir/Patient?family:exact=Fam123%20Ozanne"
 expect_eq "$(total)" "1" "found again after the rebuild"
 api_stop

@@ -125,8 +125,9 @@ static void test_patient_terms(void **state)
     for (size_t i = 0; i < 7; i++)
         assert_true(has_term(&r, "name", given[i]));
     assert_int_equal(count_param(&r, "name"), 21);
-    static const char *const birthdate[] = {"D:1985-05-12", "M:1985-05", "Y:1985"};
-    expect_exact(&r, "birthdate", birthdate, 3);
+    static const char *const birthdate[] = {"cD:1985-05-12", "aM:1985-05", "aY:1985",
+                                            "aZ:198"};
+    expect_exact(&r, "birthdate", birthdate, 4);
     static const char *const gender[] = {"|female", "*|female"};
     expect_exact(&r, "gender", gender, 2);
     /* phones are indexed as digits with the country code, however written */
@@ -152,8 +153,9 @@ static void test_observation_terms(void **state)
     static const char *const code[] = {"http://loinc.org|8867-4", "*|8867-4",
                                        "http://loinc.org|*"};
     expect_exact(&r, "code", code, 3);
-    static const char *const date[] = {"D:2020-03-01", "M:2020-03", "Y:2020"};
-    expect_exact(&r, "date", date, 3);
+    /* 10:00+01:00 is 09:00 UTC, the same day */
+    static const char *const date[] = {"cD:2020-03-01", "aM:2020-03", "aY:2020", "aZ:202"};
+    expect_exact(&r, "date", date, 4);
     fhir_terms_free(r.t, r.n);
 }
 
@@ -173,16 +175,33 @@ static void test_period_terms(void **state)
     terms r = index_of("{\"resourceType\":\"Encounter\",\"status\":\"finished\","
                        "\"class\":{\"code\":\"IMP\"},"
                        "\"period\":{\"start\":\"2020-01-30\",\"end\":\"2020-02-02\"}}");
-    static const char *const date[] = {"D:2020-01-30", "D:2020-01-31", "D:2020-02-01",
-                                       "D:2020-02-02", "M:2020-01", "M:2020-02", "Y:2020"};
-    expect_exact(&r, "date", date, 7);
+    static const char *const date[] = {"cD:2020-01-30", "cD:2020-01-31", "cD:2020-02-01",
+                                       "cD:2020-02-02", "aM:2020-01", "aM:2020-02",
+                                       "aY:2020", "aZ:202"};
+    expect_exact(&r, "date", date, 8);
     fhir_terms_free(r.t, r.n);
     r = index_of("{\"resourceType\":\"Encounter\",\"status\":\"finished\","
                  "\"class\":{\"code\":\"IMP\"},"
                  "\"period\":{\"start\":\"2018-12-30\",\"end\":\"2021-01-02\"}}");
-    static const char *const long_date[] = {"D:2018-12-30", "M:2018-12", "Y:2018", "Y:2019",
-                                            "Y:2020", "D:2021-01-02", "M:2021-01", "Y:2021"};
-    expect_exact(&r, "date", long_date, 8);
+    /* the fewest calendar nodes: two days, two whole years, two days */
+    static const char *const long_date[] = {"cD:2018-12-30", "cD:2018-12-31", "cY:2019",
+                                            "cY:2020", "cD:2021-01-01", "cD:2021-01-02",
+                                            "aM:2018-12", "aY:2018", "aZ:201", "aZ:202",
+                                            "aM:2021-01", "aY:2021"};
+    expect_exact(&r, "date", long_date, 12);
+    fhir_terms_free(r.t, r.n);
+    /* an open Period goes on: whole decades to 2100, then "after" */
+    r = index_of("{\"resourceType\":\"Encounter\",\"status\":\"in-progress\","
+                 "\"class\":{\"code\":\"IMP\"},\"period\":{\"start\":\"2080-01-01\"}}");
+    static const char *const open[] = {"cZ:208", "cZ:209", "c>"};
+    expect_exact(&r, "date", open, 3);
+    fhir_terms_free(r.t, r.n);
+    /* an offset moves the value to its UTC day */
+    r = index_of("{\"resourceType\":\"Observation\",\"status\":\"final\","
+                 "\"code\":{\"text\":\"x\"},"
+                 "\"effectiveDateTime\":\"2020-06-30T23:30:00-05:00\"}");
+    assert_true(has_term(&r, "date", "cD:2020-07-01"));
+    assert_false(has_term(&r, "date", "cD:2020-06-30"));
     fhir_terms_free(r.t, r.n);
 }
 
@@ -269,9 +288,19 @@ static void test_query_errors_and_lookup(void **state)
     mv_err err = {0};
     assert_int_equal(fhir_query_terms("Patient", "birthdate", NULL, "ge1985-05-12", &q, &n,
                                       &err), 0);
-    assert_int_equal(n, 20 + 7 + (2100 - 1985)); /* days 12..31, months 6..12, years */
-    assert_string_equal(q[0].value, "D:1985-05-12");
+    /* days 12..31, months 6..12, years 1986..1989, decades 199..209, each as
+     * "c" and "a"; their ancestors 1985-05, 1985, 198 as "c"; and "after" */
+    assert_int_equal(n, (20 + 7 + 4 + 11) * 2 + 3 + 1);
+    int day = 0, after = 0;
+    for (size_t i = 0; i < n; i++) {
+        day |= strcmp(q[i].value, "cD:1985-05-12") == 0;
+        after |= strcmp(q[i].value, "c>") == 0;
+    }
+    assert_true(day && after);
     fhir_terms_free(q, n);
+    assert_int_equal(fhir_query_terms("Patient", "birthdate", NULL, "ne1985-05-12", &q, &n,
+                                      &err), 0);
+    assert_int_equal(n, 0);      /* ne cannot narrow: the bodies decide */
     assert_int_equal(fhir_query_terms("Patient", "family", NULL,
                                       "Abcdefghijklmnopqrstuvwxyzabc Smith", &q, &n, &err), 0);
     assert_int_equal(n, 1);
@@ -381,6 +410,25 @@ static void test_query_matches(void **state)
     assert_int_equal(matches("Patient", PATIENT, "identifier", NULL, "185057800608492"), 0);
     assert_int_equal(matches("Patient", PATIENT, "birthdate", NULL, "1985"), 1);
     assert_int_equal(matches("Patient", PATIENT, "birthdate", NULL, "ge1986"), 0);
+    assert_int_equal(matches("Patient", PATIENT, "birthdate", NULL, "ne1985-05-12"), 0);
+    assert_int_equal(matches("Patient", PATIENT, "birthdate", NULL, "ne1985-05-13"), 1);
+    assert_int_equal(matches("Patient", PATIENT, "birthdate", NULL, "sa1985-05-11"), 1);
+    assert_int_equal(matches("Patient", PATIENT, "birthdate", NULL, "sa1985-05-12"), 0);
+    assert_int_equal(matches("Patient", PATIENT, "birthdate", NULL, "eb1985-05-13"), 1);
+    assert_int_equal(matches("Patient", PATIENT, "birthdate", NULL, "eb1985-05"), 0);
+    assert_int_equal(matches("Patient", PATIENT, "birthdate", NULL, "ap1985-05-20"), 1);
+    assert_int_equal(matches("Patient", PATIENT, "birthdate", NULL, "ap1995"), 0);
+    /* the time of day and the offset count: 10:00+01:00 is 09:00Z */
+    assert_int_equal(matches("Observation", OBSERVATION, "date", NULL,
+                             "2020-03-01T09:00:00Z"), 1);
+    assert_int_equal(matches("Observation", OBSERVATION, "date", NULL,
+                             "2020-03-01T10:00:00Z"), 0);
+    assert_int_equal(matches("Observation", OBSERVATION, "date", NULL,
+                             "gt2020-03-01T09:00:00Z"), 0);
+    assert_int_equal(matches("Observation", OBSERVATION, "date", NULL,
+                             "ge2020-03-01T09:00:00Z"), 1);
+    assert_int_equal(matches("Observation", OBSERVATION, "date", NULL,
+                             "lt2020-03-01T09:00:01Z"), 1);
     assert_int_equal(matches("Observation", OBSERVATION, "code", NULL, "http://loinc.org|8867-4"), 1);
     assert_int_equal(matches("Observation", OBSERVATION, "code", NULL, "http://loinc.org|8867-5"), 0);
     assert_int_equal(matches("Observation", OBSERVATION, "status", NULL, "final"), 1);
