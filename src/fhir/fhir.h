@@ -156,6 +156,11 @@ int fhir_param_bits(const char *type, const char *param);
  * a low-cardinality parameter).  _lastUpdated is not a parameter here. */
 typedef struct fhir_query fhir_query;
 fhir_query *fhir_query_new(const char *type);
+/* Tokens compare in the index's canonical form (an identifier without
+ * spaces and upper-cased, a phone as its digits with the country code)
+ * rather than as written, as R4 has them: for identity checks, not for
+ * the API's search.  Call before fhir_query_matches. */
+void fhir_query_canonical_tokens(fhir_query *q);
 /* Add "NAME[:MODIFIER]=VALUE"; MV_E_INVALID names the parameter. */
 int fhir_query_add(fhir_query *q, const char *name, const char *modifier,
                    const char *value, mv_err *err);

@@ -480,11 +480,25 @@ typedef struct index_ctx {
     size_t visited;
 } index_ctx;
 
-static int emit_token(index_ctx *c, const char *system, const char *code, int identifier,
-                      mv_err *err)
+/* Verification only: the token as written, "t:<system>\x1f<code>" (system
+ * "" when none), for R4's exact token matching (fhir_query). */
+static int emit_raw_token(index_ctx *c, const char *system, const char *raw, mv_err *err)
+{
+    if (!c->terms->exact_values || raw == NULL || *raw == '\0' ||
+        strcmp(c->param->code, "_id") == 0)
+        return 0;
+    return terms_addf(c->terms, c->param->code, err, "t:%s\x1f%s", system ? system : "", raw);
+}
+
+/* The tokens of code (canonical: an identifier's normalised, a contact's
+ * canonical form) and, for verification, of raw as written. */
+static int emit_token_as(index_ctx *c, const char *system, const char *code,
+                         const char *raw, int identifier, mv_err *err)
 {
     if (code == NULL || *code == '\0')
         return 0;
+    if (emit_raw_token(c, system, raw, err) != 0)
+        return -1;
     char *norm = identifier ? identifier_code(code) : strdup(code);
     if (norm == NULL)
         return mv_fail(err, MV_E_NOMEM, "out of memory");
@@ -501,6 +515,12 @@ static int emit_token(index_ctx *c, const char *system, const char *code, int id
               terms_addf(c->terms, p, err, "*|%s", norm) != 0) ? -1 : 0;
     free(norm);
     return rc;
+}
+
+static int emit_token(index_ctx *c, const char *system, const char *code, int identifier,
+                      mv_err *err)
+{
+    return emit_token_as(c, system, code, code, identifier, err);
 }
 
 static const char *member_str(json_t *obj, const char *key)
@@ -533,7 +553,7 @@ static int index_token(index_ctx *c, json_t *v, const char *type, mv_err *err)
         char *canon = raw ? contact_code(raw) : NULL;
         if (raw && canon == NULL)
             return mv_fail(err, MV_E_NOMEM, "out of memory");
-        int rc = emit_token(c, NULL, canon, 0, err);
+        int rc = emit_token_as(c, NULL, canon, raw, 0, err);
         free(canon);
         return rc;
     }

@@ -12,7 +12,11 @@
  * One definition of "matches" for every caller.  A comma-separated value
  * ("gender=female,male") is an OR of its values (FHIR's "\," is a literal
  * comma); repeating a parameter is an AND.  A date is decided on the exact
- * range each stored value names, by its prefix's rule.
+ * range each stored value names, by its prefix's rule.  A token matches as
+ * written (R4: case and spaces count, "+33612345678" is not "+33 6 12 34 56
+ * 78"), unless the query asked for canonical tokens: the identity checks
+ * (is this NIR or phone already someone's?) compare the index's canonical
+ * forms, however either side wrote them.
  *
  * Ownership: a fhir_query owns its parameters' terms and folded strings.
  */
@@ -35,6 +39,9 @@ typedef struct query_alt {
                                     kept, that some value must equal */
     int is_date;                 /* a date: some stored range satisfies date */
     fhir_date_query date;
+    int is_token;                /* a token, matched as written (R4): */
+    char *tok_system;            /*   NULL any system, "" none          */
+    char *tok_code;              /*   "" any code of tok_system         */
 } query_alt;
 
 typedef struct query_param {
@@ -50,6 +57,7 @@ typedef struct query_param {
 
 struct fhir_query {
     char *type;
+    int canonical;               /* tokens compare in canonical form */
     query_param *p;
     size_t n, cap;
 };
@@ -60,6 +68,8 @@ static void param_free(query_param *p)
         fhir_terms_free(p->alt[k].terms, p->alt[k].n);
         free(p->alt[k].phrase);
         free(p->alt[k].exact);
+        free(p->alt[k].tok_system);
+        free(p->alt[k].tok_code);
     }
     free(p->alt);
     free(p->all);               /* its strings belong to the alternatives */
@@ -75,6 +85,11 @@ fhir_query *fhir_query_new(const char *type)
         return NULL;
     }
     return q;
+}
+
+void fhir_query_canonical_tokens(fhir_query *q)
+{
+    q->canonical = 1;
 }
 
 void fhir_query_free(fhir_query *q)
@@ -112,6 +127,14 @@ static int phrase_of(const char *type, const char *name, const char *modifier,
     if (pt == FHIR_PARAM_DATE) {
         a->is_date = 1;
         return fhir_date_query_parse(name, value, &a->date, err);
+    }
+    if (pt == FHIR_PARAM_TOKEN && strcmp(name, "_id") != 0) {
+        const char *bar = strchr(value, '|');
+        a->is_token = 1;
+        a->tok_system = bar ? strndup(value, (size_t)(bar - value)) : NULL;
+        a->tok_code = strdup(bar ? bar + 1 : value);
+        return a->tok_code && (!bar || a->tok_system) ? 0
+               : mv_fail(err, MV_E_NOMEM, "out of memory");
     }
     if (pt != FHIR_PARAM_STRING)
         return 0;
@@ -160,6 +183,8 @@ static int add_alt(query_param *p, const char *type, const char *name,
         fhir_terms_free(a->terms, a->n);
         free(a->phrase);
         free(a->exact);
+        free(a->tok_system);
+        free(a->tok_code);
         return -1;
     }
     p->n_alt++;
@@ -271,11 +296,38 @@ static int date_found(const fhir_term *have, size_t n, const char *param,
     return 0;
 }
 
+/* 1 when some token of the parameter, as written ("t:<system>\x1f<code>"),
+ * matches: the code alone (any system), "|code" (no system),
+ * "system|code", or "system|" (any code of it); case and spaces count. */
+static int token_found(const fhir_term *have, size_t n, const char *param,
+                       const query_alt *a)
+{
+    for (size_t k = 0; k < n; k++) {
+        if (strcmp(have[k].param, param) != 0 || strncmp(have[k].value, "t:", 2) != 0)
+            continue;
+        const char *system = have[k].value + 2;
+        const char *sep = strchr(system, '\x1f');
+        if (sep == NULL)
+            continue;
+        size_t slen = (size_t)(sep - system);
+        int system_ok = a->tok_system == NULL ||
+                        (strlen(a->tok_system) == slen &&
+                         strncmp(a->tok_system, system, slen) == 0);
+        int code_ok = (a->tok_system && a->tok_system[0] && a->tok_code[0] == '\0') ||
+                      strcmp(a->tok_code, sep + 1) == 0;
+        if (system_ok && code_ok)
+            return 1;
+    }
+    return 0;
+}
+
 static int alt_holds(const query_alt *a, const char *name, const fhir_term *have,
-                     size_t n)
+                     size_t n, int canonical)
 {
     if (a->is_date)
         return date_found(have, n, name, &a->date);
+    if (a->is_token && !canonical)
+        return token_found(have, n, name, a);
     int any = 0;
     for (size_t i = 0; i < a->n && !any; i++)
         any = has_term(have, n, &a->terms[i]);
@@ -284,10 +336,11 @@ static int alt_holds(const query_alt *a, const char *name, const fhir_term *have
 }
 
 /* One of the parameter's values (a comma list is an OR) holds. */
-static int param_holds(const query_param *p, const fhir_term *have, size_t n)
+static int param_holds(const query_param *p, const fhir_term *have, size_t n,
+                       int canonical)
 {
     for (size_t k = 0; k < p->n_alt; k++)
-        if (alt_holds(&p->alt[k], p->name, have, n))
+        if (alt_holds(&p->alt[k], p->name, have, n, canonical))
             return 1;
     return 0;
 }
@@ -302,7 +355,7 @@ int fhir_query_matches(const fhir_query *q, const char *json, size_t len)
         return -1;
     int ok = 1;
     for (size_t i = 0; i < q->n && ok; i++)
-        ok = param_holds(&q->p[i], have, n);
+        ok = param_holds(&q->p[i], have, n, q->canonical);
     fhir_terms_free(have, n);
     return ok;
 }

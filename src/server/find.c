@@ -136,6 +136,7 @@ int server_find(mv_store *s, const char *type, const server_param *p, size_t n,
     fhir_query *q = fhir_query_new(type);
     if (q == NULL)
         return mv_fail(err, MV_E_NOMEM, "out of memory");
+    fhir_query_canonical_tokens(q);      /* the same identity, however written */
     for (size_t i = 0; i < n; i++)
         if (fhir_query_add(q, p[i].name, p[i].modifier, p[i].value, err) != 0) {
             fhir_query_free(q);

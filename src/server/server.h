@@ -273,8 +273,9 @@ typedef struct server_param {
 } server_param;
 /* Ids (sorted) of the current resources of type that match every
  * parameter, with FHIR search semantics: the truncated blind index proposes
- * and each decrypted body is verified, so the answer is exact.  No access
- * policy: for the server's own decisions and the key holder's CLI.  *ids is
+ * and each decrypted body is verified, so the answer is exact; tokens
+ * compare in canonical form (the same NIR or phone however written).  No
+ * access policy: for the server's own decisions and the key holder's CLI.  *ids is
  * NULL when none; free with store_ids_free.  MV_E_INVALID names a bad
  * parameter. */
 int server_find(mv_store *s, const char *type, const server_param *p, size_t n,

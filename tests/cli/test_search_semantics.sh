@@ -8,7 +8,9 @@
 #     naming the parameter;
 #   - a string matches at the start of the value (not of any word in it),
 #     ignoring case and accents; :exact is the whole value, case and accents
-#     kept.
+#     kept;
+#   - a token matches as written: a phone, an e-mail, an identifier or a
+#     code in another form or case is another value.
 . "$(dirname "$0")/lib.sh"
 
 api_server s
@@ -78,6 +80,28 @@ as "$REG" "$BASE/fhir/Patient?family:exact=Lefevre&_count=50"
 expect_eq "$(ids)" "$(sorted "$SL")" ":exact keeps accents: Lefevre is not Lefèvre"
 as "$REG" "$BASE/fhir/Patient?family:exact=Lef%C3%A8vre,Lefevre&_count=50"
 expect_eq "$(ids)" "$(sorted "$ST" "$SL")" ":exact in an OR list"
+
+# --- tokens match as written (R4), not in a canonical form ---------------------------------------
+as "$REG" "${FJ[@]}" -d '{"resourceType":"Patient","identifier":[{"system":"urn:oid:1.2.250.1.213.1.4.8","value":"2 70 11 99 123 456 78"}],"telecom":[{"system":"phone","value":"+33 6 98 76 54 32"},{"system":"email","value":"Jeanne.Tissot@example.fr"}]}' "$BASE/fhir/Patient"
+TOK=$(printf '%s' "$BODY" | json_get id)
+as "$REG" "$BASE/fhir/Patient?telecom=%2B33698765432"
+expect_eq "$(total)" "0" "telecom=+33698765432 is not +33 6 98 76 54 32"
+as "$REG" "$BASE/fhir/Patient?telecom=0698765432"
+expect_eq "$(total)" "0" "nor is 0698765432"
+as "$REG" "$BASE/fhir/Patient?telecom=%2B33%206%2098%2076%2054%2032"
+expect_eq "$(ids)" "$(sorted "$TOK")" "the phone as written"
+as "$REG" "$BASE/fhir/Patient?telecom=jeanne.tissot@example.fr"
+expect_eq "$(total)" "0" "an e-mail in another case"
+as "$REG" "$BASE/fhir/Patient?telecom=Jeanne.Tissot@example.fr"
+expect_eq "$(ids)" "$(sorted "$TOK")" "the e-mail as written"
+as "$REG" "$BASE/fhir/Patient?identifier=urn:oid:1.2.250.1.213.1.4.8%7C270119912345678"
+expect_eq "$(total)" "0" "an identifier without its spaces"
+as "$REG" "$BASE/fhir/Patient?identifier=urn:oid:1.2.250.1.213.1.4.8%7C2%2070%2011%2099%20123%20456%2078"
+expect_eq "$(ids)" "$(sorted "$TOK")" "the identifier as written"
+as "$REG" "$BASE/fhir/Patient?identifier=urn:oid:1.2.250.1.213.1.4.8%7C&_count=100"
+expect_contains "$(ids)" "$TOK" "system| finds any value of the system"
+as "$REG" "$BASE/fhir/Patient?gender=Female"
+expect_eq "$(total)" "0" "a code in another case"
 
 # --- escapes and errors ------------------------------------------------------------------------
 C_COMMA=$(patient 'Dupont,Durand' female)

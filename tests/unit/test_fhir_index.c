@@ -373,16 +373,24 @@ static void test_param_bits(void **state)
     assert_int_equal(fhir_param_bits("Patient", "no-such-param"), 0);
 }
 
-static int matches(const char *type, const char *body, const char *name,
-                   const char *modifier, const char *value)
+static int matches_as(int canonical, const char *type, const char *body, const char *name,
+                      const char *modifier, const char *value)
 {
     fhir_query *q = fhir_query_new(type);
+    if (canonical)
+        fhir_query_canonical_tokens(q);
     mv_err err;
     if (fhir_query_add(q, name, modifier, value, &err) != 0)
         fail_msg("%s=%s: %s", name, value, err.msg);
     int m = fhir_query_matches(q, body, strlen(body));
     fhir_query_free(q);
     return m;
+}
+
+static int matches(const char *type, const char *body, const char *name,
+                   const char *modifier, const char *value)
+{
+    return matches_as(0, type, body, name, modifier, value);
 }
 
 /* The body decides: what the truncated index only proposes is checked
@@ -406,8 +414,23 @@ static void test_query_matches(void **state)
     assert_int_equal(matches("Patient", PATIENT, "family", "exact", "Dupont-Lefevre"), 0);
     assert_int_equal(matches("Patient", PATIENT, "family", "exact",
                              "Dupont,Dupont-Lef\xc3\xa8vre"), 1);    /* an OR list */
-    assert_int_equal(matches("Patient", PATIENT, "identifier", NULL, "185057800608491"), 1);
-    assert_int_equal(matches("Patient", PATIENT, "identifier", NULL, "185057800608492"), 0);
+    /* R4: a token matches as written; canonical forms are for identity checks */
+    assert_int_equal(matches("Patient", PATIENT, "identifier", NULL, "1 85 05 78 006 084 91"), 1);
+    assert_int_equal(matches("Patient", PATIENT, "identifier", NULL,
+                             "urn:oid:1.2.250.1.213.1.4.8|1 85 05 78 006 084 91"), 1);
+    assert_int_equal(matches("Patient", PATIENT, "identifier", NULL,
+                             "urn:oid:1.2.250.1.213.1.4.8|"), 1);
+    assert_int_equal(matches("Patient", PATIENT, "identifier", NULL,
+                             "urn:oid:9|1 85 05 78 006 084 91"), 0);
+    assert_int_equal(matches("Patient", PATIENT, "identifier", NULL,
+                             "|1 85 05 78 006 084 91"), 0);      /* it has a system */
+    assert_int_equal(matches("Patient", PATIENT, "identifier", NULL, "185057800608491"), 0);
+    assert_int_equal(matches_as(1, "Patient", PATIENT, "identifier", NULL, "185057800608491"), 1);
+    assert_int_equal(matches_as(1, "Patient", PATIENT, "identifier", NULL, "185057800608492"), 0);
+    assert_int_equal(matches("Patient", PATIENT, "telecom", NULL, "0612345678"), 1);
+    assert_int_equal(matches("Patient", PATIENT, "telecom", NULL, "+33612345678"), 0);
+    assert_int_equal(matches_as(1, "Patient", PATIENT, "telecom", NULL, "+33 6 12 34 56 78"), 1);
+    assert_int_equal(matches("Patient", PATIENT, "gender", NULL, "Female"), 0);
     assert_int_equal(matches("Patient", PATIENT, "birthdate", NULL, "1985"), 1);
     assert_int_equal(matches("Patient", PATIENT, "birthdate", NULL, "ge1986"), 0);
     assert_int_equal(matches("Patient", PATIENT, "birthdate", NULL, "ne1985-05-12"), 0);
