@@ -174,6 +174,14 @@ const fhir_term *fhir_query_terms_of(const fhir_query *q, size_t i, int *bits,
 int fhir_query_matches(const fhir_query *q, const char *json, size_t len);
 void fhir_query_free(fhir_query *q);
 
+/* R4 _sort: the key a resource sorts by on search parameter name -- the
+ * smallest of its values ascending, the largest descending (a date by its
+ * start, a string folded, a token by its code, a reference "Type/id") --
+ * as text that sorts with strcmp; *key NULL when it has no value (sorted
+ * last).  MV_E_INVALID names an unknown parameter. */
+int fhir_sort_key(const char *type, const char *name, int descending, const char *json,
+                  size_t len, char **key, mv_err *err);
+
 /* ---- Instants the server keeps itself (instant.c) --------------------------
  *
  * _lastUpdated is the time a version was stored, kept in clear by the store
@@ -198,9 +206,10 @@ typedef struct fhir_instant_range {
 } fhir_instant_range;
 
 /* A query "name=[prefix]value" on an instant, prefixes eq (the default), ne,
- * gt, lt, ge, le with FHIR's meaning for a target as precise as an instant:
- * eq within the value's range, ne outside it, gt after it, lt before it,
- * ge from its start, le up to its end.  No modifier is supported. */
+ * gt, lt, ge, le, sa, eb, ap with FHIR's meaning for a target as precise as
+ * an instant: eq within the value's range, ne outside it, gt and sa after
+ * it, lt and eb before it, ge from its start, le up to its end, ap near it.
+ * No modifier is supported. */
 int fhir_query_instants(const char *name, const char *modifier, const char *value,
                         fhir_instant_range *out, mv_err *err);
 

@@ -12,6 +12,8 @@
  *     eq  lo <= t < hi      ne  outside [lo, hi)
  *     gt  t >= hi           lt  t < lo
  *     ge  t >= lo           le  t < hi
+ *     sa  t >= hi (as gt)   eb  t < lo (as lt)
+ *     ap  within 10% of the gap between now and the value (at least a day)
  * Error messages name the parameter, never the value.
  */
 #include <ctype.h>
@@ -188,7 +190,9 @@ int fhir_instant_parse(const char *name, const char *value, int64_t *from_us,
 int fhir_query_instants(const char *name, const char *modifier, const char *value,
                         fhir_instant_range *out, mv_err *err)
 {
-    static const char *const prefixes[] = {"eq", "ne", "gt", "lt", "ge", "le"};
+    static const char *const prefixes[] = {"eq", "ne", "gt", "lt", "ge", "le", "sa", "eb",
+                                           "ap"};
+    const size_t n_prefixes = sizeof prefixes / sizeof prefixes[0];
     if (modifier != NULL && *modifier != '\0')
         return mv_fail(err, MV_E_INVALID, "search parameter %s: modifier :%s not "
                        "supported", name, modifier);
@@ -196,16 +200,20 @@ int fhir_query_instants(const char *name, const char *modifier, const char *valu
         return mv_fail(err, MV_E_INVALID, "search parameter %s: empty value", name);
     size_t k = 0;                                 /* no prefix: eq */
     if (isalpha((unsigned char)value[0])) {
-        while (k < 6 && strncmp(value, prefixes[k], 2) != 0)
+        while (k < n_prefixes && strncmp(value, prefixes[k], 2) != 0)
             k++;
-        if (k == 6)
-            return mv_fail(err, MV_E_INVALID, "search parameter %s: unsupported date "
-                           "prefix (eq ne gt lt ge le)", name);
+        if (k == n_prefixes)
+            return mv_fail(err, MV_E_INVALID, "search parameter %s: unknown date "
+                           "prefix (eq ne gt lt ge le sa eb ap)", name);
         value += 2;
     }
     int64_t lo, hi;
     if (fhir_instant_parse(name, value, &lo, &hi, err) != 0)
         return -1;
+    /* ap: within 10% of the gap between now and the value, at least a day */
+    int64_t now = (int64_t)time(NULL) * US_PER_S;
+    int64_t gap = now > lo ? now - lo : lo - now;
+    int64_t tol = gap / 10 > 86400 * US_PER_S ? gap / 10 : 86400 * US_PER_S;
     fhir_instant_range r[] = {
         {lo, hi, 0},                    /* eq */
         {lo, hi, 1},                    /* ne */
@@ -213,6 +221,9 @@ int fhir_query_instants(const char *name, const char *modifier, const char *valu
         {INT64_MIN, lo, 0},             /* lt */
         {lo, INT64_MAX, 0},             /* ge */
         {INT64_MIN, hi, 0},             /* le */
+        {hi, INT64_MAX, 0},             /* sa: an instant starts after */
+        {INT64_MIN, lo, 0},             /* eb: an instant ends before */
+        {lo - tol, hi + tol, 0},        /* ap */
     };
     *out = r[k];
     return 0;

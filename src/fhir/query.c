@@ -27,8 +27,18 @@
 #include "fhir/fhir.h"
 #include "fhir/index_internal.h"
 
+/* How an alternative is decided on the body. */
+typedef enum alt_mode {
+    ALT_MATCH,                   /* the value matches (the default)         */
+    ALT_MISSING,                 /* :missing=true: the parameter has no value */
+    ALT_PRESENT,                 /* :missing=false: it has some value        */
+    ALT_NOT,                     /* :not: no token matches (none at all too) */
+    ALT_CONTAINS                 /* :contains: some value contains phrase    */
+} alt_mode;
+
 /* One value of a parameter: "a,b" is two, either of which matches. */
 typedef struct query_alt {
+    alt_mode mode;
     fhir_term *terms;            /* canonical values, ORed */
     size_t n;
     char *phrase;                /* a string query, folded: some whole value
@@ -62,15 +72,12 @@ struct fhir_query {
     size_t n, cap;
 };
 
+static void alt_free(query_alt *a);
+
 static void param_free(query_param *p)
 {
-    for (size_t k = 0; k < p->n_alt; k++) {
-        fhir_terms_free(p->alt[k].terms, p->alt[k].n);
-        free(p->alt[k].phrase);
-        free(p->alt[k].exact);
-        free(p->alt[k].tok_system);
-        free(p->alt[k].tok_code);
-    }
+    for (size_t k = 0; k < p->n_alt; k++)
+        alt_free(&p->alt[k]);
     free(p->alt);
     free(p->all);               /* its strings belong to the alternatives */
     free(p->name);
@@ -168,6 +175,56 @@ static const char *next_value(const char *v, char **out)
     return NULL;
 }
 
+/* Modifiers the index cannot serve (R4 search.html#modifiers): no terms,
+ * the bodies decide over every resource of the type the caller may see.
+ * 1 when modifier is one of them (a set up), 0 when not, -1 on error. */
+static int scan_modifier(const char *type, const char *name, const char *modifier,
+                         const char *value, query_alt *a, mv_err *err)
+{
+    fhir_param_type pt;
+    if (modifier == NULL || (strcmp(modifier, "missing") != 0 &&
+                             strcmp(modifier, "not") != 0 &&
+                             strcmp(modifier, "contains") != 0))
+        return 0;
+    if (fhir_search_param(type, name, &pt) != 0)
+        return mv_fail(err, MV_E_INVALID, "unknown search parameter %s for %s", name, type);
+    if (strcmp(modifier, "missing") == 0) {
+        if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
+            return mv_fail(err, MV_E_INVALID, "search parameter %s:missing takes true or "
+                           "false", name);
+        a->mode = strcmp(value, "true") == 0 ? ALT_MISSING : ALT_PRESENT;
+        return 1;
+    }
+    if (strcmp(modifier, "not") == 0) {
+        if (pt != FHIR_PARAM_TOKEN || strcmp(name, "_id") == 0)
+            return mv_fail(err, MV_E_INVALID, "search parameter %s: :not applies to "
+                           "tokens", name);
+        const char *bar = strchr(value, '|');
+        a->mode = ALT_NOT;
+        a->tok_system = bar ? strndup(value, (size_t)(bar - value)) : NULL;
+        a->tok_code = strdup(bar ? bar + 1 : value);
+        return a->tok_code && (!bar || a->tok_system) ? 1
+               : mv_fail(err, MV_E_NOMEM, "out of memory");
+    }
+    if (pt != FHIR_PARAM_STRING)
+        return mv_fail(err, MV_E_INVALID, "search parameter %s: :contains applies to "
+                       "strings", name);
+    a->mode = ALT_CONTAINS;
+    if (fhir_index_fold(value, &a->phrase, err) != 0)
+        return -1;
+    return a->phrase ? 1 : mv_fail(err, MV_E_INVALID, "search parameter %s: nothing to "
+                                   "look for", name);
+}
+
+static void alt_free(query_alt *a)
+{
+    fhir_terms_free(a->terms, a->n);
+    free(a->phrase);
+    free(a->exact);
+    free(a->tok_system);
+    free(a->tok_code);
+}
+
 static int add_alt(query_param *p, const char *type, const char *name,
                    const char *modifier, const char *value, mv_err *err)
 {
@@ -177,14 +234,20 @@ static int add_alt(query_param *p, const char *type, const char *name,
     p->alt = grown;
     query_alt *a = &p->alt[p->n_alt];
     memset(a, 0, sizeof *a);
+    int scan = scan_modifier(type, name, modifier, value, a, err);
+    if (scan != 0) {
+        if (scan < 0) {
+            alt_free(a);
+            return -1;
+        }
+        p->n_alt++;
+        p->scan = 1;
+        return 0;
+    }
     if (fhir_query_terms(type, name, modifier, value, &a->terms, &a->n, err) != 0)
         return -1;
     if (phrase_of(type, name, modifier, value, a, err) != 0) {
-        fhir_terms_free(a->terms, a->n);
-        free(a->phrase);
-        free(a->exact);
-        free(a->tok_system);
-        free(a->tok_code);
+        alt_free(a);
         return -1;
     }
     p->n_alt++;
@@ -321,9 +384,36 @@ static int token_found(const fhir_term *have, size_t n, const char *param,
     return 0;
 }
 
+/* 1 when the parameter has any value at all. */
+static int param_present(const fhir_term *have, size_t n, const char *param)
+{
+    for (size_t k = 0; k < n; k++)
+        if (strcmp(have[k].param, param) == 0)
+            return 1;
+    return 0;
+}
+
+/* 1 when some whole value ("x:...", folded) contains the phrase. */
+static int contains_found(const fhir_term *have, size_t n, const char *param,
+                          const char *phrase)
+{
+    for (size_t k = 0; k < n; k++)
+        if (strcmp(have[k].param, param) == 0 && strncmp(have[k].value, "x:", 2) == 0 &&
+            strstr(have[k].value + 2, phrase) != NULL)
+            return 1;
+    return 0;
+}
+
 static int alt_holds(const query_alt *a, const char *name, const fhir_term *have,
                      size_t n, int canonical)
 {
+    switch (a->mode) {
+    case ALT_MISSING:  return !param_present(have, n, name);
+    case ALT_PRESENT:  return param_present(have, n, name);
+    case ALT_NOT:      return !token_found(have, n, name, a);
+    case ALT_CONTAINS: return contains_found(have, n, name, a->phrase);
+    case ALT_MATCH:    break;
+    }
     if (a->is_date)
         return date_found(have, n, name, &a->date);
     if (a->is_token && !canonical)
@@ -358,4 +448,69 @@ int fhir_query_matches(const fhir_query *q, const char *json, size_t len)
         ok = param_holds(&q->p[i], have, n, q->canonical);
     fhir_terms_free(have, n);
     return ok;
+}
+
+/* ---- Sorting (R4 _sort) ------------------------------------------------------ */
+
+/* A date's start as text that sorts like the number. */
+static void date_key(long long lo, char out[24])
+{
+    snprintf(out, 24, "%020llu", (unsigned long long)lo ^ 0x8000000000000000ull);
+}
+
+/* The key one verification term gives for the parameter, or NULL. */
+static const char *term_key(const fhir_term *t, fhir_param_type pt, char buf[24])
+{
+    long long lo, hi;
+    switch (pt) {
+    case FHIR_PARAM_DATE:
+        if (strncmp(t->value, "r:", 2) != 0 || sscanf(t->value + 2, "%lld:%lld", &lo, &hi) != 2)
+            return NULL;
+        date_key(lo, buf);
+        return buf;
+    case FHIR_PARAM_STRING:
+        return strncmp(t->value, "x:", 2) == 0 ? t->value + 2 : NULL;
+    case FHIR_PARAM_TOKEN: {
+        const char *sep = strncmp(t->value, "t:", 2) == 0 ? strchr(t->value, '\x1f') : NULL;
+        if (sep)
+            return sep + 1;
+        return strcmp(t->param, "_id") == 0 && t->value[0] == '|' ? t->value + 1 : NULL;
+    }
+    case FHIR_PARAM_REFERENCE:
+        return strchr(t->value, '/') ? t->value : NULL;
+    }
+    return NULL;
+}
+
+int fhir_sort_key(const char *type, const char *name, int descending, const char *json,
+                  size_t len, char **key, mv_err *err)
+{
+    *key = NULL;
+    fhir_param_type pt;
+    if (fhir_search_param(type, name, &pt) != 0)
+        return mv_fail(err, MV_E_INVALID, "_sort: unknown search parameter %s for %s",
+                       name, type);
+    fhir_term *have = NULL;
+    size_t n = 0;
+    if (fhir_index_terms_verify(json, len, &have, &n, err) != 0)
+        return -1;
+    const char *best = NULL;
+    char buf[24], best_buf[24];
+    for (size_t k = 0; k < n; k++) {
+        if (strcmp(have[k].param, name) != 0)
+            continue;
+        const char *v = term_key(&have[k], pt, buf);
+        if (v != NULL && (best == NULL || (strcmp(v, best) < 0) != descending)) {
+            if (v == buf) {
+                memcpy(best_buf, buf, sizeof best_buf);
+                v = best_buf;
+            }
+            best = v;
+        }
+    }
+    int rc = 0;
+    if (best != NULL && (*key = strdup(best)) == NULL)
+        rc = mv_fail(err, MV_E_NOMEM, "out of memory");
+    fhir_terms_free(have, n);
+    return rc;
 }

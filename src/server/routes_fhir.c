@@ -757,7 +757,39 @@ static void fhir_create(call *c, const fhir_path *p)
         fhir_create_new(c, p);
 }
 
+/* Writes to one resource are serialised in this process, striped by type
+ * and id: two PUTs without If-Match then both land, one after the other,
+ * rather than one answering 409 because the other won the race between
+ * reading the current version and writing the next.  (A transaction's
+ * entries commit after their stripe is released: they can still conflict.) */
+#define WRITE_STRIPES 64
+static pthread_mutex_t write_stripes[WRITE_STRIPES] = {
+    [0 ... WRITE_STRIPES - 1] = PTHREAD_MUTEX_INITIALIZER
+};
+
+static pthread_mutex_t *write_stripe(const fhir_path *p)
+{
+    uint32_t h = 2166136261u;                        /* FNV-1a */
+    for (const char *s = p->type; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    for (const char *s = p->id; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return &write_stripes[h % WRITE_STRIPES];
+}
+
+static void fhir_update_locked(call *c, const fhir_path *p);
+
 static void fhir_update(call *c, const fhir_path *p)
+{
+    pthread_mutex_t *stripe = write_stripe(p);
+    pthread_mutex_lock(stripe);
+    fhir_update_locked(c, p);
+    pthread_mutex_unlock(stripe);
+}
+
+/* Decided on the stored head (owner, version): the current body is never
+ * decrypted to be replaced. */
+static void fhir_update_locked(call *c, const fhir_path *p)
 {
     int64_t expect = if_match(c);
     if (expect < 0) {
@@ -766,7 +798,7 @@ static void fhir_update(call *c, const fhir_path *p)
     }
     store_resource cur;
     mv_err e;
-    int exists = store_get(c->srv->store, p->type, p->id, 0, &cur, &e) == 0;
+    int exists = store_head(c->srv->store, p->type, p->id, 0, &cur, &e) == 0;
     if (!exists && e.code != MV_E_NOTFOUND) {
         answer_store_error(c, p, &e);
         return;
@@ -783,11 +815,21 @@ static void fhir_update(call *c, const fhir_path *p)
         store_resource_free(&cur);
 }
 
+static void fhir_delete_locked(call *c, const fhir_path *p);
+
 static void fhir_delete(call *c, const fhir_path *p)
+{
+    pthread_mutex_t *stripe = write_stripe(p);
+    pthread_mutex_lock(stripe);
+    fhir_delete_locked(c, p);
+    pthread_mutex_unlock(stripe);
+}
+
+static void fhir_delete_locked(call *c, const fhir_path *p)
 {
     store_resource cur;
     mv_err e;
-    if (store_get(c->srv->store, p->type, p->id, 0, &cur, &e) != 0) {
+    if (store_head(c->srv->store, p->type, p->id, 0, &cur, &e) != 0) {
         answer_store_error(c, p, &e);
         return;
     }

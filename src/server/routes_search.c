@@ -38,13 +38,22 @@ typedef struct param {
     const char *value;
 } param;
 
+/* One key of _sort: a parameter, _id or _lastUpdated, "-" descending. */
+#define MAX_SORT 4
+typedef struct sort_key {
+    char name[64];
+    int descending;
+} sort_key;
+
 typedef struct query {
     const char *type;
     param p[MAX_PARAMS];
     size_t n;
     fhir_query *match;             /* every parameter but _lastUpdated */
     long count, offset;
-    int sort;                      /* 0 none, 1 _lastUpdated, -1 -_lastUpdated */
+    sort_key sort[MAX_SORT];       /* _sort, in order                   */
+    size_t n_sort;
+    const char *sort_text;         /* as asked, for the paging links     */
     int summary_count;
     char error[200];
 } query;
@@ -57,6 +66,29 @@ static int parse_long(const char *v, long lo, long hi, long *out)
         return -1;
     *out = n;
     return 0;
+}
+
+/* "_sort=a,-b": each key a search parameter of the type (checked when the
+ * hits are sorted), _id or _lastUpdated. */
+static int parse_sort(query *q, const char *value)
+{
+    q->sort_text = value;
+    q->n_sort = 0;
+    for (const char *p = value; *p;) {
+        size_t n = strcspn(p, ",");
+        sort_key *k = &q->sort[q->n_sort];
+        if (q->n_sort == MAX_SORT || n == 0)
+            return -1;
+        k->descending = p[0] == '-';
+        size_t skip = (size_t)k->descending;
+        if (n - skip == 0 || n - skip >= sizeof k->name)
+            return -1;
+        memcpy(k->name, p + skip, n - skip);
+        k->name[n - skip] = '\0';
+        q->n_sort++;
+        p += n + (p[n] == ',');
+    }
+    return q->n_sort > 0 ? 0 : -1;
 }
 
 static int control_param(query *q, const char *name, const char *value)
@@ -75,12 +107,8 @@ static int control_param(query *q, const char *name, const char *value)
         return strcmp(value, "count") == 0 ? (q->summary_count = 1) : -1;
     if (strcmp(name, "_format") == 0 || strcmp(name, "_pretty") == 0)
         return 1;                           /* the format: fhir_acceptable */
-    if (strcmp(name, "_sort") == 0) {
-        if (strcmp(value, "_lastUpdated") == 0) q->sort = 1;
-        else if (strcmp(value, "-_lastUpdated") == 0) q->sort = -1;
-        else return -1;
-        return 1;
-    }
+    if (strcmp(name, "_sort") == 0)
+        return parse_sort(q, value) == 0 ? 1 : -1;
     return 0;
 }
 
@@ -127,12 +155,19 @@ static int last_updated_ids(mv_store *s, const char *type, const param *p,
     return 0;
 }
 
-/* Compile the parameters the body decides (all but _lastUpdated). */
+/* Compile the parameters the body decides (all but _lastUpdated), and
+ * check the _sort keys name parameters of the type. */
 static int compile_query(query *q, mv_err *err)
 {
     q->match = fhir_query_new(q->type);
     if (q->match == NULL)
         return mv_fail(err, MV_E_NOMEM, "out of memory");
+    for (size_t k = 0; k < q->n_sort; k++)
+        if (strcmp(q->sort[k].name, FHIR_PARAM_LAST_UPDATED) != 0 &&
+            strcmp(q->sort[k].name, "_id") != 0 &&
+            fhir_search_param(q->type, q->sort[k].name, NULL) != 0)
+            return mv_fail(err, MV_E_INVALID, "_sort: unknown search parameter %s for %s",
+                           q->sort[k].name, q->type);
     for (size_t i = 0; i < q->n; i++)
         if (strcmp(q->p[i].name, FHIR_PARAM_LAST_UPDATED) != 0 &&
             fhir_query_add(q->match, q->p[i].name, q->p[i].modifier, q->p[i].value,
@@ -167,18 +202,16 @@ static int matching_ids(mv_store *s, const query *q, id_set *out, mv_err *err)
 
 typedef struct hit {
     store_resource r;
+    char *key[MAX_SORT];        /* _sort keys; NULL: no value (last)  */
 } hit;
-
-static int cmp_updated(const void *a, const void *b)
-{
-    const hit *x = a, *y = b;
-    return (x->r.updated_us > y->r.updated_us) - (x->r.updated_us < y->r.updated_us);
-}
 
 static void hits_free(hit *v, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         store_resource_free(&v[i].r);
+        for (size_t k = 0; k < MAX_SORT; k++)
+            free(v[i].key[k]);
+    }
     free(v);
 }
 
@@ -264,16 +297,58 @@ static int keep_permitted(call *c, const char *type, hit *v, size_t *n)
     return rc;
 }
 
-static void sort_hits(hit *v, size_t n, int sort)
+/* ---- _sort ---------------------------------------------------------------------- */
+
+static __thread const query *sort_query;   /* qsort has no context argument */
+
+static int cmp_key(const char *a, const char *b, int descending)
 {
-    if (sort)
-        qsort(v, n, sizeof *v, cmp_updated);
-    if (sort < 0)
-        for (size_t i = 0; i < n / 2; i++) {
-            hit tmp = v[i];
-            v[i] = v[n - 1 - i];
-            v[n - 1 - i] = tmp;
-        }
+    if (a == NULL || b == NULL)
+        return (a == NULL) - (b == NULL);      /* no value: last either way */
+    int c = strcmp(a, b);
+    return descending ? -c : c;
+}
+
+static int cmp_hits(const void *pa, const void *pb)
+{
+    const hit *x = pa, *y = pb;
+    const query *q = sort_query;
+    for (size_t k = 0; k < q->n_sort; k++) {
+        int c = cmp_key(x->key[k], y->key[k], q->sort[k].descending);
+        if (c)
+            return c;
+    }
+    return strcmp(x->r.id, y->r.id);             /* a stable order for paging */
+}
+
+/* The key of hit h for sort key k: the clear update time, the id, or the
+ * parameter's value on the opened body. */
+static int hit_key(const query *q, const sort_key *k, hit *h, char **out, mv_err *err)
+{
+    char buf[32];
+    if (strcmp(k->name, FHIR_PARAM_LAST_UPDATED) == 0) {
+        snprintf(buf, sizeof buf, "%020llu",
+                 (unsigned long long)h->r.updated_us ^ 0x8000000000000000ull);
+        return (*out = strdup(buf)) ? 0 : mv_fail(err, MV_E_NOMEM, "out of memory");
+    }
+    if (strcmp(k->name, "_id") == 0)
+        return (*out = strdup(h->r.id)) ? 0 : mv_fail(err, MV_E_NOMEM, "out of memory");
+    return fhir_sort_key(q->type, k->name, k->descending, (const char *)h->r.body.data,
+                         h->r.body.len, out, err);
+}
+
+static int sort_hits(const query *q, hit *v, size_t n, mv_err *err)
+{
+    if (q->n_sort == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < q->n_sort; k++)
+            if (hit_key(q, &q->sort[k], &v[i], &v[i].key[k], err) != 0)
+                return -1;
+    sort_query = q;
+    qsort(v, n, sizeof *v, cmp_hits);
+    sort_query = NULL;
+    return 0;
 }
 
 /* Open each match and keep what the caller may see. */
@@ -315,7 +390,10 @@ static int visible_hits(call *c, const query *q, const id_set *ids, hit **out,
             store_resource_free(&r);
     }
     n = kept;
-    sort_hits(v, n, q->sort);
+    if (sort_hits(q, v, n, NULL) != 0) {
+        hits_free(v, n);
+        return -1;
+    }
     *out = v;
     *n_out = n;
     return 0;
@@ -464,10 +542,14 @@ static json_t *page_link(call *c, const query *q, const char *relation, long off
 {
     char base[300], head[600];
     fhir_base_url(c, base, sizeof base);
-    snprintf(head, sizeof head, "%s/%s?_count=%ld&_offset=%ld%s", base, q->type, q->count,
-             offset, q->sort > 0 ? "&_sort=_lastUpdated" : q->sort < 0 ? "&_sort=-_lastUpdated" : "");
+    snprintf(head, sizeof head, "%s/%s?_count=%ld&_offset=%ld", base, q->type, q->count,
+             offset);
     mv_buf url = {0};
     mv_buf_append(&url, head, strlen(head), NULL);
+    if (q->sort_text) {
+        mv_buf_append(&url, "&_sort=", 7, NULL);
+        append_encoded(&url, q->sort_text);
+    }
     for (size_t i = 0; i < q->n; i++) {
         mv_buf_append(&url, "&", 1, NULL);
         append_encoded(&url, q->p[i].name);

@@ -10,6 +10,8 @@
 #   - conditional create (If-None-Exist): a retry finds the first resource
 #     instead of making a duplicate; two matches are a 412; a malformed
 #     condition is a 400; inside a transaction, ifNoneExist does the same;
+#   - concurrent PUTs to one resource without If-Match are serialised: all
+#     land as versions, none is answered 409;
 #   - required bindings: a code outside its required ValueSet
 #     (Patient.gender "robot", Observation.status "bogus", a Condition's
 #     clinical status from its own code system) is a 400 naming the
@@ -109,6 +111,24 @@ as "$REG" "$BASE/fhir/Patient?identifier=urn:oid:1.2.250.1.213.1.4.8%7C299039900
 expect_eq "$(total)" "1" "one patient after two transactions"
 as "$REG" "$BASE/fhir/Observation?subject=Patient/$TXP"
 expect_eq "$(total)" "2" "both Observations point at that one patient"
+
+# --- concurrent updates without If-Match are serialised, none refused ------------------------------------
+as "$REG" "${FJ[@]}" -d '{"resourceType":"Patient","name":[{"family":"Concurrent"}]}' "$BASE/fhir/Patient"
+CC=$(printf '%s' "$BODY" | json_get id)
+: > "$WORK/codes"
+PIDS=()
+for i in $(seq 1 24); do
+    curl -s -o /dev/null -w '%{http_code}\n' -X PUT -H "Authorization: Bearer $REG" "${FJ[@]}" \
+        -d "{\"resourceType\":\"Patient\",\"id\":\"$CC\",\"name\":[{\"family\":\"Concurrent$i\"}]}" \
+        "$BASE/fhir/Patient/$CC" >> "$WORK/codes" &
+    PIDS+=($!)
+done
+wait "${PIDS[@]}"      # not the server's
+expect_eq "$(sort "$WORK/codes" | uniq -c | sed 's/^ *//')" "24 200" "24 concurrent PUTs without If-Match: all 200"
+as "$REG" "$BASE/fhir/Patient/$CC"
+expect_contains "$BODY" '"versionId":"25"' "each landed as its own version"
+as "$REG" "$BASE/fhir/Patient/$CC/_history?_count=50"
+expect_eq "$(total)" "25" "the history holds all 25"
 
 # --- required bindings --------------------------------------------------------------------------------------
 as "$REG" "$BASE/fhir/Patient?_count=100"

@@ -230,7 +230,7 @@ walk "$REG" "/fhir/Observation?patient=$P1&_lastUpdated=ge$t1&_sort=-_lastUpdate
 expect_eq "$WALKED" "Observation/$E3 Observation/$E1" "next links keep patient= too"
 
 # Refused values, and the CapabilityStatement.
-for bad in "sa$DAY" "2026-13" "${DAY}T25:00" "ge" "yesterday"; do
+for bad in "xx$DAY" "2026-13" "${DAY}T25:00" "ge" "yesterday"; do
     as "$REG" "$BASE/fhir/Observation?_lastUpdated=$bad"
     expect_eq "$STATUS" "400" "_lastUpdated=$bad refused"
 done

@@ -79,6 +79,24 @@ search "eb 2050: ended before (the open one has not)" "Encounter?date=eb2050" "$
 search "ne January 2020" "Encounter?date=ne2020-01" "$E_OPEN" "$E_LONG"
 search "gt 2099: the open Period still" "Encounter?date=gt2099-12-31" "$E_OPEN"
 
+# --- _lastUpdated takes every prefix too -------------------------------------------------------------------
+TODAY=$(date -u +%Y-%m-%d)
+search "_lastUpdated=sa2000" "Patient?family=Datequin&_lastUpdated=sa2000" "$P75" "$P80" "$P85" "$PNONE"
+search "_lastUpdated=eb2000" "Patient?family=Datequin&_lastUpdated=eb2000"
+search "_lastUpdated=ap today" "Patient?family=Datequin&_lastUpdated=ap$TODAY" "$P75" "$P80" "$P85" "$PNONE"
+search "_lastUpdated=ap 1990" "Patient?family=Datequin&_lastUpdated=ap1990"
+
+# --- _sort on a date: its start; no date sorts last ---------------------------------------------------------------
+in_order() { printf '%s' "$BODY" | grep -o '"fullUrl":"[^"]*"' | sed 's/.*\///; s/"$//' | tr '\n' ' '; }
+as "$REG" "$BASE/fhir/Patient?family=Datequin&_sort=-birthdate"
+expect_eq "$(in_order)" "$P85 $P80 $P75 $PNONE " "_sort=-birthdate"
+as "$REG" "$BASE/fhir/Patient?family=Datequin&_sort=birthdate"
+expect_eq "$(in_order)" "$P75 $P80 $P85 $PNONE " "_sort=birthdate"
+as "$REG" "$BASE/fhir/Observation?date=2020-07-01&_sort=date"
+expect_eq "$(in_order | cut -d' ' -f3)" "$O_NOON" "_sort=date: instants in UTC order, noon after 04:30"
+as "$REG" "$BASE/fhir/Observation?date=2020-07-01&_sort=-date"
+expect_eq "$(in_order | cut -d' ' -f1)" "$O_NOON" "_sort=-date: noon first"
+
 # --- errors ----------------------------------------------------------------------------------------------------
 for bad in 2020-13-01 xx2020 2020-02-30 20200101 2020-01-01T25:00Z; do
     as "$REG" "$BASE/fhir/Observation?date=$bad"

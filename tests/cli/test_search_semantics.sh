@@ -9,6 +9,10 @@
 #   - a string matches at the start of the value (not of any word in it),
 #     ignoring case and accents; :exact is the whole value, case and accents
 #     kept;
+#   - :missing, :not (tokens) and :contains (strings), decided on the
+#     bodies; an unsupported modifier is a 400 naming the parameter;
+#   - _sort on any parameter, several keys, descending, kept by the paging
+#     links;
 #   - a token matches as written: a phone, an e-mail, an identifier or a
 #     code in another form or case is another value.
 . "$(dirname "$0")/lib.sh"
@@ -102,6 +106,42 @@ as "$REG" "$BASE/fhir/Patient?identifier=urn:oid:1.2.250.1.213.1.4.8%7C&_count=1
 expect_contains "$(ids)" "$TOK" "system| finds any value of the system"
 as "$REG" "$BASE/fhir/Patient?gender=Female"
 expect_eq "$(total)" "0" "a code in another case"
+
+# --- modifiers the index cannot serve: the bodies decide ----------------------------------------------------
+NOV=$(as "$REG" "${FJ[@]}" -d '{"resourceType":"Patient","name":[{"family":"Novalgender"}]}' "$BASE/fhir/Patient"; printf '%s' "$BODY" | json_get id)
+as "$REG" "$BASE/fhir/Patient?gender:not=female&family=Orvalle,Brisemont,Quintard,Novalgender&_count=50"
+expect_eq "$(ids)" "$(sorted "$M1" "$O1" "$U1" "$NOV")" ":not is every other code, and no code at all"
+as "$REG" "$BASE/fhir/Patient?gender:missing=true&family=Orvalle,Brisemont,Quintard,Novalgender&_count=50"
+expect_eq "$(ids)" "$(sorted "$NOV")" ":missing=true"
+as "$REG" "$BASE/fhir/Patient?gender:missing=false&family=Orvalle,Novalgender&_count=50"
+expect_eq "$(ids)" "$(sorted "$F1" "$M1")" ":missing=false"
+as "$REG" "$BASE/fhir/Patient?address-city:missing=false&family=Pfeffer420,Orvalle&_count=50"
+expect_eq "$(ids)" "$(sorted "$KC")" ":missing on a string"
+as "$REG" "$BASE/fhir/Patient?address-city:contains=city&_count=50"
+expect_eq "$(ids)" "$(sorted "$KC" "$CP")" ":contains finds inside the value"
+as "$REG" "$BASE/fhir/Patient?address-city:contains=ETIEN&_count=50"
+expect_eq "$(ids)" "$(sorted "$ST")" ":contains ignores case and accents"
+as "$REG" "$BASE/fhir/Patient?gender:missing=maybe"
+expect_eq "$STATUS" "400" ":missing takes true or false"
+as "$REG" "$BASE/fhir/Patient?family:not=x"
+expect_eq "$STATUS" "400" ":not on a string"
+as "$REG" "$BASE/fhir/Patient?gender:above=x"
+expect_eq "$STATUS" "400" "an unsupported modifier"
+expect_contains "$BODY" "gender" "names the parameter"
+
+# --- _sort on parameters, several keys, descending ---------------------------------------------------------------
+in_order() { printf '%s' "$BODY" | grep -o '"fullUrl":"[^"]*"' | sed 's/.*\///; s/"$//' | tr '\n' ' '; }
+as "$REG" "$BASE/fhir/Patient?family=Orvalle,Brisemont,Quintard&_sort=family,-gender&_count=50"
+expect_eq "$(in_order)" "$U1 $F2 $M1 $F1 $O1 " "_sort=family,-gender"
+as "$REG" "$BASE/fhir/Patient?family=Orvalle,Brisemont,Quintard&_sort=-family,gender&_count=2"
+expect_eq "$(in_order)" "$O1 $F1 " "_sort=-family,gender, first page"
+NEXT=$(printf '%s' "$BODY" | grep -o '"relation":"next","url":"[^"]*"' | sed 's/.*"url":"//; s/"$//')
+expect_contains "$NEXT" "_sort=-family%2Cgender" "the next link keeps the sort"
+req -H "Authorization: Bearer $REG" "$NEXT"
+expect_eq "$(in_order)" "$M1 $F2 " "the next page follows in order"
+as "$REG" "$BASE/fhir/Patient?family=Orvalle&_sort=nosuch"
+expect_eq "$STATUS" "400" "_sort on an unknown parameter"
+expect_contains "$BODY" "nosuch" "names it"
 
 # --- escapes and errors ------------------------------------------------------------------------
 C_COMMA=$(patient 'Dupont,Durand' female)
