@@ -174,6 +174,16 @@ const fhir_term *fhir_query_terms_of(const fhir_query *q, size_t i, int *bits,
 int fhir_query_matches(const fhir_query *q, const char *json, size_t len);
 void fhir_query_free(fhir_query *q);
 
+/* The "Type/id" references a resource holds under reference search
+ * parameter name of type (relative references only), for chaining, _has
+ * and _include; *refs NULL when none.  Free each and the array.
+ * MV_E_INVALID when name is no reference parameter of type. */
+int fhir_param_references(const char *type, const char *name, const char *json, size_t len,
+                          char ***refs, size_t *n, mv_err *err);
+/* The one resource type reference parameter name of type points to, or
+ * NULL (several, any, or no such parameter). */
+const char *fhir_reference_target(const char *type, const char *name);
+
 /* R4 _sort: the key a resource sorts by on search parameter name -- the
  * smallest of its values ascending, the largest descending (a date by its
  * start, a string folded, a token by its code, a reference "Type/id") --

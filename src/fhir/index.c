@@ -165,6 +165,12 @@ int fhir_search_param(const char *type, const char *name, fhir_param_type *out)
     return 0;
 }
 
+const char *fhir_reference_target(const char *type, const char *name)
+{
+    const fhir_sp_param *p = sp_lookup(type, name);
+    return p && p->type == FHIR_PARAM_REFERENCE ? p->target : NULL;
+}
+
 /* ==== What the index keeps of each parameter ============================ */
 
 /* Token widths, in bits (fhir.h): enough buckets that a lookup's false

@@ -514,3 +514,35 @@ int fhir_sort_key(const char *type, const char *name, int descending, const char
     fhir_terms_free(have, n);
     return rc;
 }
+
+/* ---- References a resource holds (chaining, _has, _include) ------------------ */
+
+int fhir_param_references(const char *type, const char *name, const char *json, size_t len,
+                          char ***refs, size_t *n, mv_err *err)
+{
+    *refs = NULL;
+    *n = 0;
+    fhir_param_type pt;
+    if (fhir_search_param(type, name, &pt) != 0 || pt != FHIR_PARAM_REFERENCE)
+        return mv_fail(err, MV_E_INVALID, "%s is not a reference search parameter of %s",
+                       name, type);
+    fhir_term *have = NULL;
+    size_t nh = 0;
+    if (fhir_index_terms(json, len, &have, &nh, err) != 0)
+        return -1;
+    char **out = calloc(nh ? nh : 1, sizeof *out);
+    int rc = out ? 0 : mv_fail(err, MV_E_NOMEM, "out of memory");
+    for (size_t k = 0; rc == 0 && k < nh; k++)
+        if (strcmp(have[k].param, name) == 0 && strchr(have[k].value, '/') != NULL) {
+            out[*n] = have[k].value;         /* taken from have */
+            have[k].value = NULL;
+            (*n)++;
+        }
+    fhir_terms_free(have, nh);
+    if (rc != 0 || *n == 0) {
+        free(out);
+        return rc;
+    }
+    *refs = out;
+    return 0;
+}

@@ -86,6 +86,34 @@ int fhir_acceptable(call *c);
 /* GET /fhir/Type?...: search over the blind indexes (routes_search.c). */
 void fhir_search(call *c, const char *type);
 
+/* The resources of type the caller may see that match one parameter
+ * "name[:modifier]" = value (itself chained or not), opened, as a search
+ * decides them; depth counts the chain hops so far.  MV_E_INVALID names a
+ * bad parameter (routes_search.c). */
+int fhir_search_opened(call *c, const char *type, const char *name, const char *value,
+                       int depth, store_resource **out, size_t *n, mv_err *err);
+
+/* ---- search_links.c: chains, _has, _include, _revinclude ---- */
+/* A chained parameter ("subject:Patient.name") or _has
+ * ("_has:Observation:patient:code") resolved through the caller's own
+ * searches into a plain one: *out_name "subject" and *out_value
+ * "Patient/a,Patient/b", or "_id" and "a,b" (owned; NULL when nothing
+ * matched).  1 when it was one, 0 for a plain parameter, -1 on error. */
+int fhir_search_link(call *c, const char *type, const char *name, const char *modifier,
+                     const char *value, int depth, char *out_name, size_t cap,
+                     char **out_value, mv_err *err);
+typedef struct fhir_include {
+    const char *spec;           /* "Source:param[:Target]" (borrowed)   */
+    int reverse;                /* _revinclude                          */
+    int iterate;                /* :iterate (or R4's older :recurse)    */
+} fhir_include;
+/* The resources the page's matches reference (_include) or that reference
+ * them (_revinclude), those the caller may see, opened; *truncated when
+ * more than the bound were found. */
+int fhir_search_includes(call *c, const store_resource *page, size_t n,
+                         const fhir_include *inc, size_t n_inc, store_resource **out,
+                         size_t *n_out, int *truncated, mv_err *err);
+
 /* Conditional interactions: how many resources of type that the caller may
  * see match the search condition ("identifier=sys|123", the query string of
  * If-None-Exist), and the id of the one when there is exactly one.

@@ -34,9 +34,15 @@
 
 typedef struct param {
     char name[64];
-    char modifier[64];
-    const char *value;
+    char modifier[192];
+    const char *value;             /* as asked: the paging links carry it  */
+    int linked;                    /* a chain or _has, resolved into:       */
+    char resolved_name[64];
+    char *resolved;                /*   its plain value (owned); NULL when
+                                        nothing matched: nothing does      */
 } param;
+
+#define MAX_INCLUDES 8
 
 /* One key of _sort: a parameter, _id or _lastUpdated, "-" descending. */
 #define MAX_SORT 4
@@ -54,6 +60,9 @@ typedef struct query {
     sort_key sort[MAX_SORT];       /* _sort, in order                   */
     size_t n_sort;
     const char *sort_text;         /* as asked, for the paging links     */
+    fhir_include inc[MAX_INCLUDES]; /* _include, _revinclude              */
+    size_t n_inc;
+    int none;                      /* a chain matched nothing            */
     int summary_count;
     char error[200];
 } query;
@@ -91,8 +100,29 @@ static int parse_sort(query *q, const char *value)
     return q->n_sort > 0 ? 0 : -1;
 }
 
+/* "_include", "_revinclude", with ":iterate" (or R4's ":recurse"). */
+static int include_param(query *q, const char *name, const char *value)
+{
+    int reverse = strncmp(name, "_revinclude", 11) == 0;
+    const char *rest = name + (reverse ? 11 : 8);
+    if (!reverse && strncmp(name, "_include", 8) != 0)
+        return 0;
+    if (*rest && strcmp(rest, ":iterate") != 0 && strcmp(rest, ":recurse") != 0)
+        return -1;
+    if (q->n_inc == MAX_INCLUDES || *value == '\0')
+        return -1;
+    q->inc[q->n_inc++] = (fhir_include){ value, reverse, *rest != '\0' };
+    return 1;
+}
+
 static int control_param(query *q, const char *name, const char *value)
 {
+    int inc = include_param(q, name, value);
+    if (inc != 0)
+        return inc;
+    if (strcmp(name, "_total") == 0)     /* totals are always exact */
+        return strcmp(value, "none") == 0 || strcmp(value, "estimate") == 0 ||
+               strcmp(value, "accurate") == 0 ? 1 : -1;
     if (strcmp(name, "_count") == 0) {      /* more than the maximum: the maximum,
                                               with a next link (R4 3.1.1.5.6) */
         if (parse_long(value, 0, LONG_MAX, &q->count) != 0)
@@ -168,12 +198,40 @@ static int compile_query(query *q, mv_err *err)
             fhir_search_param(q->type, q->sort[k].name, NULL) != 0)
             return mv_fail(err, MV_E_INVALID, "_sort: unknown search parameter %s for %s",
                            q->sort[k].name, q->type);
-    for (size_t i = 0; i < q->n; i++)
-        if (strcmp(q->p[i].name, FHIR_PARAM_LAST_UPDATED) != 0 &&
-            fhir_query_add(q->match, q->p[i].name, q->p[i].modifier, q->p[i].value,
-                           err) != 0)
+    for (size_t i = 0; i < q->n; i++) {
+        const param *p = &q->p[i];
+        if (p->linked && p->resolved == NULL)
+            q->none = 1;                        /* a chain that matched nothing */
+        else if (p->linked ? fhir_query_add(q->match, p->resolved_name, NULL, p->resolved,
+                                            err) != 0
+                 : strcmp(p->name, FHIR_PARAM_LAST_UPDATED) != 0 &&
+                   fhir_query_add(q->match, p->name, p->modifier, p->value, err) != 0)
             return -1;
+    }
     return 0;
+}
+
+/* Chained parameters and _has become plain ones (search_links.c). */
+static int resolve_links(call *c, query *q, int depth, mv_err *err)
+{
+    for (size_t i = 0; i < q->n; i++) {
+        param *p = &q->p[i];
+        int r = fhir_search_link(c, q->type, p->name, p->modifier, p->value, depth,
+                                 p->resolved_name, sizeof p->resolved_name, &p->resolved,
+                                 err);
+        if (r < 0)
+            return -1;
+        p->linked = r;
+    }
+    return 0;
+}
+
+static void query_release(query *q)
+{
+    for (size_t i = 0; i < q->n; i++)
+        free(q->p[i].resolved);
+    fhir_query_free(q->match);
+    q->match = NULL;
 }
 
 /* The candidates: the index's buckets (find.c) and the _lastUpdated ranges,
@@ -181,6 +239,10 @@ static int compile_query(query *q, mv_err *err)
 static int matching_ids(mv_store *s, const query *q, id_set *out, mv_err *err)
 {
     int every;
+    if (q->none) {
+        memset(out, 0, sizeof *out);
+        return 0;
+    }
     if (fhir_candidates(s, q->type, q->match, out, &every, err) != 0)
         return -1;
     for (size_t i = 0; i < q->n; i++) {
@@ -496,7 +558,8 @@ int fhir_audit_disclosure(call *c, const char *action, const char *outcome,
 }
 
 /* The search's disclosure: its parameter names, never their values. */
-static int audit_search(call *c, const query *q, const hit *page, size_t n, mv_err *err)
+static int audit_search(call *c, const query *q, const hit *page, size_t n,
+                        const store_resource *inc, size_t n_inc, mv_err *err)
 {
     char params[256] = "";
     for (size_t i = 0; i < q->n; i++) {
@@ -505,13 +568,16 @@ static int audit_search(call *c, const query *q, const hit *page, size_t n, mv_e
     }
     char outcome[300];
     snprintf(outcome, sizeof outcome, "success: %s?%s", q->type, params);
-    fhir_disclosed *v = mv_calloc(n ? n : 1, sizeof *v, err);
+    fhir_disclosed *v = mv_calloc(n + n_inc + 1, sizeof *v, err);
     if (v == NULL)
         return -1;
     for (size_t i = 0; i < n; i++)
         v[i] = (fhir_disclosed){ q->type, page[i].r.id, page[i].r.patient,
                                  page[i].r.version };
-    int rc = fhir_audit_disclosure(c, "fhir.search", outcome, v, n, err);
+    for (size_t i = 0; i < n_inc; i++)      /* included: disclosed as well */
+        v[n + i] = (fhir_disclosed){ inc[i].type, inc[i].id, inc[i].patient,
+                                     inc[i].version };
+    int rc = fhir_audit_disclosure(c, "fhir.search", outcome, v, n + n_inc, err);
     free(v);
     return rc;
 }
@@ -549,6 +615,14 @@ static json_t *page_link(call *c, const query *q, const char *relation, long off
     if (q->sort_text) {
         mv_buf_append(&url, "&_sort=", 7, NULL);
         append_encoded(&url, q->sort_text);
+    }
+    for (size_t i = 0; i < q->n_inc; i++) {
+        const char *name = q->inc[i].reverse ? "&_revinclude" : "&_include";
+        mv_buf_append(&url, name, strlen(name), NULL);
+        if (q->inc[i].iterate)
+            mv_buf_append(&url, "%3Aiterate", 10, NULL);
+        mv_buf_append(&url, "=", 1, NULL);
+        append_encoded(&url, q->inc[i].spec);
     }
     for (size_t i = 0; i < q->n; i++) {
         mv_buf_append(&url, "&", 1, NULL);
@@ -599,8 +673,28 @@ static json_t *watermark_for(call *c, const query *q, size_t rows)
     return res;
 }
 
+/* An included resource as a Bundle entry, search.mode "include". */
+static json_t *include_entry(const store_resource *r)
+{
+    char url[200];
+    snprintf(url, sizeof url, "%s/%s", r->type, r->id);
+    json_t *res = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
+    return json_pack("{s:s, s:o, s:{s:s}}", "fullUrl", url, "resource",
+                     res ? res : json_null(), "search", "mode", "include");
+}
+
+static json_t *truncation_entry(void)
+{
+    return json_pack("{s:{s:s, s:[{s:s, s:s, s:s}]}, s:{s:s}}", "resource", "resourceType",
+                     "OperationOutcome", "issue", "severity", "warning", "code",
+                     "too-costly", "diagnostics", "_include/_revinclude: more resources "
+                     "than one page may carry; the rest were left out", "search", "mode",
+                     "outcome");
+}
+
 static void reply_bundle(call *c, const query *q, const hit *page, size_t n, size_t total,
-                         json_t *mark)
+                         json_t *mark, const store_resource *inc, size_t n_inc,
+                         int truncated)
 {
     json_t *links = json_array();
     json_array_append_new(links, page_link(c, q, "self", q->offset));
@@ -626,7 +720,11 @@ static void reply_bundle(call *c, const query *q, const hit *page, size_t n, siz
                                                  "resource", res ? res : json_null(),
                                                  "search", "mode", "match"));
     }
-    if (n)
+    for (size_t i = 0; i < n_inc; i++)
+        json_array_append_new(entries, include_entry(&inc[i]));
+    if (truncated)
+        json_array_append_new(entries, truncation_entry());
+    if (json_array_size(entries))
         json_object_set_new(b, "entry", entries);
     else
         json_decref(entries);
@@ -699,6 +797,56 @@ static int collect_pair(query *q, const http_target *t, mv_err *err)
     return 0;
 }
 
+/* The visible, verified hits of a collected query: chains resolved, the
+ * index's candidates, the policy decision, the bodies; too many
+ * candidates is a 400.  depth: chain hops so far. */
+static int run_query(call *c, query *q, int depth, hit **v, size_t *n, mv_err *err)
+{
+    id_set ids = {0};
+    *v = NULL;
+    *n = 0;
+    if (resolve_links(c, q, depth, err) != 0 || compile_query(q, err) != 0 ||
+        matching_ids(c->srv->store, q, &ids, err) != 0)
+        return -1;
+    int rc = 0;
+    if (ids.n > MAX_MATCHES)
+        rc = mv_fail(err, MV_E_INVALID, "too many matches: narrow the search");
+    else if (visible_hits(c, q, &ids, v, n) != 0)
+        rc = mv_fail(err, MV_E_NOMEM, "out of memory");
+    id_set_free(&ids);
+    return rc;
+}
+
+int fhir_search_opened(call *c, const char *type, const char *name, const char *value,
+                       int depth, store_resource **out, size_t *n_out, mv_err *err)
+{
+    *out = NULL;
+    *n_out = 0;
+    query q = { .type = type, .count = DEFAULT_COUNT };
+    if (collect_param(name, value, &q) != 0 || q.n != 1)
+        return mv_fail(err, MV_E_INVALID, "%s", q.error[0] ? q.error
+                       : "a chained or included search names one parameter");
+    hit *v = NULL;
+    size_t n = 0;
+    int rc = run_query(c, &q, depth, &v, &n, err);
+    query_release(&q);
+    if (rc != 0)
+        return -1;
+    store_resource *res = calloc(n ? n : 1, sizeof *res);
+    if (res == NULL) {
+        hits_free(v, n);
+        return mv_fail(err, MV_E_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        res[i] = v[i].r;                     /* moved out of the hit */
+        memset(&v[i].r, 0, sizeof v[i].r);
+    }
+    hits_free(v, n);
+    *out = res;
+    *n_out = n;
+    return 0;
+}
+
 int fhir_conditional_match(call *c, const char *type, const char *condition,
                            char *id, size_t cap, size_t *count, mv_err *err)
 {
@@ -715,24 +863,45 @@ int fhir_conditional_match(call *c, const char *type, const char *condition,
     if (rc != 0)
         return mv_fail(err, MV_E_INVALID, "the condition is not a query string");
     query q = { .type = type, .count = DEFAULT_COUNT };
-    id_set ids = {0};
     hit *v = NULL;
     size_t n = 0;
     rc = collect_pair(&q, &t, err);
     if (rc == 0)
-        rc = compile_query(&q, err) != 0 || matching_ids(c->srv->store, &q, &ids, err) != 0
-             ? -1 : 0;
-    if (rc == 0 && visible_hits(c, &q, &ids, &v, &n) != 0)
-        rc = mv_fail(err, MV_E_NOMEM, "out of memory");
+        rc = run_query(c, &q, 0, &v, &n, err);
     if (rc == 0 && n == 1)
         snprintf(id, cap, "%s", v[0].r.id);
     if (rc == 0)
         *count = n;
     hits_free(v, n);
-    id_set_free(&ids);
-    fhir_query_free(q.match);
+    query_release(&q);
     http_target_free(&t);
     return rc;
+}
+
+/* The page's _include and _revinclude resources (search_links.c). */
+static int page_includes(call *c, const query *q, const hit *page, size_t len,
+                         store_resource **inc, size_t *n_inc, int *truncated, mv_err *err)
+{
+    *inc = NULL;
+    *n_inc = 0;
+    *truncated = 0;
+    if (q->n_inc == 0 || len == 0)
+        return 0;
+    store_resource *flat = calloc(len, sizeof *flat);
+    if (flat == NULL)
+        return mv_fail(err, MV_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < len; i++)
+        flat[i] = page[i].r;                 /* borrowed */
+    int rc = fhir_search_includes(c, flat, len, q->inc, q->n_inc, inc, n_inc, truncated, err);
+    free(flat);
+    return rc;
+}
+
+static void free_included(store_resource *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        store_resource_free(&v[i]);
+    free(v);
 }
 
 void fhir_search(call *c, const char *type)
@@ -747,41 +916,38 @@ void fhir_search(call *c, const char *type)
     c->list_page = q.count > 0 ? (int)(q.offset / q.count) : 0;
     q.count = call_page_cap(c, (int)q.count);   /* the detector's allowance */
     mv_err e;
-    id_set ids = {0};
-    if (compile_query(&q, &e) != 0 || matching_ids(c->srv->store, &q, &ids, &e) != 0) {
-        fhir_query_free(q.match);
-        call_fail_err(c, &e);
-        return;
-    }
-    if (ids.n > MAX_MATCHES) {
-        fhir_query_free(q.match);
-        id_set_free(&ids);
-        call_fail(c, 400, "too-costly", "too many matches: narrow the search");
-        return;
-    }
     hit *v = NULL;
     size_t n = 0;
-    int hits = visible_hits(c, &q, &ids, &v, &n);
-    fhir_query_free(q.match);
-    if (hits != 0) {
-        id_set_free(&ids);
-        call_fail(c, 500, "exception", "out of memory");
+    if (run_query(c, &q, 0, &v, &n, &e) != 0) {
+        query_release(&q);
+        if (e.code == MV_E_INVALID && strstr(e.msg, "too many matches"))
+            call_fail(c, 400, "too-costly", e.msg);
+        else
+            call_fail_err(c, &e);
         return;
     }
-    id_set_free(&ids);
     size_t from = (size_t)q.offset < n ? (size_t)q.offset : n;
     size_t len = q.summary_count ? 0 : n - from < (size_t)q.count ? n - from : (size_t)q.count;
-    const char **existence = existence_beyond(c, v, n, from, len, &c->n_existence);
-    c->existence = existence;
-    if (audit_search(c, &q, v + from, len, &e) != 0) {
-        call_internal(c, &e);
+    store_resource *inc = NULL;
+    size_t n_inc = 0;
+    int truncated = 0;
+    if (page_includes(c, &q, v + from, len, &inc, &n_inc, &truncated, &e) != 0) {
+        call_fail_err(c, &e);
     } else {
-        json_t *mark = watermark_for(c, &q, len);
-        reply_bundle(c, &q, v + from, len, n, mark);
-        json_decref(mark);
+        const char **existence = existence_beyond(c, v, n, from, len, &c->n_existence);
+        c->existence = existence;
+        if (audit_search(c, &q, v + from, len, inc, n_inc, &e) != 0) {
+            call_internal(c, &e);
+        } else {
+            json_t *mark = watermark_for(c, &q, len);
+            reply_bundle(c, &q, v + from, len, n, mark, inc, n_inc, truncated);
+            json_decref(mark);
+        }
+        c->existence = NULL;
+        c->n_existence = 0;
+        free(existence);
     }
-    c->existence = NULL;
-    c->n_existence = 0;
-    free(existence);
+    free_included(inc, n_inc);
+    query_release(&q);
     hits_free(v, n);
 }
