@@ -192,6 +192,15 @@ const char *fhir_reference_target(const char *type, const char *name);
 int fhir_sort_key(const char *type, const char *name, int descending, const char *json,
                   size_t len, char **key, mv_err *err);
 
+/* ---- PATCH (patch.c) ----------------------------------------------------------
+ * A JSON Patch (RFC 6902: add, remove, replace, move, copy, test; paths as
+ * JSON Pointers) applied to the resource doc, the result as new JSON text
+ * in *out (malloc'd).  MV_E_CONFLICT when a test operation fails,
+ * MV_E_INVALID naming the operation and path when one cannot be applied;
+ * nothing is applied then.  The caller validates the result. */
+int fhir_json_patch(const char *doc, size_t len, const char *patch, size_t plen, char **out,
+                    mv_err *err);
+
 /* ---- Instants the server keeps itself (instant.c) --------------------------
  *
  * _lastUpdated is the time a version was stored, kept in clear by the store

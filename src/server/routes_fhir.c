@@ -504,6 +504,9 @@ static void fhir_history(call *c, const fhir_path *p)
 
 /* The body, validated and of the URL's type, with id and meta set; NULL
  * after answering the error. */
+static char *prepared_from(call *c, const fhir_path *p, const char *id, int64_t version,
+                           int64_t now, const char *body, size_t len);
+
 static char *prepared_body(call *c, const fhir_path *p, const char *id,
                            int64_t version, int64_t now)
 {
@@ -511,9 +514,16 @@ static char *prepared_body(call *c, const fhir_path *p, const char *id,
         call_fail(c, 415, "not-supported", "send application/fhir+json");
         return NULL;
     }
+    return prepared_from(c, p, id, version, now, (const char *)c->req->body, c->req->body_len);
+}
+
+/* body (a client's, or a patched one) prepared as prepared_body does. */
+static char *prepared_from(call *c, const fhir_path *p, const char *id, int64_t version,
+                           int64_t now, const char *body, size_t len)
+{
     mv_err e;
     char *type = NULL;
-    if (fhir_validate((const char *)c->req->body, c->req->body_len, &type, &e) != 0) {
+    if (fhir_validate(body, len, &type, &e) != 0) {
         call_fail(c, 400, "structure", e.msg);
         return NULL;
     }
@@ -523,7 +533,7 @@ static char *prepared_body(call *c, const fhir_path *p, const char *id,
         call_fail(c, 400, "invalid", "the body's resourceType is not the URL's type");
         return NULL;
     }
-    json_t *o = json_loadb((const char *)c->req->body, c->req->body_len, 0, NULL);
+    json_t *o = json_loadb(body, len, 0, NULL);
     const char *body_id = json_string_value(json_object_get(o, "id"));
     if (p->id[0] && (body_id == NULL || strcmp(body_id, p->id) != 0)) {
         json_decref(o);
@@ -815,6 +825,90 @@ static void fhir_update_locked(call *c, const fhir_path *p)
         store_resource_free(&cur);
 }
 
+/* The permitted patch: open, apply, and write as an update would. */
+static void patch_permitted(call *c, const fhir_path *p, const store_resource *head,
+                            int64_t expect)
+{
+    store_resource cur;
+    mv_err e;
+    char *patched = NULL;
+    if (store_get(c->srv->store, p->type, p->id, head->version, &cur, &e) != 0) {
+        answer_store_error(c, p, &e);
+        return;
+    }
+    if (fhir_json_patch((const char *)cur.body.data, cur.body.len,
+                        (const char *)c->req->body, c->req->body_len, &patched, &e) != 0) {
+        if (e.code == MV_E_CONFLICT)
+            call_fail(c, 422, "processing", e.msg);
+        else
+            call_fail_err(c, &e);
+    } else {
+        int64_t now = call_write_time(c);
+        char *text = prepared_from(c, p, p->id, cur.version + 1, now, patched,
+                                   strlen(patched));
+        if (text != NULL)
+            write_version(c, p, p->id, text, cur.version + 1, cur.version, POLICY_UPDATE, 0,
+                          cur.patient, expect > 0 && expect != cur.version, now);
+        free(text);
+    }
+    if (patched) {
+        crypto_wipe(patched, strlen(patched));
+        free(patched);
+    }
+    store_resource_free(&cur);
+}
+
+/* PATCH with a JSON Patch (RFC 6902): decided on the stored head first,
+ * like an update; only then is the current body opened, patched, validated
+ * and written as the next version.  A failed test operation is a 422. */
+static void fhir_patch_locked(call *c, const fhir_path *p)
+{
+    const char *ct = http_header(c->req, "Content-Type");
+    if (ct == NULL || strncmp(ct, "application/json-patch+json", 27) != 0) {
+        call_fail(c, 415, "not-supported", "PATCH takes a JSON Patch "
+                  "(application/json-patch+json)");
+        return;
+    }
+    int64_t expect = if_match(c);
+    if (expect < 0) {
+        call_fail(c, 400, "invalid", "If-Match must be W/\"<version>\"");
+        return;
+    }
+    store_resource cur;
+    mv_err e;
+    if (store_head(c->srv->store, p->type, p->id, 0, &cur, &e) != 0) {
+        if (e.code == MV_E_NOTFOUND)
+            read_missing(c, p);              /* as a read of a missing id */
+        else
+            answer_store_error(c, p, &e);
+        return;
+    }
+    policy_decision d;
+    char *pat = cur.patient;
+    if (cur.deleted) {
+        call_fail(c, 410, "deleted", "this resource was deleted");
+    } else if (decide(c, POLICY_UPDATE, p->type, pat ? &pat : NULL, pat ? 1 : 0, &d) != 0) {
+        /* answered */
+    } else if (d.effect != POLICY_PERMIT) {
+        char ref[200];
+        snprintf(ref, sizeof ref, "%s/%s/_history/%lld", p->type, p->id,
+                 (long long)cur.version + 1);
+        access a = { c, "fhir.update", ref, cur.patient, &d, NULL };
+        deny(c, p, &a, &d);
+    } else {
+        patch_permitted(c, p, &cur, expect);
+    }
+    store_resource_free(&cur);
+}
+
+static void fhir_patch(call *c, const fhir_path *p)
+{
+    pthread_mutex_t *stripe = write_stripe(p);
+    pthread_mutex_lock(stripe);
+    fhir_patch_locked(c, p);
+    pthread_mutex_unlock(stripe);
+}
+
 static void fhir_delete_locked(call *c, const fhir_path *p);
 
 static void fhir_delete(call *c, const fhir_path *p)
@@ -982,6 +1076,22 @@ static int type_refused(const char *type)
     return strcmp(type, "Subscription") == 0;
 }
 
+typedef struct include_ctx {
+    const char *type;
+    json_t *list;
+} include_ctx;
+
+/* Each reference parameter is an _include value ("Observation:subject"). */
+static void add_include(const char *name, fhir_param_type t, void *ctx)
+{
+    include_ctx *ic = ctx;
+    char value[160];
+    if (t != FHIR_PARAM_REFERENCE)
+        return;
+    snprintf(value, sizeof value, "%s:%s", ic->type, name);
+    json_array_append_new(ic->list, json_string(value));
+}
+
 static void add_type(const char *type, void *ctx)
 {
     if (type_refused(type))
@@ -993,17 +1103,23 @@ static void add_type(const char *type, void *ctx)
                                              "reference"));
         return;
     }
-    json_t *interactions = json_pack("[{s:s},{s:s},{s:s},{s:s},{s:s},{s:s},{s:s},{s:s}]",
+    json_t *interactions = json_pack("[{s:s},{s:s},{s:s},{s:s},{s:s},{s:s},{s:s},{s:s},"
+                                     "{s:s}]",
                                      "code", "read", "code", "vread", "code", "create",
-                                     "code", "update", "code", "delete",
+                                     "code", "update", "code", "patch", "code", "delete",
                                      "code", "history-instance", "code", "history-type",
                                      "code", "search-type");
     json_t *params = json_array();
     fhir_each_search_param(type, add_search_param, params);
-    json_t *entry = json_pack("{s:s, s:o, s:s, s:b, s:b, s:o}", "type", type,
-                              "interaction", interactions,
+    json_t *includes = json_array();
+    include_ctx ic = { type, includes };
+    fhir_each_search_param(type, add_include, &ic);
+    json_t *entry = json_pack("{s:s, s:o, s:s, s:b, s:b, s:b, s:o, s:o}", "type",
+                              type, "interaction", interactions,
                               "versioning", "versioned-update",
                               "readHistory", 1, "updateCreate", 1,
+                              "conditionalCreate", 1,
+                              "searchInclude", includes,
                               "searchParam", params);
     if (strcmp(type, "Patient") == 0)
         json_object_set_new(entry, "operation", json_pack("[{s:s, s:s}]", "name",
@@ -1102,6 +1218,8 @@ void route_fhir(call *c, const char *rest)
             fhir_read(c, &p);
     } else if (p.id[0] && !p.history && strcmp(m, "PUT") == 0) {
         fhir_update(c, &p);         /* an update or a create: the store says which */
+    } else if (p.id[0] && !p.history && p.vid == 0 && strcmp(m, "PATCH") == 0) {
+        fhir_patch(c, &p);          /* decided on the stored head, then opened */
     } else if (p.id[0] && !p.history && strcmp(m, "DELETE") == 0) {
         if (!precheck(c, POLICY_DELETE, &p, "fhir.delete"))
             fhir_delete(c, &p);

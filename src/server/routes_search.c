@@ -698,8 +698,17 @@ static void reply_bundle(call *c, const query *q, const hit *page, size_t n, siz
 {
     json_t *links = json_array();
     json_array_append_new(links, page_link(c, q, "self", q->offset));
-    if (!q->summary_count && q->count > 0 && (size_t)(q->offset + q->count) < total)
-        json_array_append_new(links, page_link(c, q, "next", q->offset + q->count));
+    if (!q->summary_count && q->count > 0) {
+        long last = total > 0 ? (long)((total - 1) / (size_t)q->count) * q->count : 0;
+        json_array_append_new(links, page_link(c, q, "first", 0));
+        if (q->offset > 0)
+            json_array_append_new(links, page_link(c, q, "previous",
+                                                   q->offset > q->count
+                                                   ? q->offset - q->count : 0));
+        if ((size_t)(q->offset + q->count) < total)
+            json_array_append_new(links, page_link(c, q, "next", q->offset + q->count));
+        json_array_append_new(links, page_link(c, q, "last", last));
+    }
     json_t *b = json_pack("{s:s, s:s, s:I, s:o}", "resourceType", "Bundle", "type",
                           "searchset", "total", (json_int_t)(total + (mark != NULL)),
                           "link", links);

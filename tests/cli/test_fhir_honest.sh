@@ -10,6 +10,9 @@
 #   - conditional create (If-None-Exist): a retry finds the first resource
 #     instead of making a duplicate; two matches are a 412; a malformed
 #     condition is a 400; inside a transaction, ifNoneExist does the same;
+#   - PATCH with a JSON Patch (RFC 6902): applied atomically, a failed test
+#     422, an inapplicable op or an invalid result 400, If-Match honoured,
+#     decided like an update;
 #   - concurrent PUTs to one resource without If-Match are serialised: all
 #     land as versions, none is answered 409;
 #   - required bindings: a code outside its required ValueSet
@@ -129,6 +132,39 @@ as "$REG" "$BASE/fhir/Patient/$CC"
 expect_contains "$BODY" '"versionId":"25"' "each landed as its own version"
 as "$REG" "$BASE/fhir/Patient/$CC/_history?_count=50"
 expect_eq "$(total)" "25" "the history holds all 25"
+
+# --- PATCH (JSON Patch) ----------------------------------------------------------------------------------
+JP=(-X PATCH -H 'Content-Type: application/json-patch+json')
+as "$REG" "${FJ[@]}" -d "{\"resourceType\":\"Observation\",\"status\":\"preliminary\",\"code\":{\"text\":\"weight\"},\"subject\":{\"reference\":\"Patient/$PID\"},\"note\":[{\"text\":\"first\"}]}" "$BASE/fhir/Observation"
+OBS=$(printf '%s' "$BODY" | json_get id)
+as "$REG" "${JP[@]}" -d '[{"op":"test","path":"/status","value":"preliminary"},{"op":"replace","path":"/status","value":"final"},{"op":"add","path":"/note/-","value":{"text":"second"}},{"op":"copy","from":"/note/0","path":"/note/0"}]' "$BASE/fhir/Observation/$OBS"
+expect_eq "$STATUS" "200" "a JSON Patch applies"
+expect_contains "$BODY" '"status":"final"' "replace"
+expect_contains "$BODY" '"note":[{"text":"first"},{"text":"first"},{"text":"second"}]' "add at the end, copy"
+expect_contains "$BODY" '"versionId":"2"' "a new version"
+as "$REG" "${JP[@]}" -d '[{"op":"test","path":"/status","value":"preliminary"},{"op":"replace","path":"/status","value":"cancelled"}]' "$BASE/fhir/Observation/$OBS"
+expect_eq "$STATUS" "422" "a failed test op: 422"
+as "$REG" "${JP[@]}" -d '[{"op":"remove","path":"/note/1"},{"op":"remove","path":"/nosuch"}]' "$BASE/fhir/Observation/$OBS"
+expect_eq "$STATUS" "400" "an op that cannot apply: 400, nothing applied"
+expect_contains "$BODY" "/nosuch" "names the path"
+as "$REG" "${JP[@]}" -d '[{"op":"replace","path":"/status","value":"bogus"}]' "$BASE/fhir/Observation/$OBS"
+expect_eq "$STATUS" "400" "a patch to an invalid resource is refused"
+as "$REG" "${JP[@]}" -d '[{"op":"replace","path":"/id","value":"other"}]' "$BASE/fhir/Observation/$OBS"
+expect_eq "$STATUS" "400" "a patch cannot change the id"
+as "$REG" "${JP[@]}" -H 'If-Match: W/"1"' -d '[{"op":"remove","path":"/note"}]' "$BASE/fhir/Observation/$OBS"
+expect_eq "$STATUS" "412" "If-Match on a PATCH"
+as "$REG" -X PATCH "${FJ[@]}" -d '[{"op":"remove","path":"/note"}]' "$BASE/fhir/Observation/$OBS"
+expect_eq "$STATUS" "415" "PATCH takes application/json-patch+json"
+as "$REG" "${JP[@]}" -d '[{"op":"remove","path":"/note"}]' "$BASE/fhir/Observation/no-such-id"
+expect_eq "$STATUS" "404" "PATCH of a missing resource"
+as "$REG" "$BASE/fhir/Observation/$OBS"
+expect_contains "$BODY" '"versionId":"2"' "refused patches wrote nothing"
+expect_contains "$BODY" '"status":"final"' "and changed nothing"
+NOBODY=$(adduser drnobody clinician ',"practitioner":"prac-nobody"')
+as "$NOBODY" "${JP[@]}" -d '[{"op":"replace","path":"/status","value":"amended"}]' "$BASE/fhir/Observation/$OBS"
+expect_eq "$STATUS" "403" "a clinician without the patient in care cannot patch"
+as "$REG" "$BASE/fhir/Observation/$OBS"
+expect_contains "$BODY" '"status":"final"' "the refused patch changed nothing"
 
 # --- required bindings --------------------------------------------------------------------------------------
 as "$REG" "$BASE/fhir/Patient?_count=100"

@@ -139,6 +139,14 @@ NEXT=$(printf '%s' "$BODY" | grep -o '"relation":"next","url":"[^"]*"' | sed 's/
 expect_contains "$NEXT" "_sort=-family%2Cgender" "the next link keeps the sort"
 req -H "Authorization: Bearer $REG" "$NEXT"
 expect_eq "$(in_order)" "$M1 $F2 " "the next page follows in order"
+PREV=$(printf '%s' "$BODY" | grep -o '"relation":"previous","url":"[^"]*"' | sed 's/.*"url":"//; s/"$//')
+expect_contains "$PREV" "_offset=0" "the second page links back to the first"
+LAST=$(printf '%s' "$BODY" | grep -o '"relation":"last","url":"[^"]*"' | sed 's/.*"url":"//; s/"$//')
+req -H "Authorization: Bearer $REG" "$LAST"
+expect_eq "$(in_order)" "$U1 " "the last page holds the fifth"
+expect_not_contains "$BODY" '"relation":"next"' "and no next link"
+req -H "Authorization: Bearer $REG" "$PREV"
+expect_eq "$(in_order)" "$O1 $F1 " "previous leads back"
 as "$REG" "$BASE/fhir/Patient?family=Orvalle&_sort=nosuch"
 expect_eq "$STATUS" "400" "_sort on an unknown parameter"
 expect_contains "$BODY" "nosuch" "names it"
