@@ -490,8 +490,7 @@ typedef struct index_ctx {
  * "" when none), for R4's exact token matching (fhir_query). */
 static int emit_raw_token(index_ctx *c, const char *system, const char *raw, mv_err *err)
 {
-    if (!c->terms->exact_values || raw == NULL || *raw == '\0' ||
-        strcmp(c->param->code, "_id") == 0)
+    if (!c->terms->exact_values || raw == NULL || *raw == '\0')
         return 0;
     return terms_addf(c->terms, c->param->code, err, "t:%s\x1f%s", system ? system : "", raw);
 }
@@ -584,6 +583,12 @@ static int index_text(index_ctx *c, const char *raw, mv_err *err)
     int rc = terms_addf(c->terms, p, err, "x:%s", folded);
     if (rc == 0 && c->terms->exact_values)
         rc = terms_addf(c->terms, p, err, "e:%s", raw);
+    if (rc == 0 && c->terms->exact_values) {
+        char *text = NULL;                    /* R4's case and accent fold */
+        rc = search_fold_text(raw, &text, NULL) == 0
+             ? terms_addf(c->terms, p, err, "v:%s", text) : 0;
+        free(text);
+    }
     for (const char *w = folded; rc == 0 && *w; ) {
         size_t wlen = strcspn(w, " ");
         for (size_t k = 1; rc == 0 && k <= PREFIX_MAX_CHARS; k++) {

@@ -16,9 +16,12 @@
  * ("75001") gets the same treatment.  *out is NULL when nothing is left. */
 int fhir_index_fold(const char *in, char **out, mv_err *err);
 
-/* fhir_index_terms, plus "e:<raw value>" for every string (what a query's
- * :exact is checked against, case and accents kept) and "r:<lo>:<hi>" for
- * every date (its exact range, what a prefix decides on).  Never stored. */
+/* fhir_index_terms, plus for every string "e:<raw value>" (what :exact is
+ * checked against, case and accents kept) and "v:<text>" (search_fold_text:
+ * case and accents folded, spaces and punctuation kept, what a string
+ * query and :contains are checked against, as R4 compares), for every date
+ * "r:<lo>:<hi>" (its exact range) and for every token "t:<system>\x1f<code>"
+ * (as written).  Never stored. */
 int fhir_index_terms_verify(const char *json, size_t len, fhir_term **out, size_t *n,
                             mv_err *err);
 

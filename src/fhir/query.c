@@ -26,6 +26,7 @@
 
 #include "fhir/fhir.h"
 #include "fhir/index_internal.h"
+#include "search/search.h"
 
 /* How an alternative is decided on the body. */
 typedef enum alt_mode {
@@ -147,7 +148,7 @@ static int phrase_of(const char *type, const char *name, const char *modifier,
         return 0;
     if (modifier && strcmp(modifier, "exact") == 0)
         return (a->exact = strdup(value)) ? 0 : mv_fail(err, MV_E_NOMEM, "out of memory");
-    return fhir_index_fold(value, &a->phrase, err);
+    return search_fold_text(value, &a->phrase, err);
 }
 
 /* The next comma-separated value of v (FHIR escapes a literal comma as
@@ -196,7 +197,7 @@ static int scan_modifier(const char *type, const char *name, const char *modifie
         return 1;
     }
     if (strcmp(modifier, "not") == 0) {
-        if (pt != FHIR_PARAM_TOKEN || strcmp(name, "_id") == 0)
+        if (pt != FHIR_PARAM_TOKEN)
             return mv_fail(err, MV_E_INVALID, "search parameter %s: :not applies to "
                            "tokens", name);
         const char *bar = strchr(value, '|');
@@ -210,10 +211,7 @@ static int scan_modifier(const char *type, const char *name, const char *modifie
         return mv_fail(err, MV_E_INVALID, "search parameter %s: :contains applies to "
                        "strings", name);
     a->mode = ALT_CONTAINS;
-    if (fhir_index_fold(value, &a->phrase, err) != 0)
-        return -1;
-    return a->phrase ? 1 : mv_fail(err, MV_E_INVALID, "search parameter %s: nothing to "
-                                   "look for", name);
+    return search_fold_text(value, &a->phrase, err) == 0 ? 1 : -1;
 }
 
 static void alt_free(query_alt *a)
@@ -321,14 +319,14 @@ static int has_term(const fhir_term *have, size_t n, const fhir_term *t)
     return n > 0 && bsearch(t, have, n, sizeof *have, term_cmp) != NULL;
 }
 
-/* 1 when some whole value ("x:...") of the parameter starts with the
- * phrase (folded both). */
+/* 1 when some whole value ("v:...", folded as R4 compares: case and
+ * accents) of the parameter starts with the phrase. */
 static int phrase_found(const fhir_term *have, size_t n, const char *param,
                         const char *phrase)
 {
     size_t len = strlen(phrase);
     for (size_t k = 0; k < n; k++)
-        if (strcmp(have[k].param, param) == 0 && strncmp(have[k].value, "x:", 2) == 0 &&
+        if (strcmp(have[k].param, param) == 0 && strncmp(have[k].value, "v:", 2) == 0 &&
             strncmp(have[k].value + 2, phrase, len) == 0)
             return 1;
     return 0;
@@ -393,12 +391,12 @@ static int param_present(const fhir_term *have, size_t n, const char *param)
     return 0;
 }
 
-/* 1 when some whole value ("x:...", folded) contains the phrase. */
+/* 1 when some whole value ("v:...", folded) contains the phrase. */
 static int contains_found(const fhir_term *have, size_t n, const char *param,
                           const char *phrase)
 {
     for (size_t k = 0; k < n; k++)
-        if (strcmp(have[k].param, param) == 0 && strncmp(have[k].value, "x:", 2) == 0 &&
+        if (strcmp(have[k].param, param) == 0 && strncmp(have[k].value, "v:", 2) == 0 &&
             strstr(have[k].value + 2, phrase) != NULL)
             return 1;
     return 0;

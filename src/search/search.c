@@ -276,6 +276,32 @@ int search_fold_name(const char *in, char **out, mv_err *err)
     return finish_string(&nb.out, out, err);
 }
 
+int search_fold_text(const char *in, char **out, mv_err *err)
+{
+    if (start_output(out, err) != 0 || require_utf8(in, "text", err) != 0)
+        return -1;
+    size_t folded_len = 0;
+    uint8_t *folded = in[0] ? fold_compat(in, &folded_len, err) : (uint8_t *)strdup("");
+    if (folded == NULL)
+        return in[0] ? -1 : mv_fail(err, MV_E_NOMEM, "out of memory");
+    mv_buf b = {0};
+    int rc = 0;
+    const uint8_t *p = folded, *end = folded + folded_len;
+    while (rc == 0 && p < end) {
+        ucs4_t uc;
+        int n = u8_mbtouc(&uc, p, (size_t)(end - p));
+        if (!uc_is_general_category(uc, UC_CATEGORY_Mn))
+            rc = mv_buf_append(&b, p, (size_t)n, err);
+        p += n;
+    }
+    free(folded);
+    if (rc != 0) {
+        mv_buf_free(&b);
+        return -1;
+    }
+    return finish_string(&b, out, err);
+}
+
 /* ==== NIR ================================================================ */
 
 #define NIR_BODY_LEN 13

@@ -24,6 +24,11 @@
  * MV_E_INVALID for invalid UTF-8 or a name with no letter. */
 int search_fold_name(const char *in, char **out, mv_err *err);
 
+/* Text as FHIR's string search compares it: Unicode NFKD, case-folded,
+ * combining marks removed; white space and punctuation kept as they are.
+ * "Saint-Étienne " -> "saint-etienne ".  MV_E_INVALID for invalid UTF-8. */
+int search_fold_text(const char *in, char **out, mv_err *err);
+
 /* French NIR (numéro de sécurité sociale): spaces, dots and dashes removed,
  * Corsican departments 2A/2B accepted; 13 characters with an optional 2-digit
  * control key, which must be 97 - (number mod 97) when present (2A -> 19,

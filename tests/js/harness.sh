@@ -49,7 +49,7 @@ js_install() {
 js_stage() {
     JS_RUN="$WORK/js"
     mkdir -p "$JS_RUN"
-    cp "$JS_SRC/lib.mjs" "$JS_SRC/client.mjs" "$JS_SRC/mutations.mjs" "$JS_SRC/package.json" "$JS_RUN/"
+    cp "$JS_SRC"/*.mjs "$JS_SRC/package.json" "$JS_RUN/"
     ln -s "$JS_MODULES" "$JS_RUN/node_modules"
 }
 
