@@ -192,6 +192,19 @@ const char *fhir_reference_target(const char *type, const char *name);
 int fhir_sort_key(const char *type, const char *name, int descending, const char *json,
                   size_t len, char **key, mv_err *err);
 
+/* ---- _summary and _elements (summary.c) ------------------------------------
+ * The resource (a jansson object) cut down in place to its top-level
+ * elements the client asked for: summary "true" (isSummary), "text" (the
+ * narrative and mandatory elements), "data" (all but the narrative),
+ * "false" or NULL (all); elements a comma-separated list of element names
+ * (wins over summary).  resourceType, id and meta always stay, and a
+ * resource that lost anything is tagged SUBSETTED.  -1 when it is no
+ * known resource. */
+struct json_t;
+int fhir_subset(struct json_t *res, const char *summary, const char *elements);
+/* 1 when summary is a _summary value fhir_subset takes (or NULL). */
+int fhir_summary_valid(const char *summary);
+
 /* ---- PATCH (patch.c) ----------------------------------------------------------
  * A JSON Patch (RFC 6902: add, remove, replace, move, copy, test; paths as
  * JSON Pointers) applied to the resource doc, the result as new JSON text

@@ -51,6 +51,7 @@ typedef struct fhir_type_def {
 /* Element flags. */
 #define FHIR_EF_BACKBONE 0x01u /* nested structure (BackboneElement/Element) inlined by path */
 #define FHIR_EF_CHOICE   0x02u /* name ends in [x]; the JSON key adds the type */
+#define FHIR_EF_SUMMARY  0x04u /* part of the summary (_summary=true)            */
 
 typedef struct fhir_elem_def {
     const char *path;      /* "Patient.contact.name", "Observation.value[x]" */

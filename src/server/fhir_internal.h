@@ -85,6 +85,10 @@ int fhir_acceptable(call *c);
 
 /* GET /fhir/Type?...: search over the blind indexes (routes_search.c). */
 void fhir_search(call *c, const char *type);
+/* GET /fhir/Patient/ID/Type?...: the same within the patient's compartment. */
+void fhir_search_in(call *c, const char *type, const char *patient);
+/* POST /fhir/Type/_search with form-encoded parameters. */
+void fhir_search_posted(call *c, const char *type);
 
 /* The resources of type the caller may see that match one parameter
  * "name[:modifier]" = value (itself chained or not), opened, as a search

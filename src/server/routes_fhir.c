@@ -29,6 +29,8 @@ typedef struct fhir_path {
     int history;            /* .../_history                   */
     int64_t vid;            /* .../_history/N, 0 = current     */
     int everything;         /* Patient/id/$everything          */
+    char in_type[64];       /* Patient/id/Type: a compartment search */
+    int search_post;        /* Type/_search (POST)             */
 } fhir_path;
 
 /* ---- Paths -------------------------------------------------------------------- */
@@ -64,6 +66,10 @@ static int parse_path(const char *rest, fhir_path *p)
     if (n == 0 || !fhir_type_known(seg[0]))
         return -1;
     snprintf(p->type, sizeof p->type, "%.63s", seg[0]);   /* known types are short */
+    if (n == 2 && strcmp(seg[1], "_search") == 0) {
+        p->search_post = 1;                                /* POST Type/_search */
+        return 0;
+    }
     if (n == 2 && strcmp(seg[1], "_history") == 0) {
         p->history = 1;                                    /* type history */
         return 0;
@@ -74,6 +80,10 @@ static int parse_path(const char *rest, fhir_path *p)
         snprintf(p->id, sizeof p->id, "%.64s", seg[1]);     /* valid_id: <= 64 */
     if (n == 3 && strcmp(seg[0], "Patient") == 0 && strcmp(seg[2], "$everything") == 0) {
         p->everything = 1;
+        return 0;
+    }
+    if (n == 3 && strcmp(seg[0], "Patient") == 0 && fhir_type_known(seg[2])) {
+        snprintf(p->in_type, sizeof p->in_type, "%.63s", seg[2]);   /* compartment */
         return 0;
     }
     if (n >= 3 && strcmp(seg[2], "_history") != 0)
@@ -99,6 +109,27 @@ static void http_date(int64_t us, char out[40])
     strftime(out, 40, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 }
 
+/* An IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT", RFC 9110) as seconds
+ * since the epoch; -1 when it is not one. */
+static int http_date_parse(const char *s, int64_t *out)
+{
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    char wday[4], mon[4], zone[4];
+    struct tm tm = {0};
+    int used = 0;
+    if (sscanf(s, "%3s, %d %3s %d %d:%d:%d %3s%n", wday, &tm.tm_mday, mon, &tm.tm_year,
+               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, zone, &used) != 8 || s[used] != '\0' ||
+        strcmp(zone, "GMT") != 0)
+        return -1;
+    const char *m = strstr(months, mon);
+    if (m == NULL || (m - months) % 3 != 0)
+        return -1;
+    tm.tm_mon = (int)((m - months) / 3);
+    tm.tm_year -= 1900;
+    *out = (int64_t)timegm(&tm);
+    return 0;
+}
+
 static void version_headers(call *c, int64_t version, int64_t updated_us)
 {
     char etag[32], date[40];
@@ -112,6 +143,44 @@ static void reply_body(call *c, int status, const void *body, size_t len)
 {
     http_response_text(c->res, status, FHIR_JSON, NULL);
     mv_buf_append(&c->res->body, body, len, NULL);
+}
+
+/* A write's answer as the client's Prefer header asks (R4 3.1.0.4.1):
+ * return=minimal no body, return=OperationOutcome an outcome, otherwise
+ * (return=representation, the default) the resource as stored. */
+static void reply_written(call *c, int status, const char *text)
+{
+    const char *prefer = http_header(c->req, "Prefer");
+    if (prefer && strstr(prefer, "return=minimal")) {
+        http_response_text(c->res, status, FHIR_JSON, NULL);
+    } else if (prefer && strstr(prefer, "return=OperationOutcome")) {
+        json_t *oo = json_pack("{s:s, s:[{s:s, s:s, s:s}]}", "resourceType",
+                               "OperationOutcome", "issue", "severity", "information",
+                               "code", "informational", "diagnostics",
+                               status == 201 ? "created" : "updated");
+        char *t = oo ? json_text(oo) : NULL;
+        json_decref(oo);
+        reply_body(c, status, t ? t : "{}", t ? strlen(t) : 2);
+        free(t);
+    } else {
+        reply_body(c, status, text, strlen(text));
+    }
+}
+
+/* If-None-Match naming the current version, or If-Modified-Since not
+ * before its last change: the client's copy is current (304). */
+static int not_modified(const call *c, int64_t version, int64_t updated_us)
+{
+    const char *none = http_header(c->req, "If-None-Match");
+    const char *since = http_header(c->req, "If-Modified-Since");
+    if (none) {
+        char etag[32];
+        snprintf(etag, sizeof etag, "W/\"%lld\"", (long long)version);
+        return strcmp(none, etag) == 0 || strcmp(none, etag + 2) == 0 ||
+               strcmp(none, "*") == 0;
+    }
+    int64_t t;
+    return since && http_date_parse(since, &t) == 0 && updated_us / 1000000 <= t;
 }
 
 static void reply_not_found(call *c, const fhir_path *p)
@@ -367,6 +436,30 @@ static void answer_store_error(call *c, const fhir_path *p, const mv_err *e)
         call_internal(c, e);
 }
 
+/* A read's body, cut down when _summary or _elements ask (summary.c). */
+static void reply_read(call *c, const store_resource *r)
+{
+    const char *summary = http_query(c->req, "_summary");
+    const char *elements = http_query(c->req, "_elements");
+    if (summary == NULL && elements == NULL) {
+        reply_body(c, 200, r->body.data, r->body.len);
+        return;
+    }
+    if (!fhir_summary_valid(summary)) {
+        call_fail(c, 400, "invalid", "_summary takes true, text, data or false on a read");
+        return;
+    }
+    json_t *res = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
+    char *text = res && fhir_subset(res, summary, elements) == 0 ? json_text(res) : NULL;
+    json_decref(res);
+    if (text == NULL) {
+        call_fail(c, 500, "exception", "the resource could not be cut down");
+        return;
+    }
+    reply_body(c, 200, text, strlen(text));
+    free(text);
+}
+
 /* Hidden and missing alike, in time too: a read of an id that does not
  * exist does the work a hidden one does -- the same decision, for a patient
  * that cannot exist (so the same relationship lookups run and find
@@ -433,8 +526,10 @@ static void fhir_read(call *c, const fhir_path *p)
     version_headers(c, r.version, r.updated_us);
     if (r.deleted)
         call_fail(c, 410, "deleted", "this resource was deleted");
+    else if (not_modified(c, r.version, r.updated_us))
+        http_response_text(c->res, 304, FHIR_JSON, NULL);
     else
-        reply_body(c, 200, r.body.data, r.body.len);
+        reply_read(c, &r);
 done:
     store_resource_free(&r);
 }
@@ -690,7 +785,7 @@ static void write_version(call *c, const fhir_path *p, const char *id, char *tex
     if (created)
         http_response_header(c->res, "Location", location);
     version_headers(c, wc.version, now);
-    reply_body(c, created ? 201 : 200, text, strlen(text));
+    reply_written(c, created ? 201 : 200, text);
 done:
     fhir_ids_free(pats, np);
     fhir_terms_free(terms, nt);
@@ -1201,7 +1296,14 @@ void route_fhir(call *c, const char *rest)
         /* $everything names its patient in the URL */
         if (!precheck_as(c, POLICY_EVERYTHING, p.type, NULL, p.id, "fhir.everything"))
             fhir_everything(c, &p);
-    } else if (p.id[0] == '\0' && strcmp(m, "POST") == 0 && !p.history) {
+    } else if (p.in_type[0] && get) {
+        /* Patient/ID/Type: a search of Type within the patient's compartment */
+        if (!precheck_as(c, POLICY_SEARCH, p.in_type, NULL, NULL, "fhir.search"))
+            fhir_search_in(c, p.in_type, p.id);
+    } else if (p.search_post && strcmp(m, "POST") == 0) {
+        if (!precheck(c, POLICY_SEARCH, &p, "fhir.search"))
+            fhir_search_posted(c, p.type);
+    } else if (p.id[0] == '\0' && strcmp(m, "POST") == 0 && !p.history && !p.search_post) {
         fhir_create(c, &p);         /* decided on the patients its body names */
     } else if (p.id[0] == '\0' && !p.history && get) {
         if (!precheck(c, POLICY_SEARCH, &p, "fhir.search"))

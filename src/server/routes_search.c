@@ -63,7 +63,11 @@ typedef struct query {
     fhir_include inc[MAX_INCLUDES]; /* _include, _revinclude              */
     size_t n_inc;
     int none;                      /* a chain matched nothing            */
+    const char *compartment;       /* Patient/ID/Type: the patient ID    */
+    char *compartment_ids;         /* its resources of type, "a,b" (owned) */
     int summary_count;
+    const char *summary;           /* _summary=true|text|data|false       */
+    const char *elements;          /* _elements=a,b                       */
     char error[200];
 } query;
 
@@ -133,8 +137,14 @@ static int control_param(query *q, const char *name, const char *value)
     }
     if (strcmp(name, "_offset") == 0)
         return parse_long(value, 0, MAX_MATCHES, &q->offset) == 0 ? 1 : -1;
-    if (strcmp(name, "_summary") == 0)
-        return strcmp(value, "count") == 0 ? (q->summary_count = 1) : -1;
+    if (strcmp(name, "_summary") == 0) {
+        if (strcmp(value, "count") == 0)
+            return q->summary_count = 1;
+        q->summary = value;
+        return fhir_summary_valid(value) ? 1 : -1;
+    }
+    if (strcmp(name, "_elements") == 0)
+        return (q->elements = value)[0] ? 1 : -1;
     if (strcmp(name, "_format") == 0 || strcmp(name, "_pretty") == 0)
         return 1;                           /* the format: fhir_acceptable */
     if (strcmp(name, "_sort") == 0)
@@ -228,6 +238,8 @@ static int resolve_links(call *c, query *q, int depth, mv_err *err)
 
 static void query_release(query *q)
 {
+    free(q->compartment_ids);
+    q->compartment_ids = NULL;
     for (size_t i = 0; i < q->n; i++)
         free(q->p[i].resolved);
     fhir_query_free(q->match);
@@ -608,13 +620,25 @@ static json_t *page_link(call *c, const query *q, const char *relation, long off
 {
     char base[300], head[600];
     fhir_base_url(c, base, sizeof base);
-    snprintf(head, sizeof head, "%s/%s?_count=%ld&_offset=%ld", base, q->type, q->count,
-             offset);
+    if (q->compartment)
+        snprintf(head, sizeof head, "%s/Patient/%s/%s?_count=%ld&_offset=%ld", base,
+                 q->compartment, q->type, q->count, offset);
+    else
+        snprintf(head, sizeof head, "%s/%s?_count=%ld&_offset=%ld", base, q->type, q->count,
+                 offset);
     mv_buf url = {0};
     mv_buf_append(&url, head, strlen(head), NULL);
     if (q->sort_text) {
         mv_buf_append(&url, "&_sort=", 7, NULL);
         append_encoded(&url, q->sort_text);
+    }
+    if (q->summary) {
+        mv_buf_append(&url, "&_summary=", 10, NULL);
+        append_encoded(&url, q->summary);
+    }
+    if (q->elements) {
+        mv_buf_append(&url, "&_elements=", 11, NULL);
+        append_encoded(&url, q->elements);
     }
     for (size_t i = 0; i < q->n_inc; i++) {
         const char *name = q->inc[i].reverse ? "&_revinclude" : "&_include";
@@ -725,6 +749,8 @@ static void reply_bundle(call *c, const query *q, const hit *page, size_t n, siz
         char url[200];
         snprintf(url, sizeof url, "%s/%s", q->type, page[i].r.id);
         json_t *res = json_loadb((const char *)page[i].r.body.data, page[i].r.body.len, 0, NULL);
+        if (res)
+            fhir_subset(res, q->summary, q->elements);
         json_array_append_new(entries, json_pack("{s:s, s:o, s:{s:s}}", "fullUrl", url,
                                                  "resource", res ? res : json_null(),
                                                  "search", "mode", "match"));
@@ -806,6 +832,34 @@ static int collect_pair(query *q, const http_target *t, mv_err *err)
     return 0;
 }
 
+/* Patient/ID/Type: only the resources of type the patient owns -- the
+ * store's compartment, the one every access decision uses -- as an _id
+ * list the index serves like any other. */
+static int restrict_to_compartment(call *c, query *q, mv_err *err)
+{
+    char **refs = NULL;
+    size_t n = 0;
+    if (store_patient_refs(c->srv->store, q->compartment, &refs, &n, err) != 0)
+        return err->code == MV_E_NOTFOUND || err->code == MV_E_GONE ? (q->none = 1, 0) : -1;
+    mv_buf ids = {0};
+    size_t tlen = strlen(q->type);
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(refs[i], q->type, tlen) == 0 && refs[i][tlen] == '/') {
+            if (ids.len)
+                mv_buf_append(&ids, ",", 1, NULL);
+            mv_buf_append(&ids, refs[i] + tlen + 1, strlen(refs[i] + tlen + 1), NULL);
+        }
+    store_ids_free(refs, n);
+    if (ids.len == 0) {
+        q->none = 1;
+        return 0;
+    }
+    if (mv_buf_append(&ids, "", 1, err) != 0)
+        return -1;
+    q->compartment_ids = (char *)mv_buf_steal(&ids, NULL);
+    return fhir_query_add(q->match, "_id", NULL, q->compartment_ids, err);
+}
+
 /* The visible, verified hits of a collected query: chains resolved, the
  * index's candidates, the policy decision, the bodies; too many
  * candidates is a 400.  depth: chain hops so far. */
@@ -815,6 +869,7 @@ static int run_query(call *c, query *q, int depth, hit **v, size_t *n, mv_err *e
     *v = NULL;
     *n = 0;
     if (resolve_links(c, q, depth, err) != 0 || compile_query(q, err) != 0 ||
+        (q->compartment && restrict_to_compartment(c, q, err) != 0) ||
         matching_ids(c->srv->store, q, &ids, err) != 0)
         return -1;
     int rc = 0;
@@ -913,10 +968,59 @@ static void free_included(store_resource *v, size_t n)
     free(v);
 }
 
+static void search_collected(call *c, query *qp);
+
 void fhir_search(call *c, const char *type)
 {
     query q = { .type = type, .count = DEFAULT_COUNT };
     http_query_each(c->req, collect_param, &q);
+    search_collected(c, &q);
+}
+
+void fhir_search_in(call *c, const char *type, const char *patient)
+{
+    query q = { .type = type, .count = DEFAULT_COUNT, .compartment = patient };
+    http_query_each(c->req, collect_param, &q);
+    search_collected(c, &q);
+}
+
+/* POST Type/_search: the parameters in an application/x-www-form-urlencoded
+ * body (R4 3.1.0.9), with any in the URL. */
+void fhir_search_posted(call *c, const char *type)
+{
+    const char *ct = http_header(c->req, "Content-Type");
+    if (ct == NULL || strncmp(ct, "application/x-www-form-urlencoded", 33) != 0) {
+        call_fail(c, 415, "not-supported", "POST _search takes "
+                  "application/x-www-form-urlencoded parameters");
+        return;
+    }
+    char *target = malloc(c->req->body_len + 3);
+    if (target == NULL) {
+        call_fail(c, 500, "exception", "out of memory");
+        return;
+    }
+    memcpy(target, "/?", 2);
+    memcpy(target + 2, c->req->body, c->req->body_len);
+    target[c->req->body_len + 2] = '\0';
+    http_target t;
+    mv_err e;
+    int rc = http_target_parse(target, &t, &e);
+    free(target);
+    if (rc != 0) {
+        call_fail(c, 400, "invalid", "the form body is not a query string");
+        return;
+    }
+    query q = { .type = type, .count = DEFAULT_COUNT };
+    http_query_each(c->req, collect_param, &q);
+    for (size_t i = 0; i < t.n_query && q.error[0] == '\0'; i++)
+        collect_param(t.query[i].name, t.query[i].value, &q);
+    search_collected(c, &q);            /* values borrowed from t until here */
+    http_target_free(&t);
+}
+
+static void search_collected(call *c, query *qp)
+{
+    query q = *qp;
     if (q.error[0]) {
         call_fail(c, 400, "invalid", q.error);
         return;

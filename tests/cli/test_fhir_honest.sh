@@ -13,6 +13,8 @@
 #   - PATCH with a JSON Patch (RFC 6902): applied atomically, a failed test
 #     422, an inapplicable op or an invalid result 400, If-Match honoured,
 #     decided like an update;
+#   - Prefer: return=minimal | OperationOutcome; If-None-Match and
+#     If-Modified-Since answer 304 when the client's copy is current;
 #   - concurrent PUTs to one resource without If-Match are serialised: all
 #     land as versions, none is answered 409;
 #   - required bindings: a code outside its required ValueSet
@@ -165,6 +167,27 @@ as "$NOBODY" "${JP[@]}" -d '[{"op":"replace","path":"/status","value":"amended"}
 expect_eq "$STATUS" "403" "a clinician without the patient in care cannot patch"
 as "$REG" "$BASE/fhir/Observation/$OBS"
 expect_contains "$BODY" '"status":"final"' "the refused patch changed nothing"
+
+# --- Prefer, and conditional reads (304) --------------------------------------------------------------------
+as "$REG" "${FJ[@]}" -H 'Prefer: return=minimal' -d '{"resourceType":"Patient","name":[{"family":"Minimal"}]}' "$BASE/fhir/Patient"
+expect_eq "$STATUS" "201" "Prefer: return=minimal creates"
+expect_eq "$BODY" "" "with no body"
+MIN=$(header Location | sed 's|.*/Patient/\([^/]*\)/.*|\1|')
+expect_contains "$(header Location)" "/fhir/Patient/" "and a Location"
+as "$REG" "${FJ[@]}" -X PUT -H 'Prefer: return=OperationOutcome' -d "{\"resourceType\":\"Patient\",\"id\":\"$MIN\",\"name\":[{\"family\":\"Minimal\"}]}" "$BASE/fhir/Patient/$MIN"
+expect_eq "$STATUS" "200" "Prefer: return=OperationOutcome updates"
+expect_contains "$BODY" '"resourceType":"OperationOutcome"' "and answers an OperationOutcome"
+: > "$WORK/body"       # curl writes nothing for a 304
+as "$REG" -H 'If-None-Match: W/"2"' "$BASE/fhir/Patient/$MIN"
+expect_eq "$STATUS" "304" "If-None-Match the current version: 304"
+expect_eq "$BODY" "" "no body"
+expect_contains "$(header ETag)" 'W/"2"' "the ETag of the current version"
+as "$REG" -H 'If-None-Match: W/"1"' "$BASE/fhir/Patient/$MIN"
+expect_eq "$STATUS" "200" "If-None-Match an older version: 200"
+as "$REG" -H 'If-Modified-Since: Thu, 01 Jan 2099 00:00:00 GMT' "$BASE/fhir/Patient/$MIN"
+expect_eq "$STATUS" "304" "If-Modified-Since later than the change: 304"
+as "$REG" -H 'If-Modified-Since: Sat, 01 Jan 2000 00:00:00 GMT' "$BASE/fhir/Patient/$MIN"
+expect_eq "$STATUS" "200" "If-Modified-Since before the change: 200"
 
 # --- required bindings --------------------------------------------------------------------------------------
 as "$REG" "$BASE/fhir/Patient?_count=100"

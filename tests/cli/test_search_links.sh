@@ -9,6 +9,7 @@
 #   - a service with system scopes sees both;
 #   - included resources are in the Bundle with search.mode "include" and
 #     in the audit trail as disclosed;
+#   - compartment search (Patient/ID/Type) and POST Type/_search;
 #   - a malformed chain, _has or _include is a 400 naming the problem.
 . "$(dirname "$0")/lib.sh"
 
@@ -96,6 +97,26 @@ expect_eq "$STATUS" "400" "_include through a parameter that is no reference"
 as "$REG" "$BASE/fhir/Observation?code=8867-4&_include=Observation:subject&_count=1"
 NEXT=$(printf '%s' "$BODY" | grep -o '"relation":"next","url":"[^"]*"' | sed 's/.*"url":"//; s/"$//')
 expect_contains "$NEXT" "_include=Observation%3Asubject" "the next link keeps _include"
+
+# --- compartment search and POST _search ------------------------------------------------------------
+as "$REG" "$BASE/fhir/Patient/$A/Observation?_count=50"
+expect_eq "$(ids)" "$(sorted "Observation/$OA" "Observation/$OA2")" "Patient/A/Observation: A's compartment"
+as "$REG" "$BASE/fhir/Patient/$A/Observation?code=8867-4"
+expect_eq "$(ids)" "$(sorted "Observation/$OA")" "a compartment search with a parameter"
+as "$REG" "$BASE/fhir/Patient/$A/Observation?_count=1"
+expect_contains "$BODY" "/Patient/$A/Observation?_count=1&_offset=1" "its next link stays in the compartment"
+as "$REG" "$BASE/fhir/Patient/no-such-patient/Observation"
+expect_eq "$(total)" "0" "an unknown patient's compartment is empty"
+as "$DOC" "$BASE/fhir/Patient/$B/Observation"
+expect_eq "$(total)" "0" "clinician: B's compartment shows nothing"
+as "$DOC" "$BASE/fhir/Patient/$A/Observation?_count=50"
+expect_eq "$(ids)" "$(sorted "Observation/$OA" "Observation/$OA2")" "clinician: A's compartment"
+as "$REG" -H 'Content-Type: application/x-www-form-urlencoded' -d 'code=8867-4&_count=50' "$BASE/fhir/Observation/_search"
+expect_eq "$(ids)" "$(sorted "Observation/$OA" "Observation/$OB")" "POST _search with a form body"
+as "$REG" -H 'Content-Type: application/x-www-form-urlencoded' -d 'subject:Patient.name=Bastide' "$BASE/fhir/Observation/_search?code=8867-4"
+expect_eq "$(ids)" "$(sorted "Observation/$OB")" "POST _search: URL and body parameters together"
+as "$REG" "${FJ[@]}" -d '{}' "$BASE/fhir/Observation/_search"
+expect_eq "$STATUS" "415" "POST _search takes a form"
 
 # --- included resources are audited as disclosed -------------------------------------------------------
 as "$SEC" "$BASE/fhir/AuditEvent?patient=$A&_count=100"

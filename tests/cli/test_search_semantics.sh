@@ -13,6 +13,7 @@
 #     bodies; an unsupported modifier is a 400 naming the parameter;
 #   - _sort on any parameter, several keys, descending, kept by the paging
 #     links;
+#   - _summary (true, text, data) and _elements, on searches and reads;
 #   - a token matches as written: a phone, an e-mail, an identifier or a
 #     code in another form or case is another value.
 . "$(dirname "$0")/lib.sh"
@@ -150,6 +151,32 @@ expect_eq "$(in_order)" "$O1 $F1 " "previous leads back"
 as "$REG" "$BASE/fhir/Patient?family=Orvalle&_sort=nosuch"
 expect_eq "$STATUS" "400" "_sort on an unknown parameter"
 expect_contains "$BODY" "nosuch" "names it"
+
+# --- _summary and _elements ---------------------------------------------------------------------------
+as "$REG" "${FJ[@]}" -d '{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">Summarised</div>"},"name":[{"family":"Summarised"}],"gender":"female","contact":[{"name":{"family":"Proche"}}]}' "$BASE/fhir/Patient"
+SUM=$(printf '%s' "$BODY" | json_get id)
+as "$REG" "$BASE/fhir/Patient?family=Summarised&_summary=true"
+expect_contains "$BODY" '"family":"Summarised"' "_summary=true keeps the name (isSummary)"
+expect_not_contains "$BODY" 'Proche' "and drops the contact (not in the summary)"
+expect_not_contains "$BODY" 'Summarised</div>' "and the narrative"
+expect_contains "$BODY" '"code":"SUBSETTED"' "tagged SUBSETTED"
+as "$REG" "$BASE/fhir/Patient?family=Summarised&_summary=data"
+expect_contains "$BODY" 'Proche' "_summary=data keeps the data"
+expect_not_contains "$BODY" 'Summarised</div>' "without the narrative"
+as "$REG" "$BASE/fhir/Patient?family=Summarised&_summary=text"
+expect_contains "$BODY" 'Summarised</div>' "_summary=text keeps the narrative"
+expect_not_contains "$BODY" '"gender"' "and drops the rest"
+as "$REG" "$BASE/fhir/Patient?family=Summarised&_elements=gender"
+expect_contains "$BODY" '"gender":"female"' "_elements keeps what it lists"
+expect_not_contains "$BODY" '"family":"Summarised"' "and only that"
+expect_contains "$BODY" "\"id\":\"$SUM\"" "id always stays"
+as "$REG" "$BASE/fhir/Patient/$SUM?_elements=name"
+expect_contains "$BODY" '"family":"Summarised"' "_elements on a read"
+expect_not_contains "$BODY" '"gender"' "cuts the read"
+as "$REG" "$BASE/fhir/Patient/$SUM"
+expect_not_contains "$BODY" 'SUBSETTED' "a plain read is whole"
+as "$REG" "$BASE/fhir/Patient?family=Summarised&_summary=maybe"
+expect_eq "$STATUS" "400" "an unknown _summary"
 
 # --- escapes and errors ------------------------------------------------------------------------
 C_COMMA=$(patient 'Dupont,Durand' female)

@@ -38,12 +38,23 @@ const EXAMPLES = path.dirname(require.resolve('hl7.fhir.r4.examples/package.json
 
 // ---- HTTP ----------------------------------------------------------------
 
+// GETs and PUTs are idempotent: a keep-alive connection the server closed
+// (its per-source connection limit) is simply tried again.
 async function call(method, url, body) {
-  const res = await fetch(url.startsWith('http') ? url : `${BASE}/${url}`, {
-    method,
-    headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/fhir+json' },
-    body: body ? JSON.stringify(body) : undefined,
-  });
+  let res;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      res = await fetch(url.startsWith('http') ? url : `${BASE}/${url}`, {
+        method,
+        headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/fhir+json' },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+      break;
+    } catch (e) {
+      if (attempt === 4) throw e;
+      await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
+    }
+  }
   const text = await res.text();
   let json = null;
   try { json = JSON.parse(text); } catch { /* not JSON */ }
@@ -114,13 +125,23 @@ function evaluable(expression, type) {
     .replace(/\s+as\s+(\w+)/g, '.ofType($1)');
 }
 
+// Compiled once per expression, evaluated once per resource (memoised:
+// every query of a parameter asks the same questions of the same data).
+const compiled = new Map();
+const selected = new Map();
 function select(resource, expression, ofType) {
+  const text = `(${evaluable(expression, resource.resourceType)}).ofType(${ofType})`;
+  const key = `${resource.resourceType}/${resource.id}\u0000${text}`;
+  if (selected.has(key)) return selected.get(key);
+  let values = [];
   try {
-    return fhirpath.evaluate(resource, `(${evaluable(expression, resource.resourceType)})` +
-      `.ofType(${ofType})`, null, r4);
+    if (!compiled.has(text)) compiled.set(text, fhirpath.compile(text, r4));
+    values = compiled.get(text)(resource);
   } catch {
-    return [];
+    values = [];
   }
+  selected.set(key, values);
+  return values;
 }
 
 // Token values: {system (undefined = none), code}.
@@ -312,8 +333,17 @@ async function load() {
   let loaded = 0, refused = 0;
   const byType = new Map(TYPES.map((t) => [t, []]));
   const all = TYPES.flatMap((t) => examplesOf(t)).concat(EDGE);
-  for (const r of all) {
-    const res = await call('PUT', `${r.resourceType}/${r.id}`, r);
+  const results = new Array(all.length);
+  let next = 0;
+  const worker = async () => {        // several writes in flight share the fsyncs
+    while (next < all.length) {
+      const i = next++;
+      results[i] = await call('PUT', `${all[i].resourceType}/${all[i].id}`, all[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: 4 }, worker));
+  for (let i = 0; i < all.length; i++) {
+    const r = all[i], res = results[i];
     if (res.status === 200 || res.status === 201) {
       loaded++;
       byType.get(r.resourceType).push(res.json);
@@ -347,32 +377,43 @@ async function main() {
   const { byType, loaded, refused } = await load();
   ok(loaded > 150, `the examples load (${loaded} loaded, ${refused} refused)`);
   let queries = 0, right = 0, wrong = 0, refusedQueries = 0;
+  const all = [];
   for (const type of TYPES) {
     const resources = byType.get(type);
     for (const p of listed.get(type) || []) {
       const sp = parameters.get(`${type}.${p.name}`) || parameters.get(`Resource.${p.name}`) ||
         parameters.get(`DomainResource.${p.name}`);
       if (!sp || !sp.expression || p.name === '_lastUpdated') continue;
-      for (const q of queriesFor(type, p.name, sp, resources)) {
-        queries++;
-        const want = resources.filter((r) => matches(r, type, q.name, q.modifier, q.value))
-          .map((r) => r.id).sort();
-        const got = await serverIds(q);
-        const label = `${type}?${q.name}${q.modifier ? ':' + q.modifier : ''}=${q.value}`;
-        if (got.ids === null) {
-          refusedQueries++;
-          ok(false, `${label} refused (${got.status}) though listed: ${got.why}`);
-        } else if (JSON.stringify(got.ids) === JSON.stringify(want)) {
-          right++;
-          ok(true, label);
-        } else {
-          wrong++;
-          const extra = got.ids.filter((i) => !want.includes(i)).slice(0, 5);
-          const missing = want.filter((i) => !got.ids.includes(i)).slice(0, 5);
-          ok(false, `${label}: ${got.ids.length} ids, expected ${want.length}; ` +
-            `extra ${JSON.stringify(extra)}, missing ${JSON.stringify(missing)}`);
-        }
-      }
+      for (const q of queriesFor(type, p.name, sp, resources)) all.push({ q, resources });
+    }
+  }
+  // Each search is audited durably: several in flight share the waits.
+  const answers = new Array(all.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < all.length) { const i = next++; answers[i] = await serverIds(all[i].q); }
+  };
+  await Promise.all(Array.from({ length: 4 }, worker));
+  for (let i = 0; i < all.length; i++) {
+    const { q, resources } = all[i];
+    const type = q.type;
+    queries++;
+    const want = resources.filter((r) => matches(r, type, q.name, q.modifier, q.value))
+      .map((r) => r.id).sort();
+    const got = answers[i];
+    const label = `${type}?${q.name}${q.modifier ? ':' + q.modifier : ''}=${q.value}`;
+    if (got.ids === null) {
+      refusedQueries++;
+      ok(false, `${label} refused (${got.status}) though listed: ${got.why}`);
+    } else if (JSON.stringify(got.ids) === JSON.stringify(want)) {
+      right++;
+      ok(true, label);
+    } else {
+      wrong++;
+      const extra = got.ids.filter((i) => !want.includes(i)).slice(0, 5);
+      const missing = want.filter((i) => !got.ids.includes(i)).slice(0, 5);
+      ok(false, `${label}: ${got.ids.length} ids, expected ${want.length}; ` +
+        `extra ${JSON.stringify(extra)}, missing ${JSON.stringify(missing)}`);
     }
   }
   console.log(`oracle: ${loaded} resources loaded, ${queries} queries, ${right} exactly right, ` +
