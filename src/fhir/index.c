@@ -533,8 +533,43 @@ static const char *member_str(json_t *obj, const char *key)
     return json_string_value(json_object_get(obj, key));
 }
 
+/* Verification only: a display or text, folded as R4 compares strings,
+ * "d:<text>" (what :text is checked against). */
+static int emit_display(index_ctx *c, const char *text, mv_err *err)
+{
+    if (!c->terms->exact_values || text == NULL || *text == '\0')
+        return 0;
+    char *folded = NULL;
+    int rc = search_fold_text(text, &folded, NULL) == 0
+             ? terms_addf(c->terms, c->param->code, err, "d:%s", folded) : 0;
+    free(folded);
+    return rc;
+}
+
+/* Verification only: an Identifier under each of its types,
+ * "o:<type system>\x1f<type code>\x1f<value>" (what :of-type is checked
+ * against). */
+static int emit_of_type(index_ctx *c, json_t *identifier, mv_err *err)
+{
+    const char *value = member_str(identifier, "value");
+    if (!c->terms->exact_values || value == NULL)
+        return 0;
+    size_t i;
+    json_t *coding;
+    json_array_foreach(json_object_get(json_object_get(identifier, "type"), "coding"), i,
+                       coding) {
+        const char *system = member_str(coding, "system"), *code = member_str(coding, "code");
+        if (code && terms_addf(c->terms, c->param->code, err, "o:%s\x1f%s\x1f%s",
+                               system ? system : "", code, value) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int index_coding(index_ctx *c, json_t *coding, mv_err *err)
 {
+    if (emit_display(c, member_str(coding, "display"), err) != 0)
+        return -1;
     return emit_token(c, member_str(coding, "system"), member_str(coding, "code"), 0, err);
 }
 
@@ -545,6 +580,8 @@ static int index_token(index_ctx *c, json_t *v, const char *type, mv_err *err)
     if (strcmp(type, "CodeableConcept") == 0) {
         size_t i;
         json_t *coding;
+        if (emit_display(c, member_str(v, "text"), err) != 0)
+            return -1;
         json_array_foreach(json_object_get(v, "coding"), i, coding) {
             if (index_coding(c, coding, err) != 0)
                 return -1;
@@ -552,7 +589,8 @@ static int index_token(index_ctx *c, json_t *v, const char *type, mv_err *err)
         return 0;
     }
     if (strcmp(type, "Identifier") == 0)
-        return emit_token(c, member_str(v, "system"), member_str(v, "value"), 1, err);
+        return emit_of_type(c, v, err) != 0 ? -1
+               : emit_token(c, member_str(v, "system"), member_str(v, "value"), 1, err);
     if (strcmp(type, "ContactPoint") == 0) {
         const char *raw = member_str(v, "value");
         char *canon = raw ? contact_code(raw) : NULL;
@@ -711,6 +749,12 @@ static int index_reference(index_ctx *c, json_t *v, mv_err *err)
 {
     const char *ref = member_str(v, "reference");
     size_t type_len, id_len;
+    json_t *ident = json_object_get(v, "identifier");     /* for :identifier */
+    const char *ivalue = member_str(ident, "value"), *isystem = member_str(ident, "system");
+    if (c->terms->exact_values && ivalue &&
+        terms_addf(c->terms, c->param->code, err, "i:%s\x1f%s", isystem ? isystem : "",
+                   ivalue) != 0)
+        return -1;
     if (ref == NULL || split_relative_ref(ref, &type_len, &id_len) != 0)
         return 0;
     const char *target = c->alt->target;

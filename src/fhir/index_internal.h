@@ -20,8 +20,11 @@ int fhir_index_fold(const char *in, char **out, mv_err *err);
  * checked against, case and accents kept) and "v:<text>" (search_fold_text:
  * case and accents folded, spaces and punctuation kept, what a string
  * query and :contains are checked against, as R4 compares), for every date
- * "r:<lo>:<hi>" (its exact range) and for every token "t:<system>\x1f<code>"
- * (as written).  Never stored. */
+ * "r:<lo>:<hi>" (its exact range), for every token "t:<system>\x1f<code>"
+ * (as written), "d:<text>" for each display and CodeableConcept.text (:text)
+ * and "o:<type system>\x1f<type code>\x1f<value>" for each typed Identifier
+ * (:of-type), and for each reference with an identifier "i:<system>\x1f
+ * <value>" (:identifier).  Never stored. */
 int fhir_index_terms_verify(const char *json, size_t len, fhir_term **out, size_t *n,
                             mv_err *err);
 

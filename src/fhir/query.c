@@ -34,7 +34,10 @@ typedef enum alt_mode {
     ALT_MISSING,                 /* :missing=true: the parameter has no value */
     ALT_PRESENT,                 /* :missing=false: it has some value        */
     ALT_NOT,                     /* :not: no token matches (none at all too) */
-    ALT_CONTAINS                 /* :contains: some value contains phrase    */
+    ALT_CONTAINS,                /* :contains: some value contains phrase    */
+    ALT_TEXT,                    /* :text: a display or text starts with phrase */
+    ALT_OF_TYPE,                 /* :of-type: an identifier of a type         */
+    ALT_IDENTIFIER               /* :identifier: a reference's identifier     */
 } alt_mode;
 
 /* One value of a parameter: "a,b" is two, either of which matches. */
@@ -176,6 +179,36 @@ static const char *next_value(const char *v, char **out)
     return NULL;
 }
 
+/* :of-type "system|code|value" (a token naming an Identifier by its type)
+ * and :identifier "system|value" (a reference by its identifier), kept as
+ * the verification term they must equal, with \x1f between the parts. */
+static int typed_identifier(const char *name, const char *modifier, fhir_param_type pt,
+                            const char *value, query_alt *a, mv_err *err)
+{
+    int of_type = strcmp(modifier, "of-type") == 0;
+    if (pt != (of_type ? FHIR_PARAM_TOKEN : FHIR_PARAM_REFERENCE))
+        return mv_fail(err, MV_E_INVALID, "search parameter %s: :%s applies to %s", name,
+                       modifier, of_type ? "identifier tokens" : "references");
+    size_t bars = 0;
+    for (const char *p = value; *p; p++)
+        bars += *p == '|';
+    if (bars != (of_type ? 2u : 1u))
+        return mv_fail(err, MV_E_INVALID, "search parameter %s:%s takes %s", name, modifier,
+                       of_type ? "system|code|value" : "system|value");
+    char *v = malloc(strlen(value) + 3);
+    if (v == NULL)
+        return mv_fail(err, MV_E_NOMEM, "out of memory");
+    char *o = v;
+    *o++ = of_type ? 'o' : 'i';
+    *o++ = ':';
+    for (const char *p = value; *p; p++)
+        *o++ = *p == '|' ? '\x1f' : *p;
+    *o = '\0';
+    a->mode = of_type ? ALT_OF_TYPE : ALT_IDENTIFIER;
+    a->exact = v;
+    return 1;
+}
+
 /* Modifiers the index cannot serve (R4 search.html#modifiers): no terms,
  * the bodies decide over every resource of the type the caller may see.
  * 1 when modifier is one of them (a set up), 0 when not, -1 on error. */
@@ -183,9 +216,12 @@ static int scan_modifier(const char *type, const char *name, const char *modifie
                          const char *value, query_alt *a, mv_err *err)
 {
     fhir_param_type pt;
-    if (modifier == NULL || (strcmp(modifier, "missing") != 0 &&
-                             strcmp(modifier, "not") != 0 &&
-                             strcmp(modifier, "contains") != 0))
+    static const char *const scanned[] = { "missing", "not", "contains", "text", "of-type",
+                                           "identifier", NULL };
+    size_t k = 0;
+    while (modifier != NULL && scanned[k] != NULL && strcmp(modifier, scanned[k]) != 0)
+        k++;
+    if (modifier == NULL || scanned[k] == NULL)
         return 0;
     if (fhir_search_param(type, name, &pt) != 0)
         return mv_fail(err, MV_E_INVALID, "unknown search parameter %s for %s", name, type);
@@ -207,6 +243,15 @@ static int scan_modifier(const char *type, const char *name, const char *modifie
         return a->tok_code && (!bar || a->tok_system) ? 1
                : mv_fail(err, MV_E_NOMEM, "out of memory");
     }
+    if (strcmp(modifier, "text") == 0) {
+        if (pt != FHIR_PARAM_TOKEN)
+            return mv_fail(err, MV_E_INVALID, "search parameter %s: :text applies to "
+                           "tokens", name);
+        a->mode = ALT_TEXT;
+        return search_fold_text(value, &a->phrase, err) == 0 ? 1 : -1;
+    }
+    if (strcmp(modifier, "of-type") == 0 || strcmp(modifier, "identifier") == 0)
+        return typed_identifier(name, modifier, pt, value, a, err);
     if (pt != FHIR_PARAM_STRING)
         return mv_fail(err, MV_E_INVALID, "search parameter %s: :contains applies to "
                        "strings", name);
@@ -382,11 +427,36 @@ static int token_found(const fhir_term *have, size_t n, const char *param,
     return 0;
 }
 
-/* 1 when the parameter has any value at all. */
+/* 1 when the parameter has any value at all: a display, a text or an
+ * identifier of a reference alone is no value of a token or reference
+ * parameter (what :text and :identifier look at, not what it holds). */
 static int param_present(const fhir_term *have, size_t n, const char *param)
 {
     for (size_t k = 0; k < n; k++)
-        if (strcmp(have[k].param, param) == 0)
+        if (strcmp(have[k].param, param) == 0 && strncmp(have[k].value, "d:", 2) != 0 &&
+            strncmp(have[k].value, "o:", 2) != 0 && strncmp(have[k].value, "i:", 2) != 0)
+            return 1;
+    return 0;
+}
+
+/* 1 when some term of the parameter is "<tag><text>" with text starting
+ * with phrase. */
+static int prefixed_found(const fhir_term *have, size_t n, const char *param,
+                          const char *tag, const char *phrase)
+{
+    size_t tlen = strlen(tag), plen = strlen(phrase);
+    for (size_t k = 0; k < n; k++)
+        if (strcmp(have[k].param, param) == 0 && strncmp(have[k].value, tag, tlen) == 0 &&
+            strncmp(have[k].value + tlen, phrase, plen) == 0)
+            return 1;
+    return 0;
+}
+
+/* 1 when the parameter holds exactly the term value. */
+static int term_found(const fhir_term *have, size_t n, const char *param, const char *value)
+{
+    for (size_t k = 0; k < n; k++)
+        if (strcmp(have[k].param, param) == 0 && strcmp(have[k].value, value) == 0)
             return 1;
     return 0;
 }
@@ -410,6 +480,9 @@ static int alt_holds(const query_alt *a, const char *name, const fhir_term *have
     case ALT_PRESENT:  return param_present(have, n, name);
     case ALT_NOT:      return !token_found(have, n, name, a);
     case ALT_CONTAINS: return contains_found(have, n, name, a->phrase);
+    case ALT_TEXT:     return prefixed_found(have, n, name, "d:", a->phrase);
+    case ALT_OF_TYPE:
+    case ALT_IDENTIFIER: return term_found(have, n, name, a->exact);
     case ALT_MATCH:    break;
     }
     if (a->is_date)

@@ -9,7 +9,8 @@
 #   - a string matches at the start of the value (not of any word in it),
 #     ignoring case and accents; :exact is the whole value, case and accents
 #     kept;
-#   - :missing, :not (tokens) and :contains (strings), decided on the
+#   - :missing, :not (tokens), :contains (strings), :text (tokens),
+#     :of-type (identifiers) and :identifier (references), decided on the
 #     bodies; an unsupported modifier is a 400 naming the parameter;
 #   - _sort on any parameter, several keys, descending, kept by the paging
 #     links;
@@ -122,6 +123,26 @@ as "$REG" "$BASE/fhir/Patient?address-city:contains=city&_count=50"
 expect_eq "$(ids)" "$(sorted "$KC" "$CP")" ":contains finds inside the value"
 as "$REG" "$BASE/fhir/Patient?address-city:contains=ETIEN&_count=50"
 expect_eq "$(ids)" "$(sorted "$ST")" ":contains ignores case and accents"
+C_TXT=$(as "$REG" "${FJ[@]}" -d "{\"resourceType\":\"Condition\",\"code\":{\"text\":\"Asthme allergique\",\"coding\":[{\"system\":\"http://snomed.info/sct\",\"code\":\"195967001\",\"display\":\"Asthmatic bronchitis\"}]},\"subject\":{\"reference\":\"Patient/$F1\"}}" "$BASE/fhir/Condition"; printf '%s' "$BODY" | json_get id)
+as "$REG" "$BASE/fhir/Condition?code:text=ASTHME%20a&_count=50"
+expect_eq "$(ids)" "$(sorted "$C_TXT")" ":text matches the start of the CodeableConcept's text"
+as "$REG" "$BASE/fhir/Condition?code:text=asthmatic&_count=50"
+expect_eq "$(ids)" "$(sorted "$C_TXT")" ":text matches a coding's display"
+as "$REG" "$BASE/fhir/Condition?code:text=allergique&_count=50"
+expect_eq "$(total)" "0" ":text is the start of the text, not a word inside it"
+MRN=$(as "$REG" "${FJ[@]}" -d '{"resourceType":"Patient","identifier":[{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"MR"}]},"system":"urn:oid:1.2.3","value":"MRN-77"}]}' "$BASE/fhir/Patient"; printf '%s' "$BODY" | json_get id)
+as "$REG" "$BASE/fhir/Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203%7CMR%7CMRN-77"
+expect_eq "$(ids)" "$(sorted "$MRN")" ":of-type finds an identifier by its type and value"
+as "$REG" "$BASE/fhir/Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203%7CSS%7CMRN-77"
+expect_eq "$(total)" "0" ":of-type: another type"
+as "$REG" "$BASE/fhir/Patient?identifier:of-type=MR%7CMRN-77"
+expect_eq "$STATUS" "400" ":of-type takes system|code|value"
+as "$REG" "${FJ[@]}" -d "{\"resourceType\":\"Condition\",\"code\":{\"text\":\"x\"},\"subject\":{\"reference\":\"Patient/$F1\"},\"asserter\":{\"identifier\":{\"system\":\"urn:oid:1.2.250.1.71.4.2.1\",\"value\":\"10001234567\"}}}" "$BASE/fhir/Condition"
+C_ID=$(printf '%s' "$BODY" | json_get id)
+as "$REG" "$BASE/fhir/Condition?asserter:identifier=urn:oid:1.2.250.1.71.4.2.1%7C10001234567"
+expect_eq "$(ids)" "$(sorted "$C_ID")" ":identifier finds a reference by its identifier"
+as "$REG" "$BASE/fhir/Condition?asserter:identifier=urn:oid:1.2.250.1.71.4.2.1%7C10001234568"
+expect_eq "$(total)" "0" ":identifier: another value"
 as "$REG" "$BASE/fhir/Patient?gender:missing=maybe"
 expect_eq "$STATUS" "400" ":missing takes true or false"
 as "$REG" "$BASE/fhir/Patient?family:not=x"

@@ -14,7 +14,8 @@
 // kept) and edge cases written here (partial dates, offsets, open Periods,
 // accents, multi-word names, phones written with spaces).  The queries:
 // generated from values the data holds, for each parameter the
-// CapabilityStatement lists, every prefix, modifier and OR list it claims.
+// CapabilityStatement lists, every prefix, modifier (:exact :contains :not
+// :missing :text) and OR list it claims.
 // A 400 for a listed parameter is a failure; so is any difference.
 //
 // Environment: MV_FHIR_BASE, MV_TOKEN (a service with system/*.cruds).
@@ -159,6 +160,15 @@ function tokens(resource, expr) {
   return out.filter((t) => t.code !== undefined);
 }
 
+// What :text compares: CodeableConcept.text and each Coding.display.
+function displays(resource, expr) {
+  const out = [];
+  for (const c of select(resource, expr, 'Coding')) out.push(c.display);
+  for (const cc of select(resource, expr, 'CodeableConcept'))
+    out.push(cc.text, ...(cc.coding || []).map((c) => c.display));
+  return out.filter((s) => typeof s === 'string');
+}
+
 function strings(resource, expr) {
   const out = [...select(resource, expr, 'string'), ...select(resource, expr, 'markdown')];
   for (const n of select(resource, expr, 'HumanName'))
@@ -255,6 +265,8 @@ function matches(resource, type, name, modifier, value) {
       const v = tokens(resource, expr);
       if (modifier === 'missing') return (v.length === 0) === (value === 'true');
       if (modifier === 'not') return !alternatives.some((a) => tokenMatch(v, a));
+      if (modifier === 'text')
+        return alternatives.some((a) => displays(resource, expr).some((d) => fold(d).startsWith(fold(a))));
       return alternatives.some((a) => tokenMatch(v, a));
     }
     case 'string': {
@@ -301,6 +313,8 @@ function queriesFor(type, name, sp, resources) {
     if (withSystem.length) add('', `${withSystem[0].split('|')[0]}|`);
     if (codes.length === 2) add('', codes.join(','));
     if (codes.length) add('not', codes[0]);
+    sample(resources.flatMap((r) => displays(r, expr)).filter((d) => !/,/.test(d)), 2)
+      .forEach((d) => add('text', d.slice(0, 4)));
   } else if (sp.type === 'string') {
     const values = sample(resources.flatMap((r) => strings(r, expr)).filter((s) => !/,/.test(s)), 3);
     values.forEach((s) => add('', s.slice(0, 3)));
