@@ -6,7 +6,9 @@
 #   2. GET /fhir/Observation?patient=ID&_count=20 (a page of 20 decrypted
 #      Observations), as a service account (scopes: no care-team lookup)
 #      and as a clinician in each patient's CareTeam (one care-relationship
-#      fact per result, itself a blind-index lookup and a decryption).
+#      fact per result, itself a blind-index lookup and a decryption);
+#   3. the same page with _include=Observation:subject, a chained search
+#      (subject:Patient.family=NAME) and a PATCH of a random Observation.
 # Every query picks a random patient.  Loading goes through the API itself
 # (PUT, one parallel curl).  Plain HTTP on loopback; installs wrk when
 # missing (benchmarks only; never in the test suite).
@@ -52,6 +54,21 @@ by_patient_lua() {  # TOKEN
 }
 by_patient_lua "$SVC" > "$W/obs-svc.lua"
 by_patient_lua "$DOC" > "$W/obs-doc.lua"
+{   # the same page with each Observation's Patient included
+    bench_lua_auth "$SVC"
+    printf 'local n = %d\nrequest = function()\n  return wrk.format("GET", "/fhir/Observation?patient=bench-p" .. math.random(0, n - 1) .. "&_count=20&_include=Observation:subject")\nend\n' "$PATIENTS"
+} > "$W/obs-include.lua"
+{   # a chained search: Observations of the patient with that surname
+    bench_lua_auth "$SVC"
+    printf 'local names = {'
+    for i in $(seq 0 $((PATIENTS - 1))); do printf '"%s",' "$(bench_name "$i")"; done
+    printf '}\nrequest = function()\n  return wrk.format("GET", "/fhir/Observation?subject:Patient.family=" .. names[math.random(#names)] .. "&_count=20")\nend\n'
+} > "$W/obs-chain.lua"
+{   # PATCH a random Observation's status (JSON Patch)
+    bench_lua_auth "$SVC"
+    printf 'wrk.headers["Content-Type"] = "application/json-patch+json"\n'
+    printf 'local n, m = %d, %d\nrequest = function()\n  return wrk.format("PATCH", "/fhir/Observation/o" .. math.random(0, n - 1) .. "-" .. math.random(1, m), nil, [[ [{"op":"replace","path":"/status","value":"amended"}] ]])\nend\n' "$PATIENTS" "$OBS"
+} > "$W/obs-patch.lua"
 
 # Check one answer of each before timing them.
 SAMPLE=$(curl -s -H @"$W/svc.h" "$BASE/fhir/Patient?family=$(bench_name 0)")
@@ -69,3 +86,6 @@ row() {  # WHAT LUA CONNS
 row "GET /fhir/Patient?family=NAME, service account: 1 match" "$W/family.lua" 32
 row "GET /fhir/Observation?patient=ID&_count=20, service account: $PAGE_N entries" "$W/obs-svc.lua" 32
 row "GET /fhir/Observation?patient=ID&_count=20, clinician in the CareTeam: $PAGE_N entries" "$W/obs-doc.lua" 32
+row "GET /fhir/Observation?patient=ID&_count=20&_include=Observation:subject, service account: $PAGE_N entries + the Patient" "$W/obs-include.lua" 32
+row "GET /fhir/Observation?subject:Patient.family=NAME&_count=20 (chained), service account: $PAGE_N entries" "$W/obs-chain.lua" 32
+row "PATCH /fhir/Observation/ID (JSON Patch, one replace), service account" "$W/obs-patch.lua" 32
