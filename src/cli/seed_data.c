@@ -96,30 +96,17 @@ static const char *pick(seed_rng *r, const char *const *list, size_t n)
 }
 #define PICK(r, list) pick((r), (list), COUNT(list))
 
-/* ---- Calendar (Howard Hinnant's civil-day algorithms) ------------------------ */
+/* ---- Calendar (util's civil-day conversions) -------------------------------- */
 
 int64_t seed_days_from_date(seed_date d)
 {
-    int64_t y = d.y - (d.m <= 2);
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (d.m + (d.m > 2 ? -3 : 9)) + 2) / 5 + d.d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
+    return mv_days_from_civil(d.y, d.m, d.d);
 }
 
 seed_date seed_date_from_days(int64_t z)
 {
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
     seed_date d;
-    d.d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    d.m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    d.y = (int)(yoe + era * 400 + (d.m <= 2));
+    mv_civil_from_days(z, &d.y, &d.m, &d.d);
     return d;
 }
 

@@ -371,33 +371,15 @@ typedef struct civil {
     int y, m, d;
 } civil;
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (month may be 13). */
 static int64_t days_from_civil(int y, int m, int d)
 {
-    if (m > 12) {
-        y += (m - 1) / 12;
-        m = (m - 1) % 12 + 1;
-    }
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
+    return mv_days_from_civil(y, m, d);
 }
 
 static civil civil_from_days(int64_t z)
 {
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
     civil c;
-    c.d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    c.m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    c.y = (int)(yoe + era * 400 + (c.m <= 2));
+    mv_civil_from_days(z, &c.y, &c.m, &c.d);
     return c;
 }
 

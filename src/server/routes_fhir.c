@@ -145,6 +145,19 @@ static void reply_body(call *c, int status, const void *body, size_t len)
     mv_buf_append(&c->res->body, body, len, NULL);
 }
 
+/* A FHIR document (stolen) as the answer; 500 when it cannot be written. */
+static void reply_doc(call *c, int status, json_t *doc)
+{
+    char *text = doc ? json_text(doc) : NULL;
+    json_decref(doc);
+    if (text == NULL) {
+        call_fail(c, 500, "exception", "out of memory");
+        return;
+    }
+    reply_body(c, status, text, strlen(text));
+    free(text);
+}
+
 /* A write's answer as the client's Prefer header asks (R4 3.1.0.4.1):
  * return=minimal no body, return=OperationOutcome an outcome, otherwise
  * (return=representation, the default) the resource as stored. */
@@ -154,14 +167,10 @@ static void reply_written(call *c, int status, const char *text)
     if (prefer && strstr(prefer, "return=minimal")) {
         http_response_text(c->res, status, FHIR_JSON, NULL);
     } else if (prefer && strstr(prefer, "return=OperationOutcome")) {
-        json_t *oo = json_pack("{s:s, s:[{s:s, s:s, s:s}]}", "resourceType",
-                               "OperationOutcome", "issue", "severity", "information",
-                               "code", "informational", "diagnostics",
-                               status == 201 ? "created" : "updated");
-        char *t = oo ? json_text(oo) : NULL;
-        json_decref(oo);
-        reply_body(c, status, t ? t : "{}", t ? strlen(t) : 2);
-        free(t);
+        reply_doc(c, status, json_pack("{s:s, s:[{s:s, s:s, s:s}]}", "resourceType",
+                                       "OperationOutcome", "issue", "severity",
+                                       "information", "code", "informational",
+                                       "diagnostics", status == 201 ? "created" : "updated"));
     } else {
         reply_body(c, status, text, strlen(text));
     }
@@ -450,14 +459,11 @@ static void reply_read(call *c, const store_resource *r)
         return;
     }
     json_t *res = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
-    char *text = res && fhir_subset(res, summary, elements) == 0 ? json_text(res) : NULL;
-    json_decref(res);
-    if (text == NULL) {
-        call_fail(c, 500, "exception", "the resource could not be cut down");
-        return;
+    if (res && fhir_subset(res, summary, elements) != 0) {
+        json_decref(res);
+        res = NULL;
     }
-    reply_body(c, 200, text, strlen(text));
-    free(text);
+    reply_doc(c, 200, res);
 }
 
 /* Hidden and missing alike, in time too: a read of an id that does not
@@ -1238,14 +1244,7 @@ static void fhir_metadata(call *c)
         "Bearer session tokens from POST /auth/login (password and a TOTP code); "
         "no OAuth or SMART endpoint", "resource", types,
         "interaction", "code", "transaction", "code", "batch");
-    char *text = cs ? json_text(cs) : NULL;
-    json_decref(cs);
-    if (text == NULL) {
-        call_fail(c, 500, "exception", "out of memory");
-        return;
-    }
-    reply_body(c, 200, text, strlen(text));
-    free(text);
+    reply_doc(c, 200, cs);
 }
 
 /* ---- Dispatch ---------------------------------------------------------------------- */

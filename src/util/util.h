@@ -119,6 +119,12 @@ char *mv_path_real(const char *path, mv_err *err);
 /* 1 when child (an absolute canonical path) is dir or lies under dir. */
 int mv_path_is_under(const char *child, const char *dir);
 
+/* ---- Civil calendar ------------------------------------------------------ */
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+ * algorithms; m may be 13, the January after), and back. */
+int64_t mv_days_from_civil(int y, int m, int d);
+void    mv_civil_from_days(int64_t days, int *y, int *m, int *d);
+
 /* ---- Random ids --------------------------------------------------------- */
 /* Resource and store ids come from crypto_random (crypto.h): util holds no
  * randomness of its own so that the only RNG is libsodium's. */
